@@ -1,0 +1,104 @@
+// The seam between the one model forward (engine/model.cpp) and the devices that run it.
+//
+// Every op is *enqueued* on device buffers; nothing waits for the device until the host reads a
+// value back (`read`). A backend may therefore record a whole step into one command buffer (Vulkan)
+// or one graph (CUDA). Positions are step state (`begin_step`), not op arguments, so a recorded
+// decode step can be replayed with only the position changing.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/dtype.h"
+#include "engine/weights.h"
+
+namespace nibble {
+
+// A 2-D view [rows, cols] of a buffer owned by a backend.
+struct Tensor {
+  uint32_t buffer = 0;  // backend-specific id; 0 is "no tensor"
+  DType dtype = DType::F32;
+  int64_t rows = 0, cols = 0;
+  int64_t row_offset = 0;  // first row of this view inside its buffer
+
+  Tensor slice_rows(int64_t first, int64_t count) const {
+    Tensor t = *this;
+    t.row_offset += first;
+    t.rows = count;
+    return t;
+  }
+  int64_t numel() const { return rows * cols; }
+};
+
+// Tokens [pos0, pos0 + n_tokens) are processed in this step.
+struct StepInfo {
+  int pos0 = 0;
+  int n_tokens = 1;
+};
+
+struct AttentionShape {
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  int sliding_window = 0;  // 0: no window
+};
+
+enum class Phase : uint8_t { Attention, Mlp };
+struct LayerTime {
+  int layer = 0;
+  Phase phase = Phase::Attention;
+  double ms = 0;
+};
+
+enum class Usage : uint8_t { Weights, KvCache, Activations };
+struct MemoryInfo {
+  uint64_t weights = 0, kv_cache = 0, activations = 0;  // our own allocation tally
+  uint64_t device_used = 0;    // what the driver reports for the whole process (0: unknown)
+  uint64_t device_budget = 0;  // what we may use on the device (0: unlimited, e.g. host RAM)
+  uint64_t total() const { return weights + kv_cache + activations; }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;         // "cpu", "vulkan", "cuda"
+  virtual std::string device_name() const = 0;  // e.g. "NVIDIA H100 80GB HBM3"
+
+  // --- memory ---------------------------------------------------------------------------------
+  virtual Tensor alloc(DType dtype, int64_t rows, int64_t cols, Usage usage) = 0;
+  virtual Tensor upload_weight(const HostWeight& w) = 0;
+  // A KV cache of `rows` positions x `cols` values; the backend picks the element type.
+  virtual Tensor alloc_kv(int64_t rows, int64_t cols) = 0;
+  virtual MemoryInfo memory() const = 0;
+
+  // --- transfers ------------------------------------------------------------------------------
+  virtual void write(Tensor dst, const void* src) = 0;  // enqueued; src is copied before return
+  virtual void read(Tensor src, void* dst) = 0;         // waits for the device
+
+  // --- steps ----------------------------------------------------------------------------------
+  virtual void begin_step(const StepInfo& step) = 0;
+  virtual void end_step() = 0;  // submits; does not wait
+
+  // --- ops (out-of-place unless noted); all activations are F32, ids are I32 --------------------
+  virtual void embed(Tensor out, Tensor table, Tensor ids) = 0;                  // out[i] = table[ids[i]]
+  virtual void rms_norm(Tensor out, Tensor x, Tensor weight, float eps) = 0;    // per row
+  virtual void matmul(Tensor out, Tensor x, Tensor w) = 0;                       // out = x · wᵀ
+  virtual void rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) = 0;   // in place, HF rotate_half
+  virtual void kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) = 0; // at the step's positions
+  virtual void attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
+                         const AttentionShape& shape) = 0;                       // causal
+  virtual void swiglu(Tensor out, Tensor gate, Tensor up) = 0;                   // silu(gate) * up
+  virtual void add(Tensor x, Tensor y) = 0;                                      // x += y
+  virtual void argmax(Tensor ids, Tensor logits) = 0;                            // per row
+
+  // --- per-layer timing -------------------------------------------------------------------------
+  virtual void set_profiling(bool on) { profiling_ = on; }
+  virtual void phase_begin(int /*layer*/, Phase /*phase*/) {}
+  virtual void phase_end(int /*layer*/, Phase /*phase*/) {}
+  // Times of the last finished step (empty unless profiling).
+  virtual std::vector<LayerTime> step_times() { return {}; }
+
+ protected:
+  bool profiling_ = false;
+};
+
+}  // namespace nibble
