@@ -8,7 +8,7 @@ namespace nibble {
 // As transformers' _compute_default_rope_parameters and _compute_llama3_parameters.
 std::vector<float> rope_inv_freq(const ModelConfig& c) {
   const int half = c.head_dim / 2;
-  std::vector<float> inv(size_t(half));
+  std::vector<float> inv(static_cast<size_t>(half));
   for (int i = 0; i < half; ++i)
     inv[size_t(i)] = float(1.0 / std::pow(double(c.rope_theta), double(2 * i) / c.head_dim));
   if (!c.rope_scaling || c.rope_scaling->type != "llama3") return inv;

@@ -1,0 +1,87 @@
+#include "app/nibble/model_flags.h"
+
+#include <cstdio>
+#include <iostream>
+#include <unistd.h>
+
+#include "app/nibble/quant_flags.h"
+#include "engine/error.h"
+
+namespace nibble::cli {
+
+const char* const kModelFlagsHelp =
+    "  -m, --model DIR        Hugging Face model folder (default: the bundled models/kjv-tiny)\n"
+    "  --backend NAME         auto (default: Vulkan if a device works, else CPU), vulkan, cuda, cpu\n"
+    "  --device N             GPU index (see nibble devices)\n"
+    "  -t, --threads N        CPU threads (default: all)\n"
+    "  -c, --ctx N            context length in tokens (default: the model's, at most 4096)\n"
+    "  --stats                per-layer GPU time and memory after generating\n";
+
+const char* const kSamplingFlagsHelp =
+    "  -n, --n-predict N      tokens to generate (default 128)\n"
+    "  --temp T               temperature; 0 = greedy (default: generation_config.json, else 0)\n"
+    "  --top-k K              keep the K most likely tokens (0 = off)\n"
+    "  --top-p P              nucleus sampling (1 = off)\n"
+    "  --min-p P              drop tokens below P x the top probability (0 = off)\n"
+    "  --repeat-penalty R     HF repetition penalty (1 = off)\n"
+    "  -s, --seed S           random seed (same seed, same text)\n"
+    "  --stop TEXT            stop when TEXT appears (repeatable)\n"
+    "  --ignore-eos           keep generating past end-of-sequence\n";
+
+namespace {
+
+void draw_progress(int done, int total, const std::string& name) {
+  static const bool tty = isatty(STDERR_FILENO);
+  const int width = 30, filled = total ? done * width / total : width;
+  if (tty) {
+    std::fprintf(stderr, "\rloading [%.*s%*s] %3d%% %-40.40s", filled,
+                 "##############################", width - filled, "", total ? done * 100 / total : 100,
+                 name.c_str());
+    if (done == total) std::fputc('\n', stderr);
+  } else if (done == total || done * 10 / total != (done - 1) * 10 / total) {
+    std::fprintf(stderr, "loading: %d/%d tensors\n", done, total);
+  }
+}
+
+}  // namespace
+
+ModelRun load_from_flags(Args& args) {
+  const std::string dir = args.get_or({"-m", "--model"}, default_model_dir().string());
+  BackendOptions bo;
+  bo.name = args.get_or({"--backend"}, "auto");
+  bo.device = args.get_int({"--device"}, -1);
+  bo.threads = args.get_int({"-t", "--threads"}, 0);
+  bo.profile = args.flag({"--stats"});
+  ModelOptions mo;
+  mo.context = args.get_int({"-c", "--ctx"}, 0);
+  if (mo.context < 0) fail("--ctx must be positive");
+  mo.on_progress = draw_progress;
+  const QuantConfig quant = quant_from_flags(args);
+
+  ModelRun run;
+  run.stats = bo.profile;
+  run.backend = make_backend(bo);
+  std::cerr << "nibble: " << dir << " on " << run.backend->name() << " ("
+            << run.backend->device_name() << "), " << quant.describe() << "\n";
+  run.loaded = load_model(dir, *run.backend, quant, mo);
+  return run;
+}
+
+GenerationSettings generation_from_flags(Args& args, const GenerationDefaults& defaults) {
+  GenerationSettings g;
+  SamplerConfig& s = g.sampling;
+  s = defaults.sampling;
+  g.max_new_tokens = args.get_int({"-n", "--n-predict"}, defaults.max_new_tokens > 0 ? defaults.max_new_tokens : 128);
+  if (g.max_new_tokens < 0) fail("-n must be >= 0");
+  s.temperature = args.get_float({"--temp"}, s.temperature);
+  s.top_k = args.get_int({"--top-k"}, s.top_k);
+  s.top_p = args.get_float({"--top-p"}, s.top_p);
+  s.min_p = args.get_float({"--min-p"}, s.min_p);
+  s.repetition_penalty = args.get_float({"--repeat-penalty"}, s.repetition_penalty);
+  s.seed = uint64_t(args.get_int({"-s", "--seed"}, 0));
+  while (auto stop = args.get({"--stop"})) g.stop_strings.push_back(*stop);
+  if (!args.flag({"--ignore-eos"})) g.eos_ids = defaults.eos_ids;
+  return g;
+}
+
+}  // namespace nibble::cli

@@ -1,0 +1,86 @@
+#include "loader/load_model.h"
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "engine/error.h"
+#include "loader/folder_weights.h"
+
+namespace nibble {
+
+namespace fs = std::filesystem;
+
+fs::path default_model_dir() {
+  const fs::path relative = "models/kjv-tiny";
+  if (fs::exists(relative / "config.json")) return relative;
+  // Also found next to the binary's build tree (build/nibble -> ../models/kjv-tiny).
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec)
+    for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path())
+      if (fs::exists(dir / relative / "config.json")) return dir / relative;
+  return relative;
+}
+
+namespace {
+
+void add_ids(const nlohmann::json& j, std::vector<int>& ids) {
+  auto add = [&](int id) {
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  };
+  if (j.is_number_integer()) add(j.get<int>());
+  if (j.is_array())
+    for (const auto& v : j)
+      if (v.is_number_integer()) add(v.get<int>());
+}
+
+GenerationDefaults read_generation_defaults(const fs::path& dir, const ModelFolder& folder,
+                                            const Tokenizer& tokenizer) {
+  GenerationDefaults d;
+  for (int id : folder.config().eos_token_ids) add_ids(id, d.eos_ids);
+  const fs::path path = dir / "generation_config.json";
+  if (fs::exists(path)) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    const auto j = nlohmann::json::parse(text.str(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) fail(path.string() + ": not a valid JSON object");
+    if (j.contains("eos_token_id")) add_ids(j["eos_token_id"], d.eos_ids);
+    const bool sample = j.value("do_sample", false);
+    auto number = [&](const char* key, float fallback) {
+      return j.contains(key) && j[key].is_number() ? j[key].get<float>() : fallback;
+    };
+    if (sample) {
+      d.sampling.temperature = number("temperature", 1.0f);
+      d.sampling.top_p = number("top_p", 1.0f);
+      d.sampling.top_k = int(number("top_k", 50.0f));
+      d.sampling.min_p = number("min_p", 0.0f);
+    }
+    d.sampling.repetition_penalty = number("repetition_penalty", 1.0f);
+    d.max_new_tokens = int(number("max_new_tokens", 0.0f));
+  }
+  if (tokenizer.eos_id() >= 0) add_ids(tokenizer.eos_id(), d.eos_ids);
+  return d;
+}
+
+}  // namespace
+
+LoadedModel load_model(const fs::path& dir, Backend& backend, const QuantConfig& quant,
+                       const ModelOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  LoadedModel m;
+  m.folder = std::make_unique<ModelFolder>(ModelFolder::open(dir));
+  m.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_folder(dir));
+  m.chat_template = std::make_unique<ChatTemplate>(ChatTemplate::from_folder(dir));
+  m.defaults = read_generation_defaults(dir, *m.folder, *m.tokenizer);
+  quant.validate();
+  FolderWeights weights(*m.folder, quant);
+  m.model = std::make_unique<Model>(backend, m.folder->config(), weights, options);
+  m.load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return m;
+}
+
+}  // namespace nibble

@@ -1,0 +1,43 @@
+// Everything needed to chat with a model folder: weights on a backend, tokenizer, chat template and
+// the defaults of generation_config.json. Shared by the CLI and the desktop app.
+#pragma once
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/chat_template.h"
+#include "engine/model.h"
+#include "engine/sampler.h"
+#include "engine/tokenizer.h"
+#include "loader/model_folder.h"
+#include "loader/quant_config.h"
+
+namespace nibble {
+
+// The bundled model, used when no -m is given (relative to the working directory or the binary).
+std::filesystem::path default_model_dir();
+
+struct GenerationDefaults {
+  std::vector<int> eos_ids;  // config.json, generation_config.json and the tokenizer, merged
+  SamplerConfig sampling;    // do_sample/temperature/top_k/top_p/repetition_penalty if given
+  int max_new_tokens = 0;    // 0: not given
+};
+
+struct LoadedModel {
+  std::unique_ptr<ModelFolder> folder;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<ChatTemplate> chat_template;
+  GenerationDefaults defaults;
+  double load_seconds = 0;
+};
+
+// Opens, checks the memory plan against the backend's budget, uploads (quantizing as `quant`
+// says) and reads the tokenizer. Progress: (done, total, tensor name).
+LoadedModel load_model(const std::filesystem::path& dir, Backend& backend, const QuantConfig& quant,
+                       const ModelOptions& options);
+
+}  // namespace nibble

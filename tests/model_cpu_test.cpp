@@ -1,0 +1,117 @@
+// The model forward on the CPU reference backend: internal consistency (prefill vs decode, chunked
+// prefill, GQA, sliding window). Agreement with HF transformers is in model_fixture_test.cpp.
+#include <doctest/doctest.h>
+
+#include "engine/cpu/cpu_backend.h"
+#include "engine/model.h"
+#include "tests/random_model.h"
+
+using namespace nibble;
+using nibble::test::rel_error;
+
+namespace {
+
+std::vector<int> prompt_ids(int n, int vocab) {
+  std::vector<int> ids;
+  for (int i = 0; i < n; ++i) ids.push_back((i * 37 + 11) % vocab);
+  return ids;
+}
+
+// Logits of every position, computed with one prefill.
+std::vector<float> prefill_logits(const ModelConfig& c, const std::vector<int>& ids, int max_batch,
+                                  DType dtype = DType::F32) {
+  CpuBackend backend(2);
+  test::RandomWeights weights(7, dtype);
+  Model model(backend, c, weights, {.context = 64, .max_batch = max_batch});
+  std::vector<float> all;
+  for (size_t i = 0; i < ids.size(); i += size_t(max_batch)) {
+    const size_t n = std::min(ids.size() - i, size_t(max_batch));
+    model.forward(std::span(ids).subspan(i, n), int(i), true);
+    const std::vector<float> l = model.logits();
+    all.insert(all.end(), l.begin(), l.end());
+  }
+  return all;
+}
+
+// Logits of every position, computed one token at a time (the decode path).
+std::vector<float> decode_logits(const ModelConfig& c, const std::vector<int>& ids,
+                                 DType dtype = DType::F32) {
+  CpuBackend backend(2);
+  test::RandomWeights weights(7, dtype);
+  Model model(backend, c, weights, {.context = 64, .max_batch = 4});
+  std::vector<float> all;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    model.forward(std::span(ids).subspan(i, 1), int(i));
+    const std::vector<float> l = model.logits();
+    all.insert(all.end(), l.begin(), l.end());
+  }
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("model: prefill and token-by-token decode give the same logits") {
+  for (int kv_heads : {4, 2, 1}) {  // MHA, GQA, MQA
+    CAPTURE(kv_heads);
+    const ModelConfig c = test::tiny_config(2, 64, 4, kv_heads);
+    const auto ids = prompt_ids(13, c.vocab_size);
+    const auto prefill = prefill_logits(c, ids, 16);
+    const auto decode = decode_logits(c, ids);
+    CHECK(rel_error(decode, prefill) < 1e-5);
+  }
+}
+
+TEST_CASE("model: a prefill split into chunks equals one prefill") {
+  const ModelConfig c = test::tiny_config();
+  const auto ids = prompt_ids(19, c.vocab_size);
+  CHECK(rel_error(prefill_logits(c, ids, 5), prefill_logits(c, ids, 32)) < 1e-5);
+}
+
+TEST_CASE("model: the sliding window limits attention to the last positions") {
+  ModelConfig c = test::tiny_config();
+  const auto ids = prompt_ids(12, c.vocab_size);
+  const auto full = decode_logits(c, ids);
+  c.sliding_window = 4;
+  const auto windowed = decode_logits(c, ids);
+  const size_t v = size_t(c.vocab_size);
+  // Positions inside the window see every earlier token: identical. Later ones differ.
+  const std::vector<float> early_full(full.begin(), full.begin() + 4 * v);
+  const std::vector<float> early_win(windowed.begin(), windowed.begin() + 4 * v);
+  CHECK(rel_error(early_win, early_full) < 1e-6);
+  CHECK(rel_error(windowed, full) > 1e-4);
+  CHECK(rel_error(prefill_logits(c, ids, 16), windowed) < 1e-5);
+}
+
+TEST_CASE("model: 16-bit weights load and agree with their float32 values") {
+  const ModelConfig c = test::tiny_config();
+  const auto ids = prompt_ids(6, c.vocab_size);
+  for (DType t : {DType::F16, DType::BF16}) {
+    const auto l = prefill_logits(c, ids, 8, t);
+    for (float v : l) REQUIRE(std::isfinite(v));
+    // Same random normals rounded to 16 bits: close to the float32 model, not equal.
+    const double e = rel_error(l, prefill_logits(c, ids, 8, DType::F32));
+    CHECK(e < (t == DType::F16 ? 2e-3 : 2e-2));
+    CHECK(e > 0);
+  }
+}
+
+TEST_CASE("model: positions past the context and bad token ids are errors") {
+  CpuBackend backend(1);
+  test::RandomWeights weights(1);
+  const ModelConfig c = test::tiny_config();
+  Model model(backend, c, weights, {.context = 8, .max_batch = 4});
+  const std::vector<int> ok{1, 2, 3};
+  CHECK_THROWS_AS(model.forward(ok, 6), Error);
+  const std::vector<int> bad{1, c.vocab_size};
+  CHECK_THROWS_AS(model.forward(bad, 0), Error);
+}
+
+TEST_CASE("model: argmax on the backend equals the argmax of the logits") {
+  CpuBackend backend(1);
+  test::RandomWeights weights(3);
+  Model model(backend, test::tiny_config(), weights, {.context = 16});
+  const std::vector<int> ids{5, 9, 2};
+  model.forward(ids, 0);
+  const auto l = model.logits();
+  CHECK(model.argmax() == int(std::max_element(l.begin(), l.end()) - l.begin()));
+}
