@@ -69,6 +69,9 @@ class Backend {
   // A KV cache of `rows` positions x `cols` values; the backend picks the element type.
   virtual Tensor alloc_kv(int64_t rows, int64_t cols) = 0;
   virtual MemoryInfo memory() const = 0;
+  // Device memory bandwidth in GB/s, measured with a large buffer copy (bytes read + written per
+  // second); 0 when the backend cannot measure it. For `nibble bench`'s roofline.
+  virtual double measure_bandwidth() { return 0; }
 
   // --- transfers ------------------------------------------------------------------------------
   virtual void write(Tensor dst, const void* src) = 0;  // enqueued; src is copied before return

@@ -22,7 +22,10 @@ Model::Model(Backend& backend, const ModelConfig& config, WeightSource& weights,
   const int total = 3 + c.num_hidden_layers * 9;
   int done = 0;
   auto load = [&](const std::string& name, int64_t rows, int64_t cols, bool quantizable) {
-    Tensor t = backend_.upload_weight(weights.get(name, rows, cols, quantizable));
+    const HostWeight w = weights.get(name, rows, cols, quantizable);
+    Tensor t = backend_.upload_weight(w);
+    weight_bytes_per_token_ += name == "model.embed_tokens.weight" ? w.nbytes / uint64_t(rows)
+                                                                   : stored_bytes(w);
     if (options.on_progress) options.on_progress(++done, total, name);
     return t;
   };
@@ -47,7 +50,10 @@ Model::Model(Backend& backend, const ModelConfig& config, WeightSource& weights,
   final_norm_ = load("model.norm.weight", 1, d, false);
   const bool tied = c.tie_word_embeddings && !weights.has("lm_head.weight");
   lm_head_ = tied ? embed_ : load("lm_head.weight", c.vocab_size, d, false);
-  if (tied && options.on_progress) options.on_progress(++done, total, "lm_head (tied)");
+  if (tied) {
+    weight_bytes_per_token_ += uint64_t(c.vocab_size) * uint64_t(d) * dtype_size(embed_.dtype);
+    if (options.on_progress) options.on_progress(++done, total, "lm_head (tied)");
+  }
 
   const std::vector<float> inv_freq = rope_inv_freq(c);
   inv_freq_ = backend_.alloc(DType::F32, 1, int64_t(inv_freq.size()), Usage::Weights);

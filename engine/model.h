@@ -29,6 +29,8 @@ class Model {
   int argmax();                 // greedy pick of the last token, computed on the device
 
   const ModelConfig& config() const { return config_; }
+  // Bytes of weights one decode step reads: every matrix once, one row of the embedding table.
+  uint64_t weight_bytes_per_token() const { return weight_bytes_per_token_; }
   int context() const { return context_; }
   Backend& backend() { return backend_; }
 
@@ -48,6 +50,7 @@ class Model {
   // Activations, sized for max_batch rows.
   Tensor ids_, x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, logits_, next_id_;
   int last_rows_ = 0;  // rows of logits_ holding the last forward's output
+  uint64_t weight_bytes_per_token_ = 0;
 };
 
 }  // namespace nibble

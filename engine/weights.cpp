@@ -17,4 +17,16 @@ float HostWeight::at(int64_t i) const {
   }
 }
 
+uint64_t stored_bytes(const HostWeight& w) {
+  uint64_t bytes = w.nbytes;
+  if (const QuantState* q = w.quant.get()) {
+    bytes += sizeof(q->code);
+    if (q->nested)
+      bytes += q->absmax_q.size() + q->nested_absmax.size() * 4 + sizeof(q->nested_code) + 4;
+    else
+      bytes += q->absmax.size() * 4;
+  }
+  return bytes;
+}
+
 }  // namespace nibble

@@ -24,6 +24,9 @@ struct HostWeight {
   float at(int64_t i) const;
 };
 
+// Bytes a weight occupies once stored: the values, plus absmax and code tables when 4-bit.
+uint64_t stored_bytes(const HostWeight& w);
+
 // Where the model gets its weights from (a model folder, a test's random tensors...). `get` checks
 // the shape and returns the tensor, quantized if `quantizable` and the source's settings say so.
 class WeightSource {

@@ -48,6 +48,21 @@ Tensor CpuBackend::upload_weight(const HostWeight& w) {
   return Tensor{uint32_t(buffers_.size()), w.dtype, w.rows, w.cols, 0};
 }
 
+double CpuBackend::measure_bandwidth() {
+  const size_t bytes = size_t(256) << 20;
+  std::vector<uint8_t> src(bytes, 1), dst(bytes, 0);
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto start = std::chrono::steady_clock::now();
+    pool_.parallel_for(int64_t(bytes >> 20), [&](int64_t begin, int64_t end) {
+      std::memcpy(dst.data() + (begin << 20), src.data() + (begin << 20), size_t(end - begin) << 20);
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::max(best, 2.0 * double(bytes) / s / 1e9);  // read + write, as the GPU figure
+  }
+  return best;
+}
+
 void CpuBackend::write(Tensor dst, const void* src) {
   std::memcpy(buffer(dst).bytes.data() + size_t(dst.row_offset * dst.cols) * dtype_size(dst.dtype),
               src, size_t(dst.numel()) * dtype_size(dst.dtype));

@@ -19,6 +19,7 @@ class CpuBackend final : public Backend {
   Tensor upload_weight(const HostWeight& w) override;
   Tensor alloc_kv(int64_t rows, int64_t cols) override;
   MemoryInfo memory() const override { return memory_; }
+  double measure_bandwidth() override;
 
   void write(Tensor dst, const void* src) override;
   void read(Tensor src, void* dst) override;

@@ -1,0 +1,186 @@
+// nibble bench: prompt processing and generation speed, beside the memory-bandwidth roofline.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "app/nibble/command.h"
+#include "app/nibble/quant_flags.h"
+#include "engine/error.h"
+#include "engine/make_backend.h"
+#include "loader/load_model.h"
+
+namespace nibble::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Spread {
+  double median = 0, min = 0, max = 0;
+};
+Spread spread(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) return {};
+  return {v[v.size() / 2], v.front(), v.back()};
+}
+
+struct BenchSettings {
+  std::string dir;
+  BackendOptions backend;
+  int prompt = 512, generate = 128, repeats = 5;
+};
+
+nlohmann::json bench_one(const BenchSettings& b, const QuantConfig& quant, double bandwidth_gbs) {
+  std::unique_ptr<Backend> backend = make_backend(b.backend);
+  ModelOptions mo;
+  mo.context = b.prompt + b.generate + 1;
+  mo.max_batch = std::max(1, b.prompt);
+  mo.on_progress = [](int done, int total, const std::string&) {
+    std::fprintf(stderr, "\rbench: loading %d/%d", done, total);
+    if (done == total) std::fputc('\n', stderr);
+  };
+  LoadedModel m = load_model(b.dir, *backend, quant, mo);
+  Model& model = *m.model;
+  std::mt19937 rng(1);
+  std::vector<int> prompt(size_t(std::max(1, b.prompt)));
+  for (int& t : prompt) t = int(rng() % uint32_t(model.config().vocab_size));
+
+  auto run_prompt = [&] {
+    const auto t0 = Clock::now();
+    model.forward(prompt, 0);
+    model.argmax();
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  auto run_generation = [&] {
+    int token = 1;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < b.generate; ++i) {
+      model.forward(std::span<const int>(&token, 1), i);
+      token = model.argmax();  // the host needs every token, as in real generation
+    }
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  // Warm-up: pipelines, caches, clocks.
+  if (b.prompt > 0) run_prompt();
+  if (b.generate > 0) run_generation();
+  std::vector<double> pp, tg;
+  for (int r = 0; r < b.repeats; ++r) {
+    std::fprintf(stderr, "\rbench: repeat %d/%d", r + 1, b.repeats);
+    if (b.prompt > 0) pp.push_back(b.prompt / run_prompt());
+    if (b.generate > 0) tg.push_back(b.generate / run_generation());
+  }
+  std::fputc('\n', stderr);
+
+  const Spread p = spread(pp), g = spread(tg);
+  const double bytes = double(model.weight_bytes_per_token());
+  const MemoryInfo mem = backend->memory();
+  nlohmann::json j = {
+      {"model", b.dir},
+      {"backend", backend->name()},
+      {"device", backend->device_name()},
+      {"quant", quant.describe()},
+      {"load_seconds", m.load_seconds},
+      {"pp_tokens", b.prompt},
+      {"pp_tps", {{"median", p.median}, {"min", p.min}, {"max", p.max}}},
+      {"tg_tokens", b.generate},
+      {"tg_tps", {{"median", g.median}, {"min", g.min}, {"max", g.max}}},
+      {"weight_bytes_per_token", bytes},
+      {"memory_bytes", {{"weights", mem.weights}, {"kv_cache", mem.kv_cache}, {"activations", mem.activations}, {"device_used", mem.device_used}}},
+  };
+  if (bandwidth_gbs > 0) {
+    const double achieved = g.median * bytes / 1e9;
+    j["bandwidth_gbs"] = bandwidth_gbs;
+    j["roofline_tps"] = bandwidth_gbs * 1e9 / bytes;
+    j["tg_bandwidth_gbs"] = achieved;
+    j["tg_roofline_fraction"] = achieved / bandwidth_gbs;
+  }
+  return j;
+}
+
+void print_human(const nlohmann::json& j) {
+  auto f = [&](const char* k, const char* sub) { return j[k][sub].get<double>(); };
+  std::printf("%s on %s (%s), %s\n", j["model"].get<std::string>().c_str(),
+              j["device"].get<std::string>().c_str(), j["backend"].get<std::string>().c_str(),
+              j["quant"].get<std::string>().c_str());
+  std::printf("  load + quantize   %8.2f s\n", j["load_seconds"].get<double>());
+  std::printf("  pp%-4d            %8.1f tok/s (min %.1f, max %.1f)\n", j["pp_tokens"].get<int>(),
+              f("pp_tps", "median"), f("pp_tps", "min"), f("pp_tps", "max"));
+  std::printf("  tg%-4d            %8.1f tok/s (min %.1f, max %.1f)\n", j["tg_tokens"].get<int>(),
+              f("tg_tps", "median"), f("tg_tps", "min"), f("tg_tps", "max"));
+  std::printf("  weights per token %8.1f MiB\n", j["weight_bytes_per_token"].get<double>() / (1 << 20));
+  if (j.contains("bandwidth_gbs"))
+    std::printf("  roofline          %8.1f tok/s at %.0f GB/s measured; tg reaches %.0f GB/s = %.1f%%\n",
+                j["roofline_tps"].get<double>(), j["bandwidth_gbs"].get<double>(),
+                j["tg_bandwidth_gbs"].get<double>(), 100 * j["tg_roofline_fraction"].get<double>());
+  const auto& mem = j["memory_bytes"];
+  std::printf("  memory            %8.1f MiB (weights %.1f, KV %.1f, activations %.1f)\n",
+              (mem["weights"].get<double>() + mem["kv_cache"].get<double>() + mem["activations"].get<double>()) / (1 << 20),
+              mem["weights"].get<double>() / (1 << 20), mem["kv_cache"].get<double>() / (1 << 20),
+              mem["activations"].get<double>() / (1 << 20));
+}
+
+int run_bench(Args& args) {
+  BenchSettings b;
+  b.dir = args.get_or({"-m", "--model"}, default_model_dir().string());
+  b.prompt = args.get_int({"-p", "--n-prompt"}, 512);
+  b.generate = args.get_int({"-n", "--n-gen"}, 128);
+  b.repeats = args.get_int({"-r", "--repetitions"}, 5);
+  b.backend.name = args.get_or({"--backend"}, "auto");
+  b.backend.device = args.get_int({"--device"}, -1);
+  b.backend.threads = args.get_int({"-t", "--threads"}, 0);
+  const bool json = args.flag({"--json"});
+  const bool bandwidth_only = args.flag({"--bandwidth"});
+  const bool matrix = args.flag({"--matrix"});
+  const QuantConfig quant = quant_from_flags(args);
+  args.finish();
+  if (b.prompt < 0 || b.generate < 0 || b.repeats < 1) fail("-p and -n must be >= 0, -r >= 1");
+
+  const double bandwidth = make_backend(b.backend)->measure_bandwidth();
+  if (bandwidth_only) {
+    if (json)
+      std::printf("%s\n", nlohmann::json{{"bandwidth_gbs", bandwidth}}.dump().c_str());
+    else
+      std::printf("copy bandwidth: %.0f GB/s (read + write)\n", bandwidth);
+    return 0;
+  }
+  std::vector<QuantConfig> configs{quant};
+  if (matrix) {
+    configs.clear();
+    for (QuantType type : {QuantType::NF4, QuantType::FP4})
+      for (bool dq : {true, false})
+        for (ComputeDType compute : {ComputeDType::BF16, ComputeDType::F16}) {
+          QuantConfig q = quant;
+          q.enabled = true;
+          q.type = type;
+          q.double_quant = dq;
+          q.compute = compute;
+          configs.push_back(q);
+        }
+  }
+  nlohmann::json all = nlohmann::json::array();
+  for (const QuantConfig& q : configs) {
+    nlohmann::json j = bench_one(b, q, bandwidth);
+    if (!json) print_human(j);
+    all.push_back(j);
+  }
+  if (json) std::printf("%s\n", (matrix ? all : all[0]).dump(2).c_str());
+  return 0;
+}
+
+const RegisterCommand reg({"bench", "prompt and generation speed beside the bandwidth roofline",
+                           std::string("usage: nibble bench [-m DIR] [options]\n\n"
+                                       "  -p, --n-prompt N       prompt tokens (default 512)\n"
+                                       "  -n, --n-gen N          generated tokens (default 128)\n"
+                                       "  -r, --repetitions N    repeats after a warm-up; median, min, max (default 5)\n"
+                                       "  --backend NAME         auto, vulkan, cuda, cpu\n"
+                                       "  --device N             GPU index\n"
+                                       "  -t, --threads N        CPU threads\n"
+                                       "  --bandwidth            only measure the device's copy bandwidth\n"
+                                       "  --matrix               nf4/fp4 x double quant on/off x bf16/fp16 compute\n"
+                                       "  --json                 machine-readable output\n") +
+                               kQuantFlagsHelp,
+                           run_bench});
+
+}  // namespace
+}  // namespace nibble::cli
