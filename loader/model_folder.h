@@ -2,6 +2,7 @@
 // model.safetensors.index.json with its shards (all mmapped), validated before anything is used.
 #pragma once
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,7 +25,7 @@ class ModelFolder {
   const TensorInfo* find(std::string_view name) const;           // nullptr if absent
   const TensorInfo& require(std::string_view name) const;        // error naming tensor and folder
   std::vector<const TensorInfo*> tensors() const;                 // in file order
-  uint64_t total_bytes() const;
+  uint64_t total_bytes() const;                                   // of all tensors' data
 
  private:
   std::filesystem::path dir_;
@@ -35,5 +36,10 @@ class ModelFolder {
 
 // Parses config.json text; `origin` (the file's path) is named in errors.
 ModelConfig parse_model_config(std::string_view json_text, const std::string& origin);
+
+// Parses model.safetensors.index.json text: its weight_map, tensor name -> shard file name (a
+// plain file name inside the folder). `origin` is named in errors.
+std::map<std::string, std::string> parse_safetensors_index(std::string_view json_text,
+                                                           const std::string& origin);
 
 }  // namespace nibble

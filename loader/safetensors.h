@@ -35,6 +35,7 @@ class SafetensorsFile {
   const TensorInfo* find(std::string_view name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& path() const { return path_; }
+  size_t file_size() const { return map_size_; }  // header and data, in bytes
 
  private:
   SafetensorsFile() = default;

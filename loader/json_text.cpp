@@ -1,0 +1,33 @@
+#include "loader/json_text.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "engine/error.h"
+
+namespace nibble {
+
+nlohmann::json parse_json(std::string_view text, const std::string& origin, const std::string& what,
+                          const nlohmann::json::parser_callback_t& on_event) {
+  try {
+    return nlohmann::json::parse(text.begin(), text.end(), on_event);
+  } catch (const nlohmann::json::parse_error& e) {
+    // Drop nlohmann's "[json.exception.parse_error.101] " prefix: users need the position only.
+    std::string detail = e.what();
+    if (const size_t end = detail.find("] "); end != std::string::npos) detail.erase(0, end + 2);
+    fail(origin + ": " + what + " is not valid JSON (" + detail + ")");
+  }
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot open " + path + ": " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) fail("cannot read " + path + ": " + std::strerror(errno));
+  return text.str();
+}
+
+}  // namespace nibble
