@@ -36,15 +36,18 @@ class Tokenizer {
   int token_id(std::string_view token) const;  // -1 if absent
 
   // Streaming decoder: push ids one at a time; returns the text that became complete (a
-  // multi-byte character split across tokens is returned once it is whole).
+  // multi-byte character split across tokens is returned once it is whole). The pieces add up
+  // to decode(all ids, skip_special); each push decodes only a short window of recent ids.
   class Stream {
    public:
-    explicit Stream(const Tokenizer& t) : tok_(&t) {}
+    explicit Stream(const Tokenizer& t, bool skip_special = false) : tok_(&t), skip_special_(skip_special) {}
     std::string push(int id);
-    std::string flush();  // whatever is left, invalid bytes replaced
+    std::string flush();  // whatever is left, invalid bytes replaced; ends the stream
    private:
     const Tokenizer* tok_;
-    std::vector<int> ids_;
+    bool skip_special_;
+    std::vector<int> ids_;  // the window: context_ ids already returned, then pending ones
+    size_t context_ = 0;
     size_t emitted_ = 0;  // bytes of decode(ids_) already returned
   };
 
