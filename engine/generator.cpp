@@ -74,9 +74,18 @@ GenerationStats Generator::generate(std::span<const int> prompt,
   GenerationStats stats;
   output_.clear();
   const int context = model_.context();
-  if (int(prompt.size()) >= context)
-    fail("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
-         std::to_string(context) + " (raise --ctx or shorten the prompt)");
+  std::vector<int> truncated;
+  if (int(prompt.size()) >= context) {
+    if (!settings.truncate_prompt)
+      fail("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
+           std::to_string(context) + " (raise --ctx, shorten the prompt, or pass --truncate)");
+    const int room = std::max(context / 2, context - std::max(1, settings.max_new_tokens));
+    const bool bos = tokenizer_.bos_id() >= 0 && prompt.front() == tokenizer_.bos_id();
+    truncated.assign(prompt.end() - (room - int(bos)), prompt.end());
+    if (bos) truncated.insert(truncated.begin(), prompt.front());
+    stats.dropped_tokens = int(prompt.size() - truncated.size());
+    prompt = truncated;
+  }
 
   // Reuse the cached prefix, but always run at least the last prompt token to get its logits.
   size_t keep = 0;

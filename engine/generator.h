@@ -19,6 +19,9 @@ struct GenerationSettings {
   int max_new_tokens = 128;
   std::vector<int> eos_ids;  // any of these ends the answer
   std::vector<std::string> stop_strings;
+  // A prompt that does not fit the context: false is an error, true drops the oldest tokens
+  // (after a leading BOS) to leave room for max_new_tokens.
+  bool truncate_prompt = false;
 };
 
 enum class StopReason { Eos, StopString, MaxTokens, ContextFull, Cancelled };
@@ -27,6 +30,7 @@ std::string_view stop_reason_name(StopReason r);
 struct GenerationStats {
   int prompt_tokens = 0;  // tokens actually run through prefill (the reused prefix excluded)
   int reused_tokens = 0;  // tokens whose KV cache was kept from the previous call
+  int dropped_tokens = 0;  // oldest prompt tokens dropped by truncate_prompt
   double prompt_seconds = 0;
   int generated_tokens = 0;
   int decode_steps = 0;  // forward passes of one token (the first token comes from the prefill)

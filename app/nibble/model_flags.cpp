@@ -26,7 +26,8 @@ const char* const kSamplingFlagsHelp =
     "  --repeat-penalty R     HF repetition penalty (1 = off)\n"
     "  -s, --seed S           random seed (same seed, same text)\n"
     "  --stop TEXT            stop when TEXT appears (repeatable)\n"
-    "  --ignore-eos           keep generating past end-of-sequence\n";
+    "  --ignore-eos           keep generating past end-of-sequence\n"
+    "  --truncate             drop the oldest prompt tokens when the prompt exceeds the context\n";
 
 namespace {
 
@@ -81,6 +82,7 @@ GenerationSettings generation_from_flags(Args& args, const GenerationDefaults& d
   s.seed = uint64_t(args.get_int({"-s", "--seed"}, 0));
   while (auto stop = args.get({"--stop"})) g.stop_strings.push_back(*stop);
   if (!args.flag({"--ignore-eos"})) g.eos_ids = defaults.eos_ids;
+  g.truncate_prompt = args.flag({"--truncate"});
   return g;
 }
 

@@ -6,6 +6,9 @@
 namespace nibble::cli {
 
 void print_speed(const GenerationStats& s) {
+  if (s.dropped_tokens > 0)
+    std::fprintf(stderr, "\nnote: the oldest %d prompt tokens were dropped to fit the context\n",
+                 s.dropped_tokens);
   std::fprintf(stderr,
                "\nprompt: %d tokens, %.1f tok/s | generation: %d tokens, %.1f tok/s | stop: %.*s\n",
                s.prompt_tokens, s.prompt_tps(), s.generated_tokens, s.generation_tps(),
