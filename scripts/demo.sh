@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
-./build/nibble generate -p "${1:-And God said}" -n 64
+./build/nibble generate -p "${1:-In the beginning}" -n 64

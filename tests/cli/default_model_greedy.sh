@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The bundled model, run with no -m, writes HF transformers' greedy continuation token for token
+# (tests/fixtures/models/kjv-tiny-greedy.json), on the CPU and, where one works, on Vulkan.
+set -eu
+nibble=$1
+fixture=tests/fixtures/models/kjv-tiny-greedy.json
+read_json() { python3 -c "import json,sys;d=json.load(open('$fixture'));sys.stdout.write(d['$1'] if isinstance(d['$1'],str) else str(d['$1']))"; }
+prompt=$(read_json prompt)
+text=$(read_json text)
+n=$(read_json new_tokens)
+for backend in cpu vulkan; do
+  if [ "$backend" = vulkan ] && ! "$nibble" devices >/dev/null 2>&1; then
+    echo "vulkan: no device, checked the CPU only"
+    continue
+  fi
+  out=$("$nibble" generate --backend "$backend" --quant none -p "$prompt" -n "$n" --temp 0 --ignore-eos 2>/dev/null)
+  if [ "$out" != "$prompt$text" ]; then
+    echo "FAIL ($backend): got"
+    echo "$out"
+    echo "want"
+    echo "$prompt$text"
+    exit 1
+  fi
+  echo "$backend: matches HF"
+done
