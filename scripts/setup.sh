@@ -8,7 +8,7 @@ packages=(
   libvulkan-dev libvulkan-volk-dev glslang-tools vulkan-validationlayers mesa-vulkan-drivers
   libglfw3-dev libimgui-dev doctest-dev nlohmann-json3-dev libpcre2-dev
   clang-14 libclang-rt-14-dev
-  xvfb x11-apps imagemagick
+  xvfb x11-apps imagemagick jq
 )
 
 missing=()

@@ -4,10 +4,9 @@
 set -eu
 nibble=$1
 fixture=tests/fixtures/models/kjv-tiny-greedy.json
-read_json() { python3 -c "import json,sys;d=json.load(open('$fixture'));sys.stdout.write(d['$1'] if isinstance(d['$1'],str) else str(d['$1']))"; }
-prompt=$(read_json prompt)
-text=$(read_json text)
-n=$(read_json new_tokens)
+prompt=$(jq -j .prompt "$fixture")
+text=$(jq -j .text "$fixture")
+n=$(jq -j .new_tokens "$fixture")
 for backend in cpu vulkan; do
   if [ "$backend" = vulkan ] && ! "$nibble" devices >/dev/null 2>&1; then
     echo "vulkan: no device, checked the CPU only"

@@ -4,8 +4,7 @@
 set -eu
 nibble=$1
 dir=tests/fixtures/models/llama-gqa
-prompt=$(python3 -c "import json;print(json.load(open('$dir/reference.json'))['prompt'])" 2>/dev/null ||
-         sed -n 's/.*"prompt": "\([^"]*\)".*/\1/p' "$dir/reference.json" | head -1)
+prompt=$(jq -j .prompt "$dir/reference.json")
 out=$("$nibble" generate -m "$dir" --backend cpu --quant none -p "$prompt" -n 4 --temp 0 --ignore-eos 2>/dev/null)
 case "$out" in
   "$prompt"*) ;;
