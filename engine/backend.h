@@ -66,8 +66,9 @@ class Backend {
   // --- memory ---------------------------------------------------------------------------------
   virtual Tensor alloc(DType dtype, int64_t rows, int64_t cols, Usage usage) = 0;
   virtual Tensor upload_weight(const HostWeight& w) = 0;
-  // A KV cache of `rows` positions x `cols` values; the backend picks the element type.
+  // A KV cache of `rows` positions x `cols` values, of element type kv_dtype().
   virtual Tensor alloc_kv(int64_t rows, int64_t cols) = 0;
+  virtual DType kv_dtype() const { return DType::F16; }
   virtual MemoryInfo memory() const = 0;
   // Device memory bandwidth in GB/s, measured with a large buffer copy (bytes read + written per
   // second); 0 when the backend cannot measure it. For `nibble bench`'s roofline.

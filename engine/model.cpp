@@ -12,12 +12,33 @@ std::string layer_name(int i, const char* rest) {
 }
 }  // namespace
 
+ModelOptions Model::resolve(const ModelConfig& config, ModelOptions options) {
+  if (options.context <= 0) options.context = std::min(config.max_position_embeddings, 4096);
+  options.max_batch = std::max(1, std::min(options.max_batch, options.context));
+  return options;
+}
+
+RuntimeMemory Model::runtime_memory(const ModelConfig& c, const ModelOptions& options,
+                                    DType kv_dtype) {
+  const uint64_t b = uint64_t(options.max_batch);
+  RuntimeMemory m;
+  m.kv_cache = 2ull * uint64_t(c.num_hidden_layers) * uint64_t(options.context) *
+               uint64_t(c.kv_dim()) * dtype_size(kv_dtype);
+  // ids_, x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, logits_, next_id_ (see the constructor)
+  const uint64_t floats = b * (3ull * uint64_t(c.hidden_size) + 2ull * uint64_t(c.q_dim()) +
+                               2ull * uint64_t(c.kv_dim()) + 2ull * uint64_t(c.intermediate_size) +
+                               uint64_t(c.vocab_size));
+  m.activations = 4 * (floats + b + 1);
+  return m;
+}
+
 Model::Model(Backend& backend, const ModelConfig& config, WeightSource& weights,
-             const ModelOptions& options)
+             const ModelOptions& requested)
     : backend_(backend), config_(config) {
   const ModelConfig& c = config_;
-  context_ = options.context > 0 ? options.context : std::min(c.max_position_embeddings, 4096);
-  max_batch_ = std::max(1, std::min(options.max_batch, context_));
+  const ModelOptions options = resolve(c, requested);
+  context_ = options.context;
+  max_batch_ = options.max_batch;
 
   const int total = 3 + c.num_hidden_layers * 9;
   int done = 0;

@@ -17,8 +17,19 @@ struct ModelOptions {
   std::function<void(int, int, const std::string&)> on_progress;
 };
 
+// What a model allocates besides its weights, known before anything is allocated.
+struct RuntimeMemory {
+  uint64_t kv_cache = 0, activations = 0;
+};
+
 class Model {
  public:
+  // Fills in the defaults of `options` (context, max_batch) for `config`.
+  static ModelOptions resolve(const ModelConfig& config, ModelOptions options);
+  // The KV cache and activation bytes a Model with these (resolved) options will allocate.
+  static RuntimeMemory runtime_memory(const ModelConfig& config, const ModelOptions& options,
+                                      DType kv_dtype);
+
   Model(Backend& backend, const ModelConfig& config, WeightSource& weights,
         const ModelOptions& options = {});
 

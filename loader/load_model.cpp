@@ -1,12 +1,14 @@
 #include "loader/load_model.h"
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "engine/error.h"
 #include "loader/folder_weights.h"
+#include "loader/memory_estimate.h"
 
 namespace nibble {
 
@@ -65,7 +67,40 @@ GenerationDefaults read_generation_defaults(const fs::path& dir, const ModelFold
   return d;
 }
 
+std::string gib(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f GiB", double(bytes) / double(1ull << 30));
+  return text;
+}
+
 }  // namespace
+
+std::string MemoryPlan::describe() const {
+  return gib(total()) + " (weights " + gib(weights) + ", KV cache " + gib(kv_cache) +
+         ", activations " + gib(activations) + ")";
+}
+
+MemoryPlan plan_memory(const ModelFolder& folder, const QuantConfig& quant,
+                       const ModelOptions& options, DType kv_dtype) {
+  const ModelConfig& c = folder.config();
+  const TensorInfo& embed = folder.require("model.embed_tokens.weight");
+  MemoryPlan plan;
+  plan.weights = model_weight_bytes(c, quant, dtype_size(embed.dtype));
+  const RuntimeMemory runtime = Model::runtime_memory(c, Model::resolve(c, options), kv_dtype);
+  plan.kv_cache = runtime.kv_cache;
+  plan.activations = runtime.activations;
+  return plan;
+}
+
+void check_fits(const MemoryPlan& plan, const Backend& backend, const std::string& what) {
+  const MemoryInfo m = backend.memory();
+  if (m.device_budget == 0) return;  // host memory: no budget to check
+  const uint64_t free = m.device_budget > m.device_used ? m.device_budget - m.device_used : 0;
+  if (plan.total() > free)
+    fail(what + " needs " + plan.describe() + " but " + backend.device_name() + " has " +
+         gib(free) + " free of " + gib(m.device_budget) +
+         " (try a shorter --ctx, fp4/nf4 with --double-quant, or --backend cpu)");
+}
 
 LoadedModel load_model(const fs::path& dir, Backend& backend, const QuantConfig& quant,
                        const ModelOptions& options) {
@@ -76,6 +111,8 @@ LoadedModel load_model(const fs::path& dir, Backend& backend, const QuantConfig&
   m.chat_template = std::make_unique<ChatTemplate>(ChatTemplate::from_folder(dir));
   m.defaults = read_generation_defaults(dir, *m.folder, *m.tokenizer);
   quant.validate();
+  check_fits(plan_memory(*m.folder, quant, options, backend.kv_dtype()), backend,
+             "the model in " + dir.string());
   FolderWeights weights(*m.folder, quant);
   m.model = std::make_unique<Model>(backend, m.folder->config(), weights, options);
   m.load_seconds =

@@ -35,6 +35,17 @@ struct LoadedModel {
   double load_seconds = 0;
 };
 
+// What loading will allocate on the backend, computed before anything is allocated.
+struct MemoryPlan {
+  uint64_t weights = 0, kv_cache = 0, activations = 0;
+  uint64_t total() const { return weights + kv_cache + activations; }
+  std::string describe() const;  // "1.23 GiB (weights ..., KV cache ..., activations ...)"
+};
+MemoryPlan plan_memory(const ModelFolder& folder, const QuantConfig& quant,
+                       const ModelOptions& options, DType kv_dtype);
+// Fails, naming both sizes, when the plan exceeds what the backend's device has free.
+void check_fits(const MemoryPlan& plan, const Backend& backend, const std::string& what);
+
 // Opens, checks the memory plan against the backend's budget, uploads (quantizing as `quant`
 // says) and reads the tokenizer. Progress: (done, total, tensor name).
 LoadedModel load_model(const std::filesystem::path& dir, Backend& backend, const QuantConfig& quant,

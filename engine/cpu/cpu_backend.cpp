@@ -37,7 +37,7 @@ Tensor CpuBackend::alloc(DType dtype, int64_t rows, int64_t cols, Usage usage) {
 }
 
 Tensor CpuBackend::alloc_kv(int64_t rows, int64_t cols) {
-  return alloc(DType::F32, rows, cols, Usage::KvCache);
+  return alloc(kv_dtype(), rows, cols, Usage::KvCache);
 }
 
 Tensor CpuBackend::upload_weight(const HostWeight& w) {

@@ -18,6 +18,7 @@ class CpuBackend final : public Backend {
   Tensor alloc(DType dtype, int64_t rows, int64_t cols, Usage usage) override;
   Tensor upload_weight(const HostWeight& w) override;
   Tensor alloc_kv(int64_t rows, int64_t cols) override;
+  DType kv_dtype() const override { return DType::F32; }
   MemoryInfo memory() const override { return memory_; }
   double measure_bandwidth() override;
 
