@@ -44,7 +44,7 @@ Tensor CpuBackend::upload_weight(const HostWeight& w) {
   Buffer b;
   b.weight = w;
   buffers_.push_back(std::move(b));
-  memory_.weights += w.nbytes;
+  memory_.weights += stored_bytes(w);
   return Tensor{uint32_t(buffers_.size()), w.dtype, w.rows, w.cols, 0};
 }
 
