@@ -1,0 +1,270 @@
+// A port of bitsandbytes' CUDA quantization (kQuantizeBlockwise with its dQuantizeNF4 /
+// dQuantizeFP4 / dQuantize device functions, and the torch ops around it in
+// bitsandbytes.functional.quantize_4bit), reproduced operation by operation in float32 so that the
+// bytes match. tests/quant_bnb_fixtures.cpp holds it to vectors made by the real library.
+#include "loader/quantize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <thread>
+
+#include "engine/error.h"
+
+namespace nibble {
+
+uint8_t quantize_4bit_index(QuantType type, float x) {
+  // The decision trees of bitsandbytes' kernel: strict `>` against the midpoints between
+  // neighbouring codes, so a value exactly on a midpoint goes down, and NaN (0 * 1/0, an all-zero
+  // block) falls through every comparison to index 0.
+  if (type == QuantType::NF4) {
+    if (x > 0.03979014977812767f) {
+      if (x > 0.3893125355243683f) {
+        if (x > 0.6427869200706482f) return x > 0.8614784181118011f ? 0b1111 : 0b1110;
+        return x > 0.5016634166240692f ? 0b1101 : 0b1100;
+      }
+      if (x > 0.2035212516784668f) return x > 0.2920137718319893f ? 0b1011 : 0b1010;
+      return x > 0.1202552504837513f ? 0b1001 : 0b1000;
+    }
+    if (x > -0.33967943489551544f) {
+      if (x > -0.13791173323988914f) return x > -0.045525018125772476f ? 0b0111 : 0b0110;
+      return x > -0.23460740596055984f ? 0b0101 : 0b0100;
+    }
+    if (x > -0.6106329262256622f) return x > -0.4599952697753906f ? 0b0011 : 0b0010;
+    return x > -0.8480964004993439f ? 0b0001 : 0b0000;
+  }
+  // FP4: sign bit, then a tree over |x| with the midpoints of {0, 0.0625, 2, 3, 4, 6, 8, 12} / 12.
+  const uint8_t sign = x < 0 ? 0b1000 : 0b0000;
+  x = std::fabs(x);
+  if (x > 0.29166667f) {
+    if (x > 0.583333f) return (x > 0.8333333f ? 0b0011 : 0b0010) + sign;
+    return (x > 0.4166667f ? 0b0101 : 0b0100) + sign;
+  }
+  if (x > 0.0859375f) return (x > 0.20833333f ? 0b0111 : 0b0110) + sign;
+  return (x > 0.00260417f ? 0b0001 : 0b0000) + sign;
+}
+
+uint8_t quantize_8bit_index(const std::array<float, 256>& code, float x) {
+  // dQuantize<0>: a 7-step binary search from the middle of the sorted code, then a comparison
+  // with the midpoint towards the neighbour on x's side (ties go to the searched pivot).
+  int pivot = 127, upper_pivot = 255, lower_pivot = 0;
+  float lower = -1.0f, upper = 1.0f;
+  float val = code[size_t(pivot)];
+  for (int step = 64; step > 0; step >>= 1) {
+    if (x > val) {
+      lower_pivot = pivot;
+      lower = val;
+      pivot += step;
+    } else {
+      upper_pivot = pivot;
+      upper = val;
+      pivot -= step;
+    }
+    val = code[size_t(pivot)];
+  }
+  if (upper_pivot == 255) upper = code[255];
+  if (lower_pivot == 0) lower = code[0];
+  if (x > val) return uint8_t(x > (upper + val) * 0.5f ? upper_pivot : pivot);
+  return uint8_t(x < (lower + val) * 0.5f ? lower_pivot : pivot);
+}
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+int64_t last_pow2(int64_t n) {
+  int64_t p = 1;
+  while (p * 2 <= n) p *= 2;
+  return p;
+}
+
+// One thread block's tree over its lanes (block_x_reduce): halving through shared memory down to
+// a warp, then warp shuffles with offsets 16, 8, ..., 1.
+float block_reduce(std::vector<float> lanes) {
+  for (size_t offset = lanes.size() / 2; offset > 0; offset /= 2)
+    for (size_t t = 0; t < offset; ++t) lanes[t] += lanes[t + offset];
+  return lanes[0];
+}
+
+// What one thread of torch's reduction accumulates: `vec` consecutive values per load into `vec`
+// partial sums (or, unvectorised, 4 unrolled strided loads), combined in order at the end.
+float thread_sum(const float* x, int64_t n, bool vectorized, int64_t first, int64_t stride,
+                 bool takes_tail) {
+  constexpr int kVec = 4;  // torch: input_vec_size = vt0 = 4
+  float acc[kVec] = {0, 0, 0, 0};
+  if (vectorized) {
+    int64_t idx = first;
+    for (; idx * kVec + kVec - 1 < n; idx += stride)
+      for (int i = 0; i < kVec; ++i) acc[i] += x[idx * kVec + i];
+    const int64_t tail = n - n % kVec + first;  // lane t of block 0 takes element tail_start + t
+    if (takes_tail && tail < n) acc[0] += x[tail];
+  } else {
+    int64_t idx = first;
+    for (; idx + (kVec - 1) * stride < n; idx += stride * kVec)
+      for (int i = 0; i < kVec; ++i) acc[i] += x[idx + i * stride];
+    for (int i = 0; i < kVec && idx < n; ++i, idx += stride) acc[i] += x[idx];
+  }
+  return ((acc[0] + acc[1]) + acc[2]) + acc[3];
+}
+
+}  // namespace
+
+float torch_cuda_mean(const float* x, int64_t n) {
+  // torch's gpu_reduce_kernel configuration for a full reduction of a contiguous float32 vector
+  // (setReduceConfig): loads of 4 when n > 128, a block of up to 512 lanes along the data, and,
+  // once each lane would see >= 256 values, the input split over several blocks whose partial sums
+  // a last block reduces again. The block count assumes an H100 (132 SMs), bitsandbytes' reference.
+  const bool vectorized = n > 128;
+  const int64_t lanes = std::min<int64_t>(last_pow2(vectorized ? n / 4 : n), 512);
+  const int64_t values_per_thread = ceil_div(n, lanes);
+  int64_t blocks = 1;
+  if (values_per_thread >= 256) {
+    const int64_t target_grid = 132 * (2048 / lanes);
+    blocks = std::max(std::min(target_grid, ceil_div(values_per_thread, 16)),
+                      ceil_div(values_per_thread, 256));
+  }
+  std::vector<float> partial(static_cast<size_t>(blocks)), lane_sum(static_cast<size_t>(lanes));
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t t = 0; t < lanes; ++t)
+      lane_sum[size_t(t)] = thread_sum(x, n, vectorized, t + b * lanes, lanes * blocks, b == 0);
+    partial[size_t(b)] = block_reduce(lane_sum);
+  }
+  float sum = partial[0];
+  if (blocks > 1) {
+    std::fill(lane_sum.begin(), lane_sum.end(), 0.0f);
+    for (int64_t b = 0; b < blocks; ++b) lane_sum[size_t(b % lanes)] += partial[size_t(b)];
+    sum = block_reduce(lane_sum);
+  }
+  return sum * (1.0f / float(n));  // MeanOps: sum * factor
+}
+
+namespace {
+
+// 1/absmax as bitsandbytes' kernel computes it. The library is built with --use_fast_math, so its
+// `1.0f / absmax` is the GPU's approximate reciprocal (rcp.approx.ftz.f32): within 1 ulp but not
+// always the correctly rounded value we compute here. A value whose scaled magnitude lands within
+// that ulp of a decision midpoint can therefore get the neighbouring code (docs/QUANTIZATION.md).
+float reciprocal(float absmax) {
+  return 1.0f / absmax;
+}
+
+// Elements [begin, begin + n) of a 16/32-bit weight as float32.
+void load_values(const HostWeight& w, int64_t begin, int64_t n, float* out) {
+  switch (w.dtype) {
+    case DType::F32:
+      std::memcpy(out, w.data + begin * 4, size_t(n) * 4);
+      return;
+    case DType::F16:
+    case DType::BF16: {
+      const uint8_t* p = w.data + begin * 2;
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = uint16_t(p[2 * i] | (p[2 * i + 1] << 8));
+        out[i] = w.dtype == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+      }
+      return;
+    }
+    default:
+      fail("tensor " + w.name + " has dtype " + std::string(dtype_name(w.dtype)) +
+           "; only F32, F16 and BF16 weights can be quantized");
+  }
+}
+
+// Runs body(first_block, end_block) over `blocks` split evenly across threads; rethrows the first
+// error. Each block is independent, so the result does not depend on the split.
+template <typename Body>
+void parallel_blocks(int64_t blocks, int threads, const Body& body) {
+  const int64_t wanted = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
+  const int64_t n = std::max<int64_t>(1, std::min(wanted, ceil_div(blocks, 256)));
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+  std::vector<std::thread> pool;
+  const int64_t per = ceil_div(blocks, n);
+  for (int64_t t = 0; t < n; ++t)
+    pool.emplace_back([&, t] {
+      try {
+        body(t * per, std::min(blocks, (t + 1) * per));
+      } catch (...) {
+        errors[size_t(t)] = std::current_exception();
+      }
+    });
+  for (auto& th : pool) th.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+// quantize_blockwise(absmax - offset, blocksize=256) against the signed dynamic map.
+void double_quantize(QuantState& s, const std::vector<float>& absmax) {
+  s.nested = true;
+  s.nested_blocksize = 256;
+  s.nested_code = dynamic_map_signed();
+  s.offset = torch_cuda_mean(absmax.data(), int64_t(absmax.size()));
+  const int64_t n = int64_t(absmax.size());
+  s.absmax_q.resize(size_t(n));
+  s.nested_absmax.resize(size_t(ceil_div(n, s.nested_blocksize)));
+  std::vector<float> centred(absmax.size());
+  for (size_t i = 0; i < absmax.size(); ++i) centred[i] = absmax[i] - s.offset;
+  for (int64_t b = 0; b * s.nested_blocksize < n; ++b) {
+    const int64_t begin = b * s.nested_blocksize, end = std::min(n, begin + s.nested_blocksize);
+    float amax = 0;
+    for (int64_t i = begin; i < end; ++i) amax = std::max(amax, std::fabs(centred[size_t(i)]));
+    s.nested_absmax[size_t(b)] = amax;
+    const float scale = reciprocal(amax);
+    for (int64_t i = begin; i < end; ++i)
+      s.absmax_q[size_t(i)] = quantize_8bit_index(s.nested_code, centred[size_t(i)] * scale);
+  }
+}
+
+}  // namespace
+
+QuantizedWeight quantize_4bit(const HostWeight& w, QuantType type, int blocksize, bool double_quant,
+                              int threads) {
+  if (blocksize < 2 || blocksize % 2)
+    fail("tensor " + w.name + ": blocksize " + std::to_string(blocksize) + " must be even");
+  QuantizedWeight q;
+  QuantState& s = q.state;
+  s.type = type;
+  s.blocksize = blocksize;
+  s.code = quant_code(type);
+  s.dtype = w.dtype;
+  s.shape = {w.rows, w.cols};
+  const int64_t n = s.numel();
+  const int64_t blocks = s.num_blocks();
+  q.packed.assign(size_t((n + 1) / 2), 0);
+  std::vector<float> absmax(static_cast<size_t>(blocks));
+
+  parallel_blocks(blocks, threads, [&](int64_t first, int64_t last) {
+    std::vector<float> x(size_t(blocksize) + 1);
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t begin = b * blocksize, count = std::min<int64_t>(blocksize, n - begin);
+      load_values(w, begin, count, x.data());
+      float amax = 0;
+      for (int64_t i = 0; i < count; ++i) {
+        if (!std::isfinite(x[size_t(i)]))
+          fail("tensor " + w.name + " has a non-finite value (" +
+               (std::isnan(x[size_t(i)]) ? "NaN" : "inf") + ") at element " +
+               std::to_string(begin + i) + "; it cannot be quantized");
+        amax = std::max(amax, std::fabs(x[size_t(i)]));
+      }
+      absmax[size_t(b)] = amax;
+      // The kernel pads a partial block with zeros and stores whole bytes, so an odd element
+      // count ends with the code of 0 * scale in the low nibble.
+      x[size_t(count)] = 0.0f;
+      const float scale = reciprocal(amax);
+      for (int64_t i = 0; i < count; i += 2) {
+        const uint8_t hi = quantize_4bit_index(type, x[size_t(i)] * scale);
+        const uint8_t lo = quantize_4bit_index(type, x[size_t(i) + 1] * scale);
+        q.packed[size_t((begin + i) / 2)] = uint8_t(hi << 4 | lo);
+      }
+    }
+  });
+
+  if (double_quant)
+    double_quantize(s, absmax);
+  else
+    s.absmax = std::move(absmax);
+  return q;
+}
+
+}  // namespace nibble
