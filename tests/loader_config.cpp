@@ -165,6 +165,9 @@ TEST_CASE("config: unsupported or malformed configs fail with a clear message") 
         }).rfind("m/config.json: config is not valid JSON", 0) == 0);
   CHECK(error_of([] { parse_model_config("", "m/config.json"); }).find("not valid JSON") !=
         std::string::npos);
+  // Found by fuzz_model_config: nlohmann throws out_of_range, not parse_error, for this number.
+  CHECK(error_of([] { parse_model_config(R"({"rope_theta": 11e308})", "m/config.json"); }) ==
+        "m/config.json: config is not valid JSON (number overflow parsing '11e308')");
 
   struct Case {
     const char* what;

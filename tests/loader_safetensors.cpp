@@ -198,6 +198,10 @@ TEST_CASE("safetensors: every malformed header fails naming the file and the ten
        R"({"__metadata__": {"format": 1}})",
        0,
        {"__metadata__ \"format\"", "not a string"}},
+      {"number past double",
+       R"({"w": {"dtype":"F32","shape":[1e999],"data_offsets":[0,8]}})",
+       8,
+       {"not valid JSON", "number overflow"}},
       {"invalid UTF-8 name", "{\"w\xff\": {" + ok + "}}", 8, {"not valid JSON"}},
   };
   for (const Case& c : cases) {

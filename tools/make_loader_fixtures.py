@@ -13,6 +13,8 @@ and, from the real bitsandbytes outputs in ../shared/fixtures/bnb (made on the H
   tests/fixtures/loader/bnb-nf4-dq.safetensors  one case file as bitsandbytes wrote it (U8 codes,
                                              absmax, quant maps, the packed quant_state JSON)
 
+and the fuzzers' seed corpora, tests/fuzz/corpus/fuzz_*/ (small files written by HF's writers).
+
 Run from the repository root: python3 tools/make_loader_fixtures.py (needs torch, transformers).
 """
 import json
@@ -21,7 +23,8 @@ import shutil
 
 import torch
 from safetensors import safe_open
-from transformers import LlamaConfig, LlamaForCausalLM
+from safetensors.torch import save_file
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig
 
 OUT = pathlib.Path("tests/fixtures/loader")
 BNB = pathlib.Path("../shared/fixtures/bnb")
@@ -44,6 +47,38 @@ def bnb_fixtures():
     shutil.copyfile(BNB / "nf4_dq1_bs64_float16_3x200.safetensors", OUT / "bnb-nf4-dq.safetensors")
 
 
+def fuzz_seeds():
+    corpus = pathlib.Path("tests/fuzz/corpus")
+    st = corpus / "fuzz_safetensors"
+    st.mkdir(parents=True, exist_ok=True)
+    save_file({"f32": torch.ones(2, 3), "f16": torch.zeros(3, dtype=torch.float16),
+               "bf16": torch.ones(1, dtype=torch.bfloat16), "u8": torch.arange(5, dtype=torch.uint8),
+               "i32": torch.tensor([-1, 7], dtype=torch.int32), "empty": torch.zeros(0, 4)},
+              st / "all_dtypes.safetensors", metadata={"format": "pt"})
+    save_file({"w": torch.ones(1)}, st / "one.safetensors")
+    save_file({"x": torch.ones(1, dtype=torch.float64)}, st / "f64.safetensors")
+    shutil.copyfile(OUT / "bnb-nf4-dq.safetensors", st / "bnb.safetensors")
+
+    index = corpus / "fuzz_safetensors_index"
+    index.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(OUT / "tiny-llama-sharded/model.safetensors.index.json", index / "tiny.json")
+
+    configs = corpus / "fuzz_model_config"
+    configs.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(OUT / "tiny-llama/config.json", configs / "tiny-llama.json")
+    mistral = MistralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=2, sliding_window=16,
+                            architectures=["MistralForCausalLM"])
+    (configs / "mistral.json").write_text(mistral.to_json_string())
+    llama3 = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, head_dim=32, tie_word_embeddings=True,
+                         eos_token_id=[1, 2], architectures=["LlamaForCausalLM"],
+                         rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                       "high_freq_factor": 4.0,
+                                       "original_max_position_embeddings": 64})
+    (configs / "llama3.json").write_text(llama3.to_json_string())
+
+
 def main():
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
@@ -61,6 +96,7 @@ def main():
                 for name, t in model.state_dict().items()}
     (OUT / "tiny-llama.expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
     bnb_fixtures()
+    fuzz_seeds()
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ int run_inspect(Args& args) {
   const std::optional<std::string> given = args.get({"-m", "--model"});
   args.finish();
   const std::filesystem::path dir = given ? std::filesystem::path(*given) : default_model_dir();
-  if (!given && !std::filesystem::exists(dir))
+  std::error_code ec;
+  if (!given && !std::filesystem::exists(dir, ec))
     fail("no model folder given and the default " + dir.string() +
          " does not exist: pass one with -m DIR");
   const ModelFolder folder = ModelFolder::open(dir);
