@@ -1,0 +1,130 @@
+// Causal attention over the F16 KV cache (GQA, optional sliding window), split over the keys:
+// block (head, query row, split) scores one chunk of kAttentionChunk keys and writes its
+// softmax partial (max, sum, unnormalized output); a second kernel merges the partials. The
+// grid is sized for the most keys a query may see, so a captured decode graph stays valid as
+// the sequence grows; splits past the query's position exit at once.
+#include <cstdint>
+
+#include "engine/cuda/device_math.cuh"
+
+namespace nibble::cuda {
+namespace {
+
+constexpr int kThreads = 128, kWarps = kThreads / 32;
+constexpr int kMaxHeadDim = 256;
+
+int64_t split_count(const AttentionShape& shape, int64_t max_keys) {
+  const int64_t keys =
+      shape.sliding_window > 0 ? std::min<int64_t>(max_keys, shape.sliding_window) : max_keys;
+  return std::max<int64_t>(1, (keys + kAttentionChunk - 1) / kAttentionChunk);
+}
+
+struct Range {
+  int64_t first, pos;  // the query at `pos` sees keys [first, pos]
+};
+__device__ __forceinline__ Range key_range(const AttentionShape& s, StepPtr step, int64_t row) {
+  const int64_t pos = step[0] + row;
+  const int64_t first = s.sliding_window > 0 ? max(int64_t(0), pos - s.sliding_window + 1) : 0;
+  return {first, pos};
+}
+
+__global__ void __launch_bounds__(kThreads)
+    attention_split(const float* q, int64_t q_cols, const __half* k_cache, const __half* v_cache,
+                    int64_t kv_cols, const AttentionShape s, float* scratch, int splits,
+                    StepPtr step) {
+  __shared__ float qs[kMaxHeadDim];
+  __shared__ float scores[kAttentionChunk];
+  const int h = blockIdx.x, split = blockIdx.z, hd = s.head_dim;
+  const int64_t row = blockIdx.y;
+  const int kvh = h / (s.n_heads / s.n_kv_heads);
+  const Range range = key_range(s, step, row);
+  const int64_t begin = range.first + int64_t(split) * kAttentionChunk;
+  const int64_t end = min(range.pos + 1, begin + kAttentionChunk);
+  float* part = scratch + ((row * s.n_heads + h) * splits + split) * (hd + 2);
+  if (begin >= end) {  // past the query: an empty partial
+    if (threadIdx.x == 0) part[0] = -INFINITY, part[1] = 0.0f;
+    return;
+  }
+  const int n = int(end - begin);
+  for (int d = threadIdx.x; d < hd; d += kThreads) qs[d] = q[row * q_cols + h * hd + d];
+  __syncthreads();
+
+  // Scores: one warp per key, lanes over the head dimension.
+  const float scale = 1.0f / sqrtf(float(hd));
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int j = warp; j < n; j += kWarps) {
+    const __half* key = k_cache + (begin + j) * kv_cols + int64_t(kvh) * hd;
+    float dot = 0;
+    for (int d = lane; d < hd; d += 32) dot += qs[d] * __half2float(key[d]);
+    dot = warp_sum(dot);
+    if (lane == 0) scores[j] = dot * scale;
+  }
+  __syncthreads();
+
+  float m = -INFINITY;
+  for (int j = threadIdx.x; j < n; j += kThreads) m = fmaxf(m, scores[j]);
+  m = block_reduce<true>(m);
+  float l = 0;
+  for (int j = threadIdx.x; j < n; j += kThreads) {
+    const float p = expf(scores[j] - m);
+    scores[j] = p;
+    l += p;
+  }
+  l = block_reduce<false>(l);  // also orders the writes to `scores` before the reads below
+
+  for (int d = threadIdx.x; d < hd; d += kThreads) {
+    const __half* value = v_cache + begin * kv_cols + int64_t(kvh) * hd + d;
+    float o = 0;
+    for (int j = 0; j < n; ++j) o += scores[j] * __half2float(value[j * kv_cols]);
+    part[2 + d] = o;
+  }
+  if (threadIdx.x == 0) part[0] = m, part[1] = l;
+}
+
+// Block (head, row), one thread per output dimension: merges the partials of every split.
+__global__ void attention_merge(float* out, int64_t q_cols, const AttentionShape s,
+                                const float* scratch, int splits) {
+  const int h = blockIdx.x, hd = s.head_dim;
+  const int64_t row = blockIdx.y;
+  const float* parts = scratch + (row * s.n_heads + h) * splits * (hd + 2);
+  float m = -INFINITY;
+  for (int i = 0; i < splits; ++i) m = fmaxf(m, parts[i * (hd + 2)]);
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    float l = 0, o = 0;
+    for (int i = 0; i < splits; ++i) {
+      const float* p = parts + i * (hd + 2);
+      if (p[1] == 0.0f) continue;  // empty split
+      const float w = expf(p[0] - m);
+      l += p[1] * w;
+      o += p[2 + d] * w;
+    }
+    out[row * q_cols + h * hd + d] = o / l;
+  }
+}
+
+}  // namespace
+
+int64_t attention_scratch_floats(int64_t rows, const AttentionShape& shape, int64_t max_keys) {
+  return rows * shape.n_heads * split_count(shape, max_keys) * (shape.head_dim + 2);
+}
+
+cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t rows,
+                             int64_t q_cols, const uint16_t* k_cache, const uint16_t* v_cache,
+                             int64_t kv_cols, const AttentionShape& shape, int64_t max_keys,
+                             float* scratch, StepPtr step) {
+  if (shape.head_dim > kMaxHeadDim || shape.n_kv_heads <= 0 ||
+      shape.n_heads % shape.n_kv_heads != 0)
+    return cudaErrorInvalidValue;
+  const int splits = int(split_count(shape, max_keys));
+  const dim3 grid(unsigned(shape.n_heads), unsigned(rows), unsigned(splits));
+  attention_split<<<grid, kThreads, 0, s>>>(q, q_cols, reinterpret_cast<const __half*>(k_cache),
+                                            reinterpret_cast<const __half*>(v_cache), kv_cols,
+                                            shape, scratch, splits, step);
+  if (cudaError_t e = launched(); e != cudaSuccess) return e;
+  const int threads = std::min(kMaxHeadDim, (shape.head_dim + 31) / 32 * 32);
+  attention_merge<<<dim3(unsigned(shape.n_heads), unsigned(rows)), threads, 0, s>>>(
+      out, q_cols, shape, scratch, splits);
+  return launched();
+}
+
+}  // namespace nibble::cuda

@@ -1,0 +1,577 @@
+#include "engine/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "engine/cuda/kernels.h"
+#include "engine/error.h"
+
+namespace nibble {
+namespace {
+
+void check(cudaError_t e, const std::string& what) {
+  if (e != cudaSuccess) fail("CUDA error in " + what + ": " + cudaGetErrorString(e));
+}
+
+std::string mib(uint64_t bytes) {
+  return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB";
+}
+
+// Device memory left to the driver, kernels and other allocations when predicting out-of-memory.
+constexpr uint64_t kHeadroom = 256ull << 20;
+
+size_t align_up(size_t n) {
+  return (n + 255) / 256 * 256;
+}
+
+template <class T>
+void append_bytes(std::string& s, T v) {
+  s.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device);
+  ~CudaBackend() override;
+
+  std::string name() const override { return "cuda"; }
+  std::string device_name() const override { return device_name_; }
+
+  Tensor alloc(DType dtype, int64_t rows, int64_t cols, Usage usage) override;
+  Tensor upload_weight(const HostWeight& w) override;
+  Tensor alloc_kv(int64_t rows, int64_t cols) override;
+  MemoryInfo memory() const override;
+
+  void write(Tensor dst, const void* src) override;
+  void read(Tensor src, void* dst) override;
+
+  void begin_step(const StepInfo& step) override;
+  void end_step() override;
+
+  void embed(Tensor out, Tensor table, Tensor ids) override;
+  void rms_norm(Tensor out, Tensor x, Tensor weight, float eps) override;
+  void matmul(Tensor out, Tensor x, Tensor w) override;
+  void rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) override;
+  void kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) override;
+  void attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
+                 const AttentionShape& shape) override;
+  void swiglu(Tensor out, Tensor gate, Tensor up) override;
+  void add(Tensor x, Tensor y) override;
+  void argmax(Tensor ids, Tensor logits) override;
+
+  void phase_begin(int layer, Phase phase) override;
+  void phase_end(int layer, Phase phase) override;
+  std::vector<LayerTime> step_times() override;
+
+ private:
+  struct Buffer {
+    void* ptr = nullptr;
+    cuda::WeightArgs weight;  // how kernels read the buffer as a weight
+  };
+  using Launch = std::function<cudaError_t(cudaStream_t)>;
+  struct PendingOp {
+    const char* op;
+    Launch launch;
+  };
+  struct Mark {
+    int layer;
+    Phase phase;
+    cudaEvent_t begin, end;
+  };
+
+  void* device_alloc(size_t bytes, const std::string& what, Usage usage);
+  Tensor add_buffer(void* ptr, const cuda::WeightArgs& weight);
+  const Buffer& buffer(Tensor t) const;
+  template <class T>
+  T* ptr(Tensor t) const {
+    return reinterpret_cast<T*>(static_cast<char*>(buffer(t).ptr) +
+                                t.row_offset * t.cols * int64_t(dtype_size(t.dtype)));
+  }
+  cuda::WeightArgs weight_args(Tensor t, const char* op) const;
+  void require(bool ok, const char* op, const std::string& what) const;
+  float* attention_scratch(int64_t floats);
+
+  // Runs `launch` now, or, while a decode step is being recorded, adds it to the step's graph.
+  // The tensors and parameters form the step's signature: a graph is replayed only for a step
+  // that issues the same launches on the same tensors.
+  void enqueue(const char* op, std::initializer_list<Tensor> tensors,
+               std::initializer_list<double> params, Launch launch);
+  void run_recorded_ops();  // gives up the graph for this step: runs what was recorded
+  void capture_graph();
+  void destroy_graph();
+  cudaEvent_t next_event();
+
+  std::string device_name_;
+  cudaStream_t stream_ = nullptr;
+  std::vector<Buffer> buffers_;
+  MemoryInfo memory_;
+  StepInfo step_;
+  int32_t* step_state_ = nullptr;  // {pos0, n_tokens} on the device: what kernels read
+  float* scratch_ = nullptr;
+  int64_t scratch_floats_ = 0;
+
+  bool recording_ = false;
+  std::vector<PendingOp> pending_;
+  std::string signature_, graph_signature_;
+  cudaGraphExec_t graph_ = nullptr;
+
+  // Profiling: two sets of events, so the last step's can be read while the next one records.
+  std::vector<cudaEvent_t> events_[2];
+  int event_set_ = 0;
+  size_t events_used_ = 0;
+  std::vector<Mark> marks_, last_marks_;
+};
+
+CudaBackend::CudaBackend(int device) {
+  int count = 0;
+  if (const cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess)
+    fail(std::string("no CUDA device: ") + cudaGetErrorString(e));
+  if (count == 0) fail("no CUDA device: the driver reports none");
+  const int index = device < 0 ? 0 : device;
+  if (index >= count)
+    fail("no CUDA device " + std::to_string(index) + ": there are " + std::to_string(count));
+  check(cudaSetDevice(index), "cudaSetDevice");
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, index), "cudaGetDeviceProperties");
+  device_name_ = prop.name;
+  check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  step_state_ =
+      static_cast<int32_t*>(device_alloc(2 * sizeof(int32_t), "step state", Usage::Activations));
+}
+
+CudaBackend::~CudaBackend() {
+  // Errors are ignored here: a destructor cannot report them, and the process may be exiting
+  // because of one.
+  cudaStreamSynchronize(stream_);
+  if (graph_) cudaGraphExecDestroy(graph_);
+  for (auto& set : events_)
+    for (cudaEvent_t e : set) cudaEventDestroy(e);
+  for (Buffer& b : buffers_) cudaFree(b.ptr);
+  cudaFree(step_state_);
+  cudaFree(scratch_);
+  cudaStreamDestroy(stream_);
+}
+
+// --- memory -------------------------------------------------------------------------------------
+
+void* CudaBackend::device_alloc(size_t bytes, const std::string& what, Usage usage) {
+  size_t free = 0, total = 0;
+  check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+  if (bytes + kHeadroom > free)
+    fail("out of GPU memory: " + what + " needs " + mib(bytes) + " but only " + mib(free) + " of " +
+         mib(total) + " are free on " + device_name_);
+  void* p = nullptr;
+  check(cudaMalloc(&p, std::max<size_t>(bytes, 1)), "cudaMalloc (" + what + ")");
+  (usage == Usage::Weights   ? memory_.weights
+   : usage == Usage::KvCache ? memory_.kv_cache
+                             : memory_.activations) += bytes;
+  return p;
+}
+
+Tensor CudaBackend::add_buffer(void* ptr, const cuda::WeightArgs& weight) {
+  buffers_.push_back({ptr, weight});
+  return Tensor{uint32_t(buffers_.size()), weight.dtype, weight.rows, weight.cols, 0};
+}
+
+const CudaBackend::Buffer& CudaBackend::buffer(Tensor t) const {
+  if (t.buffer == 0 || t.buffer > buffers_.size()) fail("cuda: invalid tensor");
+  return buffers_[t.buffer - 1];
+}
+
+Tensor CudaBackend::alloc(DType dtype, int64_t rows, int64_t cols, Usage usage) {
+  if (dtype_size(dtype) == 0)
+    fail("cuda: cannot allocate a " + std::string(dtype_name(dtype)) + " buffer");
+  const size_t bytes = size_t(rows * cols) * dtype_size(dtype);
+  void* p =
+      device_alloc(bytes, std::to_string(rows) + "x" + std::to_string(cols) + " buffer", usage);
+  check(cudaMemsetAsync(p, 0, bytes, stream_), "alloc (cudaMemsetAsync)");
+  cuda::WeightArgs w;
+  w.dtype = dtype;
+  w.rows = rows;
+  w.cols = cols;
+  w.data = p;
+  return add_buffer(p, w);
+}
+
+Tensor CudaBackend::alloc_kv(int64_t rows, int64_t cols) {
+  return alloc(DType::F16, rows, cols, Usage::KvCache);
+}
+
+Tensor CudaBackend::upload_weight(const HostWeight& w) {
+  cuda::WeightArgs a;
+  a.dtype = w.dtype;
+  a.rows = w.rows;
+  a.cols = w.cols;
+  const std::string what = "weight " + w.name;
+  const auto copy = [&](void* dst, const void* src, size_t bytes) {
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "upload of " + what);
+  };
+  if (!w.quantized()) {
+    if (w.dtype != DType::F32 && w.dtype != DType::F16 && w.dtype != DType::BF16)
+      fail(what + " has the unsupported dtype " + std::string(dtype_name(w.dtype)));
+    const size_t bytes = size_t(w.rows * w.cols) * dtype_size(w.dtype);
+    if (w.nbytes < bytes)
+      fail(what + " holds " + std::to_string(w.nbytes) + " bytes, expected " +
+           std::to_string(bytes));
+    void* p = device_alloc(bytes, what, Usage::Weights);
+    copy(p, w.data, bytes);
+    a.data = p;
+    return add_buffer(p, a);
+  }
+
+  if (!w.quant) fail(what + " is 4-bit but has no quantization state");
+  const QuantState& q = *w.quant;
+  const int64_t n = w.rows * w.cols;
+  if (q.numel() != n) fail(what + ": the quantization state's shape does not match the weight");
+  if (q.blocksize <= 0 || (q.nested && q.nested_blocksize <= 0))
+    fail(what + ": invalid quantization block size");
+  const size_t packed = size_t(n + 1) / 2, blocks = size_t(q.num_blocks());
+  const size_t nested_blocks =
+      q.nested ? (blocks + q.nested_blocksize - 1) / q.nested_blocksize : 0;
+  if (w.nbytes < packed) fail(what + " holds too few bytes for its shape");
+  if (q.nested ? (q.absmax_q.size() < blocks || q.nested_absmax.size() < nested_blocks)
+               : q.absmax.size() < blocks)
+    fail(what + ": the quantization state has too few absmax values");
+
+  // One allocation: codes | code table | absmax (or quantized absmax | nested absmax | its code).
+  const size_t at_code = align_up(packed);
+  const size_t at_absmax = at_code + align_up(16 * sizeof(float));
+  const size_t absmax_bytes = q.nested ? blocks : blocks * sizeof(float);
+  const size_t at_nested_absmax = at_absmax + align_up(absmax_bytes);
+  const size_t at_nested_code = at_nested_absmax + align_up(nested_blocks * sizeof(float));
+  const size_t total = q.nested ? at_nested_code + 256 * sizeof(float) : at_nested_absmax;
+  char* p = static_cast<char*>(device_alloc(total, what, Usage::Weights));
+  copy(p, w.data, packed);
+  copy(p + at_code, q.code.data(), 16 * sizeof(float));
+  a.data = p;
+  a.code = reinterpret_cast<const float*>(p + at_code);
+  a.compute = w.compute;
+  a.blocksize = q.blocksize;
+  a.nested = q.nested;
+  if (q.nested) {
+    copy(p + at_absmax, q.absmax_q.data(), blocks);
+    copy(p + at_nested_absmax, q.nested_absmax.data(), nested_blocks * sizeof(float));
+    copy(p + at_nested_code, q.nested_code.data(), 256 * sizeof(float));
+    a.absmax_q = reinterpret_cast<const uint8_t*>(p + at_absmax);
+    a.nested_absmax = reinterpret_cast<const float*>(p + at_nested_absmax);
+    a.nested_code = reinterpret_cast<const float*>(p + at_nested_code);
+    a.nested_blocksize = q.nested_blocksize;
+    a.offset = q.offset;
+  } else {
+    copy(p + at_absmax, q.absmax.data(), blocks * sizeof(float));
+    a.absmax = reinterpret_cast<const float*>(p + at_absmax);
+  }
+  return add_buffer(p, a);
+}
+
+MemoryInfo CudaBackend::memory() const {
+  MemoryInfo m = memory_;
+  size_t free = 0, total = 0;
+  if (cudaMemGetInfo(&free, &total) == cudaSuccess) {
+    m.device_used = total - free;
+    m.device_budget = total;
+  }
+  return m;
+}
+
+float* CudaBackend::attention_scratch(int64_t floats) {
+  if (floats <= scratch_floats_) return scratch_;
+  // Ops recorded or captured so far point at the old scratch: run them, then forget the graph.
+  if (recording_) run_recorded_ops();
+  destroy_graph();
+  check(cudaStreamSynchronize(stream_), "attention (scratch)");
+  check(cudaFree(scratch_), "attention (scratch)");
+  memory_.activations -= uint64_t(scratch_floats_) * sizeof(float);
+  scratch_ = nullptr;
+  scratch_floats_ = 0;
+  scratch_ = static_cast<float*>(
+      device_alloc(size_t(floats) * sizeof(float), "attention scratch", Usage::Activations));
+  scratch_floats_ = floats;
+  return scratch_;
+}
+
+// --- transfers ----------------------------------------------------------------------------------
+
+void CudaBackend::write(Tensor dst, const void* src) {
+  if (!pending_.empty()) run_recorded_ops();  // keep the write after the ops issued before it
+  check(cudaMemcpyAsync(ptr<char>(dst), src, size_t(dst.numel()) * dtype_size(dst.dtype),
+                        cudaMemcpyHostToDevice, stream_),
+        "write");
+}
+
+void CudaBackend::read(Tensor src, void* dst) {
+  if (!pending_.empty()) run_recorded_ops();
+  check(cudaMemcpyAsync(dst, ptr<char>(src), size_t(src.numel()) * dtype_size(src.dtype),
+                        cudaMemcpyDeviceToHost, stream_),
+        "read");
+  check(cudaStreamSynchronize(stream_), "read (the ops before it)");
+}
+
+// --- steps and graphs ---------------------------------------------------------------------------
+
+void CudaBackend::begin_step(const StepInfo& step) {
+  step_ = step;
+  const int32_t state[2] = {step.pos0, step.n_tokens};
+  // Pageable source: the copy is staged before this returns, so `state` may go out of scope.
+  check(cudaMemcpyAsync(step_state_, state, sizeof state, cudaMemcpyHostToDevice, stream_),
+        "begin_step");
+  // Decode steps are recorded and replayed as one graph; timing needs the launches one by one.
+  recording_ = step.n_tokens == 1 && !profiling_;
+}
+
+void CudaBackend::end_step() {
+  if (!pending_.empty()) {
+    if (!graph_ || signature_ != graph_signature_) capture_graph();
+    check(cudaGraphLaunch(graph_, stream_), "decode step (graph launch)");
+  }
+  pending_.clear();
+  signature_.clear();
+  recording_ = false;
+  if (profiling_) {
+    last_marks_ = std::move(marks_);
+    marks_.clear();
+    event_set_ ^= 1;
+    events_used_ = 0;
+  }
+}
+
+void CudaBackend::enqueue(const char* op, std::initializer_list<Tensor> tensors,
+                          std::initializer_list<double> params, Launch launch) {
+  if (!recording_) {
+    check(launch(stream_), op);
+    return;
+  }
+  signature_ += op;
+  for (const Tensor& t : tensors) {
+    append_bytes(signature_, t.buffer);
+    append_bytes(signature_, t.dtype);
+    append_bytes(signature_, t.rows);
+    append_bytes(signature_, t.cols);
+    append_bytes(signature_, t.row_offset);
+  }
+  for (double p : params) append_bytes(signature_, p);
+  pending_.push_back({op, std::move(launch)});
+}
+
+void CudaBackend::run_recorded_ops() {
+  recording_ = false;
+  std::vector<PendingOp> ops = std::move(pending_);
+  pending_.clear();
+  signature_.clear();
+  for (PendingOp& p : ops) check(p.launch(stream_), p.op);
+}
+
+void CudaBackend::destroy_graph() {
+  if (graph_) cudaGraphExecDestroy(graph_);
+  graph_ = nullptr;
+  graph_signature_.clear();
+}
+
+void CudaBackend::capture_graph() {
+  destroy_graph();
+  check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "decode graph capture");
+  for (PendingOp& p : pending_) {
+    if (const cudaError_t e = p.launch(stream_); e != cudaSuccess) {
+      cudaGraph_t broken = nullptr;
+      cudaStreamEndCapture(stream_, &broken);
+      if (broken) cudaGraphDestroy(broken);
+      check(e, std::string(p.op) + " (decode graph capture)");
+    }
+  }
+  cudaGraph_t graph = nullptr;
+  check(cudaStreamEndCapture(stream_, &graph), "decode graph capture");
+  const cudaError_t e = cudaGraphInstantiate(&graph_, graph, 0);
+  cudaGraphDestroy(graph);
+  if (e != cudaSuccess) graph_ = nullptr;
+  check(e, "decode graph instantiation");
+  graph_signature_ = signature_;
+}
+
+// --- ops ----------------------------------------------------------------------------------------
+
+void CudaBackend::require(bool ok, const char* op, const std::string& what) const {
+  if (!ok) fail(std::string("cuda ") + op + ": " + what);
+}
+
+cuda::WeightArgs CudaBackend::weight_args(Tensor t, const char* op) const {
+  cuda::WeightArgs w = buffer(t).weight;
+  if (t.row_offset == 0 && t.rows == w.rows) return w;
+  const bool is_4bit = w.dtype == DType::NF4 || w.dtype == DType::FP4;
+  require(!is_4bit && t.row_offset + t.rows <= w.rows, op, "invalid view of a weight");
+  w.data = static_cast<const char*>(w.data) + t.row_offset * w.cols * int64_t(dtype_size(w.dtype));
+  w.rows = t.rows;
+  return w;
+}
+
+void CudaBackend::embed(Tensor out, Tensor table, Tensor ids) {
+  const cuda::WeightArgs w = weight_args(table, "embed");
+  require(out.cols == w.cols && ids.numel() == out.rows, "embed", "shape mismatch");
+  float* o = ptr<float>(out);
+  const int32_t* id = ptr<int32_t>(ids);
+  const int64_t rows = out.rows;
+  enqueue("embed", {out, table, ids}, {},
+          [=](cudaStream_t s) { return cuda::launch_embed(s, o, rows, w, id); });
+}
+
+void CudaBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
+  cuda::WeightArgs w = weight_args(weight, "rms_norm");
+  require(w.rows * w.cols == x.cols && out.rows == x.rows && out.cols == x.cols, "rms_norm",
+          "shape mismatch");
+  w.rows = 1;
+  w.cols = x.cols;
+  float* o = ptr<float>(out);
+  const float* in = ptr<float>(x);
+  const int64_t rows = x.rows;
+  enqueue("rms_norm", {out, x, weight}, {eps},
+          [=](cudaStream_t s) { return cuda::launch_rms_norm(s, o, in, rows, w, eps); });
+}
+
+void CudaBackend::matmul(Tensor out, Tensor x, Tensor wt) {
+  const cuda::WeightArgs w = weight_args(wt, "matmul");
+  require(x.cols == w.cols && out.cols == w.rows && out.rows == x.rows, "matmul", "shape mismatch");
+  float* o = ptr<float>(out);
+  const float* in = ptr<float>(x);
+  const int64_t rows = x.rows;
+  enqueue("matmul", {out, x, wt}, {},
+          [=](cudaStream_t s) { return cuda::launch_matmul(s, o, in, rows, w); });
+}
+
+void CudaBackend::rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) {
+  require(int64_t(n_heads) * head_dim <= x.cols && head_dim % 2 == 0 &&
+              inv_freq.numel() >= head_dim / 2,
+          "rope", "shape mismatch");
+  float* data = ptr<float>(x);
+  const float* inv = ptr<float>(inv_freq);
+  const int64_t rows = x.rows, cols = x.cols;
+  const int32_t* step = step_state_;
+  enqueue("rope", {x, inv_freq}, {double(n_heads), double(head_dim)}, [=](cudaStream_t s) {
+    return cuda::launch_rope(s, data, rows, cols, n_heads, head_dim, inv, step);
+  });
+}
+
+void CudaBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) {
+  require(k_cache.dtype == DType::F16 && v_cache.dtype == DType::F16, "kv_store",
+          "the caches must come from alloc_kv");
+  require(k.cols == k_cache.cols && v.cols == v_cache.cols && k.cols == v.cols &&
+              k.rows == v.rows && k_cache.rows == v_cache.rows,
+          "kv_store", "shape mismatch");
+  require(step_.pos0 >= 0 && step_.pos0 + k.rows <= k_cache.rows, "kv_store",
+          "the step's positions are outside the cache");
+  uint16_t* kc = ptr<uint16_t>(k_cache);
+  uint16_t* vc = ptr<uint16_t>(v_cache);
+  const float* kd = ptr<float>(k);
+  const float* vd = ptr<float>(v);
+  const int64_t rows = k.rows, cols = k.cols;
+  const int32_t* step = step_state_;
+  enqueue("kv_store", {k_cache, v_cache, k, v}, {}, [=](cudaStream_t s) {
+    return cuda::launch_kv_store(s, kc, vc, kd, vd, rows, cols, step);
+  });
+}
+
+void CudaBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
+                            const AttentionShape& shape) {
+  require(shape.n_kv_heads > 0 && shape.n_heads % shape.n_kv_heads == 0 &&
+              shape.head_dim % 2 == 0 && shape.head_dim <= 256,
+          "attention", "unsupported head configuration");
+  require(int64_t(shape.n_heads) * shape.head_dim <= q.cols &&
+              int64_t(shape.n_kv_heads) * shape.head_dim <= k_cache.cols &&
+              k_cache.cols == v_cache.cols && out.rows == q.rows && out.cols == q.cols &&
+              k_cache.dtype == DType::F16 && v_cache.dtype == DType::F16,
+          "attention", "shape mismatch");
+  require(step_.pos0 >= 0 && step_.pos0 + q.rows <= k_cache.rows, "attention",
+          "the step's positions are outside the cache");
+  // A recorded graph is replayed at later positions: size it for the whole cache.
+  const int64_t max_keys = recording_ ? k_cache.rows : step_.pos0 + q.rows;
+  float* scratch = attention_scratch(cuda::attention_scratch_floats(q.rows, shape, max_keys));
+  float* o = ptr<float>(out);
+  const float* qd = ptr<float>(q);
+  const uint16_t* kc = ptr<uint16_t>(k_cache);
+  const uint16_t* vc = ptr<uint16_t>(v_cache);
+  const int64_t rows = q.rows, q_cols = q.cols, kv_cols = k_cache.cols;
+  const int32_t* step = step_state_;
+  enqueue("attention", {out, q, k_cache, v_cache},
+          {double(shape.n_heads), double(shape.n_kv_heads), double(shape.head_dim),
+           double(shape.sliding_window), double(max_keys)},
+          [=](cudaStream_t s) {
+            return cuda::launch_attention(s, o, qd, rows, q_cols, kc, vc, kv_cols, shape, max_keys,
+                                          scratch, step);
+          });
+}
+
+void CudaBackend::swiglu(Tensor out, Tensor gate, Tensor up) {
+  require(out.numel() == gate.numel() && out.numel() == up.numel(), "swiglu", "shape mismatch");
+  float* o = ptr<float>(out);
+  const float* g = ptr<float>(gate);
+  const float* u = ptr<float>(up);
+  const int64_t n = out.numel();
+  enqueue("swiglu", {out, gate, up}, {},
+          [=](cudaStream_t s) { return cuda::launch_swiglu(s, o, g, u, n); });
+}
+
+void CudaBackend::add(Tensor x, Tensor y) {
+  require(x.numel() == y.numel(), "add", "shape mismatch");
+  float* a = ptr<float>(x);
+  const float* b = ptr<float>(y);
+  const int64_t n = x.numel();
+  enqueue("add", {x, y}, {}, [=](cudaStream_t s) { return cuda::launch_add(s, a, b, n); });
+}
+
+void CudaBackend::argmax(Tensor ids, Tensor logits) {
+  require(ids.numel() == logits.rows, "argmax", "shape mismatch");
+  int32_t* o = ptr<int32_t>(ids);
+  const float* l = ptr<float>(logits);
+  const int64_t rows = logits.rows, cols = logits.cols;
+  enqueue("argmax", {ids, logits}, {},
+          [=](cudaStream_t s) { return cuda::launch_argmax(s, o, l, rows, cols); });
+}
+
+// --- per-layer timing ---------------------------------------------------------------------------
+
+cudaEvent_t CudaBackend::next_event() {
+  std::vector<cudaEvent_t>& set = events_[event_set_];
+  if (events_used_ == set.size()) {
+    cudaEvent_t e = nullptr;
+    check(cudaEventCreate(&e), "profiling (cudaEventCreate)");
+    set.push_back(e);
+  }
+  return set[events_used_++];
+}
+
+void CudaBackend::phase_begin(int layer, Phase phase) {
+  if (!profiling_) return;
+  const cudaEvent_t begin = next_event();
+  check(cudaEventRecord(begin, stream_), "phase_begin");
+  marks_.push_back({layer, phase, begin, nullptr});
+}
+
+void CudaBackend::phase_end(int layer, Phase phase) {
+  if (!profiling_ || marks_.empty() || marks_.back().end) return;
+  Mark& m = marks_.back();
+  if (m.layer != layer || m.phase != phase) return;
+  m.end = next_event();
+  check(cudaEventRecord(m.end, stream_), "phase_end");
+}
+
+std::vector<LayerTime> CudaBackend::step_times() {
+  std::vector<LayerTime> times;
+  for (const Mark& m : last_marks_) {
+    if (!m.end) continue;
+    float ms = 0;
+    check(cudaEventSynchronize(m.end), "step_times");
+    check(cudaEventElapsedTime(&ms, m.begin, m.end), "step_times");
+    times.push_back({m.layer, m.phase, double(ms)});
+  }
+  return times;
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int device) {
+  return std::make_unique<CudaBackend>(device);
+}
+
+}  // namespace nibble

@@ -1,0 +1,107 @@
+// Device helpers shared by the kernels: reading one weight element exactly as the CPU reference
+// does (engine/quant.cpp dequantize + round_to), operand rounding, and warp/block reductions.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "engine/cuda/kernels.h"
+
+namespace nibble::cuda {
+
+__device__ __forceinline__ bool is_4bit(const WeightArgs& w) {
+  return w.dtype == DType::NF4 || w.dtype == DType::FP4;
+}
+
+// Round to the nearest compute-dtype value (round-to-nearest-even, as the CPU's round_to).
+template <ComputeDType C>
+__device__ __forceinline__ float round_operand(float v) {
+  if constexpr (C == ComputeDType::F16) return __half2float(__float2half_rn(v));
+  if constexpr (C == ComputeDType::BF16) return __bfloat162float(__float2bfloat16_rn(v));
+  return v;
+}
+__device__ __forceinline__ float round_operand(ComputeDType c, float v) {
+  switch (c) {
+    case ComputeDType::F16:
+      return round_operand<ComputeDType::F16>(v);
+    case ComputeDType::BF16:
+      return round_operand<ComputeDType::BF16>(v);
+    default:
+      return v;
+  }
+}
+
+// The code tables of a 4-bit weight, copied to shared memory at the start of a kernel.
+struct CodeTables {
+  float code[16];
+  float nested_code[256];
+};
+// Every thread of the block must call this (it synchronizes).
+__device__ __forceinline__ void load_code_tables(const WeightArgs& w, CodeTables& t) {
+  if (is_4bit(w)) {
+    for (int i = threadIdx.x; i < 16; i += blockDim.x) t.code[i] = w.code[i];
+    if (w.nested)
+      for (int i = threadIdx.x; i < 256; i += blockDim.x) t.nested_code[i] = w.nested_code[i];
+  }
+  __syncthreads();
+}
+
+// absmax of quantization block b. The explicit _rn operations keep nvcc from fusing them into
+// an FMA, so the value is bit-identical to QuantState::block_absmax.
+__device__ __forceinline__ float block_absmax(const WeightArgs& w, const float* nested_code,
+                                              int64_t b) {
+  if (!w.nested) return w.absmax[b];
+  return __fadd_rn(__fmul_rn(nested_code[w.absmax_q[b]], w.nested_absmax[b / w.nested_blocksize]),
+                   w.offset);
+}
+
+// Flattened element e of a weight as float32, rounded to the compute dtype for 4-bit weights.
+// `code`/`nested_code` point at the tables (shared memory in hot kernels, global otherwise).
+__device__ __forceinline__ float weight_at(const WeightArgs& w, const float* code,
+                                           const float* nested_code, int64_t e) {
+  switch (w.dtype) {
+    case DType::F32:
+      return static_cast<const float*>(w.data)[e];
+    case DType::F16:
+      return __half2float(static_cast<const __half*>(w.data)[e]);
+    case DType::BF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(w.data)[e]);
+    default: {
+      const uint8_t byte = static_cast<const uint8_t*>(w.data)[e >> 1];
+      const int q = (e & 1) ? (byte & 0x0f) : (byte >> 4);  // even element in the high nibble
+      const float v = __fmul_rn(code[q], block_absmax(w, nested_code, e / w.blocksize));
+      return round_operand(w.compute, v);
+    }
+  }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum/max over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
+template <bool kMax>
+__device__ __forceinline__ float block_reduce(float v) {
+  __shared__ float partial[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = kMax ? warp_max(v) : warp_sum(v);
+  __syncthreads();  // `partial` may still be read by a previous reduction
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  v = lane < warps ? partial[lane] : (kMax ? -INFINITY : 0.0f);
+  return kMax ? warp_max(v) : warp_sum(v);
+}
+
+inline cudaError_t launched() {
+  return cudaGetLastError();
+}
+
+inline unsigned blocks_for(int64_t n, int threads) {
+  return unsigned((n + threads - 1) / threads);
+}
+
+}  // namespace nibble::cuda

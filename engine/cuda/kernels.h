@@ -1,0 +1,64 @@
+// The CUDA kernels' launchers: plain C++ functions over device pointers, so that the backend
+// (cuda_backend.cpp) is ordinary C++ and only the .cu files go through nvcc. Every launcher
+// enqueues on `stream` and returns the launch's error without waiting for the kernel.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "engine/backend.h"
+
+namespace nibble::cuda {
+
+// A weight as the kernels read it: 16/32-bit values, or packed 4-bit codes with their
+// bitsandbytes quantization state (double-quantized absmax is decoded in the kernels).
+struct WeightArgs {
+  DType dtype = DType::F32;  // F32, F16, BF16, NF4 or FP4
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;  // values, or codes (even element in the high nibble)
+  // 4-bit only.
+  ComputeDType compute = ComputeDType::F32;  // F32 for 16/32-bit weights: no operand rounding
+  int blocksize = 64;
+  bool nested = false;
+  int nested_blocksize = 256;
+  float offset = 0.0f;
+  const float* code = nullptr;           // 16 values
+  const float* absmax = nullptr;         // per block, without double quantization
+  const uint8_t* absmax_q = nullptr;     // per block, with double quantization
+  const float* nested_absmax = nullptr;  // per nested block
+  const float* nested_code = nullptr;    // 256 values
+};
+
+// The step state the kernels read from device memory (so a captured graph can be replayed at
+// a new position): int32 {pos0, n_tokens}.
+using StepPtr = const int32_t*;
+
+cudaError_t launch_embed(cudaStream_t s, float* out, int64_t rows, const WeightArgs& table,
+                         const int32_t* ids);
+cudaError_t launch_rms_norm(cudaStream_t s, float* out, const float* x, int64_t rows,
+                            const WeightArgs& weight, float eps);
+// out[rows, w.rows] = round(x)[rows, w.cols] · round(w)ᵀ: a GEMV for one row, a tiled GEMM else.
+cudaError_t launch_matmul(cudaStream_t s, float* out, const float* x, int64_t rows,
+                          const WeightArgs& w);
+cudaError_t launch_rope(cudaStream_t s, float* x, int64_t rows, int64_t cols, int n_heads,
+                        int head_dim, const float* inv_freq, StepPtr step);
+// Stores rows of k and v (F32) as F16 at cache rows pos0 + r.
+cudaError_t launch_kv_store(cudaStream_t s, uint16_t* k_cache, uint16_t* v_cache, const float* k,
+                            const float* v, int64_t rows, int64_t cols, StepPtr step);
+
+// Attention splits each query's keys into chunks of this many, one block each, then merges.
+constexpr int kAttentionChunk = 256;
+// Floats of scratch for `max_keys` keys (the most any query of the step can see).
+int64_t attention_scratch_floats(int64_t rows, const AttentionShape& shape, int64_t max_keys);
+cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t rows,
+                             int64_t q_cols, const uint16_t* k_cache, const uint16_t* v_cache,
+                             int64_t kv_cols, const AttentionShape& shape, int64_t max_keys,
+                             float* scratch, StepPtr step);
+
+cudaError_t launch_swiglu(cudaStream_t s, float* out, const float* gate, const float* up,
+                          int64_t n);
+cudaError_t launch_add(cudaStream_t s, float* x, const float* y, int64_t n);
+cudaError_t launch_argmax(cudaStream_t s, int32_t* ids, const float* logits, int64_t rows,
+                          int64_t cols);
+
+}  // namespace nibble::cuda

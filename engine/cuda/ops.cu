@@ -1,0 +1,139 @@
+// The element-wise and per-row ops of the forward: embedding gather, RMSNorm, RoPE, the F16 KV
+// cache store, SwiGLU, residual add and argmax. Each mirrors its CpuBackend counterpart.
+#include <cstdint>
+
+#include "engine/cuda/device_math.cuh"
+
+namespace nibble::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void embed_kernel(float* out, const WeightArgs table, const int32_t* ids) {
+  const int64_t r = blockIdx.x, cols = table.cols;
+  const int32_t id = ids[r];
+  for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
+    out[r * cols + i] = (id >= 0 && id < table.rows)
+                            ? weight_at(table, table.code, table.nested_code, id * cols + i)
+                            : __int_as_float(0x7fc00000);  // NaN: the host validates ids
+}
+
+__global__ void rms_norm_kernel(float* out, const float* x, const WeightArgs weight, float eps) {
+  const int64_t r = blockIdx.x, n = weight.cols;
+  const float* xr = x + r * n;
+  float ss = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+  ss = block_reduce<false>(ss);
+  const float scale = 1.0f / sqrtf(ss / float(n) + eps);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    out[r * n + i] = weight_at(weight, weight.code, weight.nested_code, i) * (xr[i] * scale);
+}
+
+// One thread per rotated pair (i, i + half) of one head of one row.
+__global__ void rope_kernel(float* x, int64_t rows, int64_t cols, int n_heads, int head_dim,
+                            const float* inv_freq, StepPtr step) {
+  const int half = head_dim / 2;
+  const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t >= rows * n_heads * half) return;
+  const int i = int(t % half);
+  const int64_t h = (t / half) % n_heads, r = t / (int64_t(half) * n_heads);
+  const float angle = float(step[0] + r) * inv_freq[i];
+  float s, c;
+  sincosf(angle, &s, &c);
+  float* v = x + r * cols + h * head_dim;
+  const float a = v[i], b = v[i + half];
+  v[i] = a * c - b * s;
+  v[i + half] = b * c + a * s;
+}
+
+__global__ void kv_store_kernel(__half* k_cache, __half* v_cache, const float* k, const float* v,
+                                int64_t n, int64_t cols, StepPtr step) {
+  const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t >= n) return;
+  const int64_t at = int64_t(step[0]) * cols + t;  // rows pos0.. of the cache
+  k_cache[at] = __float2half_rn(k[t]);
+  v_cache[at] = __float2half_rn(v[t]);
+}
+
+__global__ void swiglu_kernel(float* out, const float* gate, const float* up, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] += y[i];
+}
+
+// The first index of the largest value, as std::max_element.
+__global__ void argmax_kernel(int32_t* ids, const float* logits, int64_t cols) {
+  const float* row = logits + int64_t(blockIdx.x) * cols;
+  float best = -INFINITY;
+  int64_t best_i = 0;
+  for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
+    if (row[i] > best) best = row[i], best_i = i;
+  __shared__ float values[kThreads];
+  __shared__ int64_t indices[kThreads];
+  values[threadIdx.x] = best;
+  indices[threadIdx.x] = best_i;
+  __syncthreads();
+  for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) {
+      const float v = values[threadIdx.x + stride];
+      const int64_t j = indices[threadIdx.x + stride];
+      if (v > values[threadIdx.x] || (v == values[threadIdx.x] && j < indices[threadIdx.x]))
+        values[threadIdx.x] = v, indices[threadIdx.x] = j;
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) ids[blockIdx.x] = int32_t(indices[0]);
+}
+
+}  // namespace
+
+cudaError_t launch_embed(cudaStream_t s, float* out, int64_t rows, const WeightArgs& table,
+                         const int32_t* ids) {
+  embed_kernel<<<unsigned(rows), kThreads, 0, s>>>(out, table, ids);
+  return launched();
+}
+
+cudaError_t launch_rms_norm(cudaStream_t s, float* out, const float* x, int64_t rows,
+                            const WeightArgs& weight, float eps) {
+  rms_norm_kernel<<<unsigned(rows), kThreads, 0, s>>>(out, x, weight, eps);
+  return launched();
+}
+
+cudaError_t launch_rope(cudaStream_t s, float* x, int64_t rows, int64_t cols, int n_heads,
+                        int head_dim, const float* inv_freq, StepPtr step) {
+  const int64_t n = rows * n_heads * (head_dim / 2);
+  rope_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(x, rows, cols, n_heads, head_dim,
+                                                           inv_freq, step);
+  return launched();
+}
+
+cudaError_t launch_kv_store(cudaStream_t s, uint16_t* k_cache, uint16_t* v_cache, const float* k,
+                            const float* v, int64_t rows, int64_t cols, StepPtr step) {
+  kv_store_kernel<<<blocks_for(rows * cols, kThreads), kThreads, 0, s>>>(
+      reinterpret_cast<__half*>(k_cache), reinterpret_cast<__half*>(v_cache), k, v, rows * cols,
+      cols, step);
+  return launched();
+}
+
+cudaError_t launch_swiglu(cudaStream_t s, float* out, const float* gate, const float* up,
+                          int64_t n) {
+  swiglu_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(out, gate, up, n);
+  return launched();
+}
+
+cudaError_t launch_add(cudaStream_t s, float* x, const float* y, int64_t n) {
+  add_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(x, y, n);
+  return launched();
+}
+
+cudaError_t launch_argmax(cudaStream_t s, int32_t* ids, const float* logits, int64_t rows,
+                          int64_t cols) {
+  argmax_kernel<<<unsigned(rows), kThreads, 0, s>>>(ids, logits, cols);
+  return launched();
+}
+
+}  // namespace nibble::cuda

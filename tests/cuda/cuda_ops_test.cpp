@@ -1,0 +1,340 @@
+// Every CUDA op against the CPU reference backend, on fresh random inputs over a sweep of shapes
+// (sizes that are not multiples of the kernels' blocks, one row, one column, K = blocksize).
+// GPU outputs are poisoned with NaN first, so an element an op fails to write fails the test.
+// Tolerances (relative L2 error): exact where both sides do the same float operations (gathers,
+// dequantization, the cache store, argmax), 1e-5 where only the summation order differs.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cmath>
+#include <limits>
+
+#include "engine/cpu/cpu_backend.h"
+#include "tests/cuda/cuda_test_util.h"
+
+using namespace nibble;
+using test::rel_error;
+
+namespace {
+
+constexpr double kSumOrderTolerance = 1e-5;
+
+Tensor input(Backend& b, const std::vector<float>& values, int64_t rows, int64_t cols) {
+  Tensor t = b.alloc(DType::F32, rows, cols, Usage::Activations);
+  b.write(t, values.data());
+  return t;
+}
+
+Tensor poisoned(Backend& b, int64_t rows, int64_t cols) {
+  const std::vector<float> nan(size_t(rows * cols), std::numeric_limits<float>::quiet_NaN());
+  return input(b, nan, rows, cols);
+}
+
+std::vector<float> read_f32(Backend& b, Tensor t) {
+  std::vector<float> v(size_t(t.numel()));
+  b.read(t, v.data());
+  return v;
+}
+
+// Runs `run` (which builds its inputs, runs one op and reads the output) on the CPU and on the
+// GPU, and returns the relative error of the GPU's result.
+template <class Run>
+double gpu_error(Backend& gpu, Run run) {
+  CpuBackend cpu(2);
+  const std::vector<float> want = run(cpu);
+  const std::vector<float> got = run(gpu);
+  return rel_error(got, want);
+}
+
+std::vector<int32_t> random_ids(size_t n, int64_t vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> ids(n);
+  for (int32_t& id : ids) id = int32_t(rng() % uint64_t(vocab));
+  if (n > 1) ids[0] = 0, ids[1] = int32_t(vocab - 1);  // both ends of the table
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("cuda: matmul of every weight dtype and compute dtype matches the CPU") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  struct Shape {
+    int64_t tokens, out, in;
+  };
+  // One token runs the GEMV (fast path when `in` is a multiple of 32), more run the tiled GEMM.
+  const Shape shapes[] = {{1, 1, 64},    {1, 37, 1},     {1, 33, 100}, {1, 130, 256},
+                          {1, 64, 4096}, {1, 300, 1000}, {2, 17, 96},  {5, 65, 192},
+                          {64, 64, 64},  {70, 129, 257}, {3, 1, 128},  {1, 5, 1}};
+  uint64_t seed = 1;
+  for (const Shape& s : shapes) {
+    CAPTURE(s.tokens);
+    CAPTURE(s.out);
+    CAPTURE(s.in);
+    std::vector<HostWeight> weights;
+    for (DType t : {DType::F32, DType::F16, DType::BF16})
+      weights.push_back(test::dense_weight(
+          "w", t, s.out, s.in, test::random_floats(size_t(s.out * s.in), ++seed, 0.05f)));
+    int variant = 0;
+    for (QuantType type : {QuantType::NF4, QuantType::FP4})
+      for (bool nested : {true, false})
+        for (ComputeDType compute : {ComputeDType::F32, ComputeDType::F16, ComputeDType::BF16}) {
+          const int blocksize = std::array{64, 128, 256}[size_t(variant++ % 3)];
+          weights.push_back(test::random_4bit("w4", {type, blocksize, nested, compute}, s.out, s.in,
+                                              ++seed, 0.1f));
+        }
+    const std::vector<float> x = test::random_floats(size_t(s.tokens * s.in), ++seed);
+    for (const HostWeight& w : weights) {
+      CAPTURE(dtype_name(w.dtype));
+      CAPTURE(compute_dtype_name(w.compute));
+      CAPTURE(w.quant ? w.quant->blocksize : 0);
+      CAPTURE(w.quant && w.quant->nested);
+      const double err = gpu_error(*gpu, [&](Backend& b) {
+        const Tensor wt = b.upload_weight(w);
+        const Tensor xt = input(b, x, s.tokens, s.in);
+        const Tensor out = poisoned(b, s.tokens, s.out);
+        b.begin_step({0, int(s.tokens)});
+        b.matmul(out, xt, wt);
+        b.end_step();
+        return read_f32(b, out);
+      });
+      CHECK(err < kSumOrderTolerance);
+    }
+  }
+}
+
+TEST_CASE("cuda: embedding gathers rows of every table dtype exactly") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  uint64_t seed = 100;
+  for (int64_t vocab : {1, 7, 100})
+    for (int64_t cols : {1, 5, 64, 333})
+      for (int64_t n : {1, 4, 9}) {
+        CAPTURE(vocab);
+        CAPTURE(cols);
+        CAPTURE(n);
+        std::vector<HostWeight> tables;
+        for (DType t : {DType::F32, DType::F16, DType::BF16})
+          tables.push_back(test::dense_weight("embed", t, vocab, cols,
+                                              test::random_floats(size_t(vocab * cols), ++seed)));
+        tables.push_back(test::random_4bit("embed4", {}, vocab, cols, ++seed));
+        const std::vector<int32_t> ids = random_ids(size_t(n), vocab, ++seed);
+        for (const HostWeight& table : tables) {
+          CAPTURE(dtype_name(table.dtype));
+          const double err = gpu_error(*gpu, [&](Backend& b) {
+            const Tensor t = b.upload_weight(table);
+            const Tensor id = b.alloc(DType::I32, n, 1, Usage::Activations);
+            b.write(id, ids.data());
+            const Tensor out = poisoned(b, n, cols);
+            b.begin_step({0, int(n)});
+            b.embed(out, t, id);
+            b.end_step();
+            return read_f32(b, out);
+          });
+          CHECK(err == 0);
+        }
+      }
+}
+
+TEST_CASE("cuda: RMSNorm matches the CPU for every norm-weight dtype") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  uint64_t seed = 200;
+  for (int64_t rows : {1, 3, 17})
+    for (int64_t n : {1, 7, 64, 1000, 4097})
+      for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+        CAPTURE(rows);
+        CAPTURE(n);
+        CAPTURE(dtype_name(t));
+        std::vector<float> g = test::random_floats(size_t(n), ++seed, 0.1f);
+        for (float& v : g) v += 1.0f;
+        const HostWeight weight = test::dense_weight("norm", t, 1, n, g);
+        const std::vector<float> x = test::random_floats(size_t(rows * n), ++seed, 3.0f);
+        const double err = gpu_error(*gpu, [&](Backend& b) {
+          const Tensor w = b.upload_weight(weight);
+          const Tensor xt = input(b, x, rows, n);
+          const Tensor out = poisoned(b, rows, n);
+          b.begin_step({0, int(rows)});
+          b.rms_norm(out, xt, w, 1e-5f);
+          b.end_step();
+          return read_f32(b, out);
+        });
+        CHECK(err < kSumOrderTolerance);
+      }
+}
+
+TEST_CASE("cuda: RoPE rotates at the step's positions like the CPU") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  uint64_t seed = 300;
+  for (int pos0 : {0, 5, 1000})
+    for (int64_t rows : {1, 4, 13})
+      for (int heads : {1, 3, 8})
+        for (int head_dim : {2, 8, 64, 128}) {
+          CAPTURE(pos0);
+          CAPTURE(rows);
+          CAPTURE(heads);
+          CAPTURE(head_dim);
+          const int64_t cols =
+              int64_t(heads) * head_dim + (heads == 3 ? 5 : 0);  // a tail rope skips
+          std::vector<float> inv(size_t(head_dim / 2));
+          for (size_t i = 0; i < inv.size(); ++i)
+            inv[i] = std::pow(10000.0f, -2.0f * float(i) / float(head_dim));
+          const std::vector<float> x = test::random_floats(size_t(rows * cols), ++seed);
+          const double err = gpu_error(*gpu, [&](Backend& b) {
+            const Tensor freq = input(b, inv, 1, int64_t(inv.size()));
+            const Tensor xt = input(b, x, rows, cols);
+            b.begin_step({pos0, int(rows)});
+            b.rope(xt, heads, head_dim, freq);
+            b.end_step();
+            return read_f32(b, xt);
+          });
+          CHECK(err < kSumOrderTolerance);
+        }
+}
+
+TEST_CASE("cuda: the KV cache store writes F16 rows at the step's positions") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  const int64_t context = 40, cols = 24;
+  uint64_t seed = 400;
+  for (int pos0 : {0, 7, 39})
+    for (int64_t rows : {1, 3}) {
+      if (pos0 + rows > context) continue;
+      CAPTURE(pos0);
+      CAPTURE(rows);
+      const auto k = test::f16_representable(test::random_floats(size_t(rows * cols), ++seed));
+      const auto v = test::f16_representable(test::random_floats(size_t(rows * cols), ++seed));
+      const Tensor kc = gpu->alloc_kv(context, cols), vc = gpu->alloc_kv(context, cols);
+      REQUIRE(kc.dtype == DType::F16);
+      const Tensor kt = input(*gpu, k, rows, cols), vt = input(*gpu, v, rows, cols);
+      gpu->begin_step({pos0, int(rows)});
+      gpu->kv_store(kc, vc, kt, vt);
+      gpu->end_step();
+      for (const auto& [cache, want] : {std::pair{kc, k}, std::pair{vc, v}}) {
+        std::vector<uint16_t> half(size_t(context * cols));
+        gpu->read(cache, half.data());
+        std::vector<float> expected(half.size(), 0.0f);  // alloc_kv zero-fills
+        std::copy(want.begin(), want.end(), expected.begin() + pos0 * cols);
+        std::vector<float> got(half.size());
+        for (size_t i = 0; i < half.size(); ++i) got[i] = f16_to_f32(half[i]);
+        CHECK(rel_error(got, expected) == 0);
+      }
+    }
+}
+
+TEST_CASE("cuda: attention over the KV cache matches the CPU (GQA, windows, long contexts)") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  struct Heads {
+    int n_heads, n_kv_heads, head_dim;
+  };
+  const int64_t context = 700;
+  uint64_t seed = 500;
+  for (Heads h : {Heads{4, 4, 16}, Heads{8, 2, 64}, Heads{4, 1, 128}, Heads{3, 3, 8}})
+    for (int pos0 : {0, 3, 300, 600})  // 300 and 600: more than one 256-key split
+      for (int64_t rows : {1, 7, 40})
+        for (int window : {0, 5, 200}) {
+          if (pos0 + rows > context) continue;
+          CAPTURE(h.n_heads);
+          CAPTURE(h.n_kv_heads);
+          CAPTURE(h.head_dim);
+          CAPTURE(pos0);
+          CAPTURE(rows);
+          CAPTURE(window);
+          const AttentionShape shape{h.n_heads, h.n_kv_heads, h.head_dim, window};
+          const int64_t q_cols = int64_t(h.n_heads) * h.head_dim;
+          const int64_t kv_cols = int64_t(h.n_kv_heads) * h.head_dim;
+          const int64_t keys = pos0 + rows;
+          // F16-representable keys and values: both caches then hold the same numbers.
+          const auto k =
+              test::f16_representable(test::random_floats(size_t(keys * kv_cols), ++seed));
+          const auto v =
+              test::f16_representable(test::random_floats(size_t(keys * kv_cols), ++seed));
+          const auto q = test::random_floats(size_t(rows * q_cols), ++seed, 0.5f);
+          const double err = gpu_error(*gpu, [&](Backend& b) {
+            const Tensor kc = b.alloc_kv(context, kv_cols), vc = b.alloc_kv(context, kv_cols);
+            const Tensor kt = input(b, k, keys, kv_cols), vt = input(b, v, keys, kv_cols);
+            if (pos0 > 0) {  // the earlier positions, stored by an earlier step
+              b.begin_step({0, pos0});
+              b.kv_store(kc, vc, kt.slice_rows(0, pos0), vt.slice_rows(0, pos0));
+              b.end_step();
+            }
+            const Tensor qt = input(b, q, rows, q_cols);
+            const Tensor out = poisoned(b, rows, q_cols);
+            b.begin_step({pos0, int(rows)});
+            b.kv_store(kc, vc, kt.slice_rows(pos0, rows), vt.slice_rows(pos0, rows));
+            b.attention(out, qt, kc, vc, shape);
+            b.end_step();
+            return read_f32(b, out);
+          });
+          CHECK(err < kSumOrderTolerance);
+        }
+}
+
+TEST_CASE("cuda: SwiGLU and the residual add match the CPU") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  uint64_t seed = 600;
+  for (int64_t n : {1, 5, 1000, 100003}) {
+    CAPTURE(n);
+    const auto g = test::random_floats(size_t(n), ++seed, 3.0f);
+    const auto u = test::random_floats(size_t(n), ++seed);
+    CHECK(gpu_error(*gpu, [&](Backend& b) {
+            const Tensor gt = input(b, g, 1, n), ut = input(b, u, 1, n), out = poisoned(b, 1, n);
+            b.begin_step({0, 1});
+            b.swiglu(out, gt, ut);
+            b.end_step();
+            return read_f32(b, out);
+          }) < 1e-6);
+    CHECK(gpu_error(*gpu, [&](Backend& b) {
+            const Tensor gt = input(b, g, 1, n), ut = input(b, u, 1, n);
+            b.begin_step({0, 1});
+            b.add(gt, ut);
+            b.end_step();
+            return read_f32(b, gt);
+          }) == 0);
+  }
+}
+
+TEST_CASE("cuda: argmax picks the first largest logit of each row") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  uint64_t seed = 700;
+  for (int64_t rows : {1, 3})
+    for (int64_t cols : {1, 7, 97, 32000}) {
+      CAPTURE(rows);
+      CAPTURE(cols);
+      auto logits = test::random_floats(size_t(rows * cols), ++seed);
+      if (cols > 10) logits[5] = logits[cols - 2] = 100.0f;  // a tie: the first one wins
+      const Tensor l = input(*gpu, logits, rows, cols);
+      const Tensor ids = gpu->alloc(DType::I32, rows, 1, Usage::Activations);
+      const std::vector<int32_t> poison(size_t(rows), -1);
+      gpu->write(ids, poison.data());
+      gpu->begin_step({0, 1});
+      gpu->argmax(ids, l);
+      gpu->end_step();
+      std::vector<int32_t> got(static_cast<size_t>(rows));
+      gpu->read(ids, got.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* row = logits.data() + r * cols;
+        CHECK(got[size_t(r)] == int32_t(std::max_element(row, row + cols) - row));
+      }
+    }
+}
+
+TEST_CASE("cuda: bad shapes and impossible allocations are errors naming the op") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  const Tensor x = gpu->alloc(DType::F32, 2, 8, Usage::Activations);
+  const Tensor w =
+      gpu->upload_weight(test::dense_weight("w", DType::F32, 4, 9, std::vector<float>(36)));
+  const Tensor out = gpu->alloc(DType::F32, 2, 4, Usage::Activations);
+  CHECK_THROWS_WITH_AS(gpu->matmul(out, x, w), doctest::Contains("matmul"), Error);
+  CHECK_THROWS_WITH_AS(gpu->alloc(DType::F32, int64_t(1) << 24, int64_t(1) << 24, Usage::KvCache),
+                       doctest::Contains("out of GPU memory"), Error);
+  const MemoryInfo m = gpu->memory();
+  CHECK(m.weights >= 36 * 4);
+  CHECK(m.device_budget > 0);
+  CHECK(m.device_used > 0);
+}
