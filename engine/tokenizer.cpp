@@ -2,9 +2,7 @@
 // marked "normalized" → pre-tokenizer → BPE → post-processor specials. Decode: entries → decoder.
 #include "engine/tokenizer.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <unordered_map>
 
 #include "engine/error.h"
@@ -14,27 +12,12 @@
 #include "engine/tokenizer_normalize.h"
 #include "engine/tokenizer_pretokenize.h"
 #include "engine/tokenizer_unicode.h"
+#include "loader/json_text.h"
 
 namespace nibble {
 namespace {
 
 using nlohmann::json;
-
-json parse(std::string_view text, const std::string& file) {
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail(file + ": not valid JSON (" + e.what() + ")");
-  }
-}
-
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path.string() + ": cannot open");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // tokenizer_config.json writes special tokens as a string or as {"content": ...}.
 std::string token_string(const json& value) {
@@ -77,10 +60,15 @@ void Tokenizer::Impl::read_added_tokens(const json& list, const std::string& fil
   special.assign(id_to_token.size(), false);
   std::vector<AddedToken> raw, normalized;
   for (const json& entry : list) {
-    AddedToken t{entry.at("content").get<std::string>(), entry.at("id").get<int>(), entry.value("special", false),
-                 entry.value("lstrip", false), entry.value("rstrip", false), entry.value("single_word", false),
+    AddedToken t{entry.at("content").get<std::string>(),
+                 entry.at("id").get<int>(),
+                 entry.value("special", false),
+                 entry.value("lstrip", false),
+                 entry.value("rstrip", false),
+                 entry.value("single_word", false),
                  entry.value("normalized", !entry.value("special", false))};
-    if (t.id < 0 || t.id > 16'000'000) fail(file + ": added token id " + std::to_string(t.id) + " out of range");
+    if (t.id < 0 || t.id > 16'000'000)
+      fail(file + ": added token id " + std::to_string(t.id) + " out of range");
     if (size_t(t.id) >= id_to_token.size()) {
       id_to_token.resize(size_t(t.id) + 1);
       special.resize(size_t(t.id) + 1);
@@ -129,7 +117,8 @@ void Tokenizer::Impl::read_post_processor(const json& spec, const std::string& f
     suffix.push_back(id_of(spec.at("sep").at(0).get<std::string>()));
   } else if (type != "ByteLevel") {  // ByteLevel only trims offsets, which ids do not carry
     fail(file + ": post_processor '" + type +
-         "' is not supported (supported: TemplateProcessing, ByteLevel, Bert/RobertaProcessing, Sequence)");
+         "' is not supported (supported: TemplateProcessing, ByteLevel, Bert/RobertaProcessing, "
+         "Sequence)");
   }
 }
 
@@ -146,12 +135,14 @@ void Tokenizer::Impl::read_config(const json& config, const std::string& file) {
   if (bos < 0 && prefix.size() == 1) bos = prefix[0];
   // transformers rebuilds the post-processor from add_bos_token / add_eos_token when given.
   if (config.contains("add_bos_token") && config["add_bos_token"].is_boolean()) {
-    if (config["add_bos_token"].get<bool>() && bos < 0) fail(file + ": add_bos_token is set but there is no bos_token");
+    if (config["add_bos_token"].get<bool>() && bos < 0)
+      fail(file + ": add_bos_token is set but there is no bos_token");
     prefix.clear();
     if (config["add_bos_token"].get<bool>()) prefix.push_back(bos);
   }
   if (config.contains("add_eos_token") && config["add_eos_token"].is_boolean()) {
-    if (config["add_eos_token"].get<bool>() && eos < 0) fail(file + ": add_eos_token is set but there is no eos_token");
+    if (config["add_eos_token"].get<bool>() && eos < 0)
+      fail(file + ": add_eos_token is set but there is no eos_token");
     suffix.clear();
     if (config["add_eos_token"].get<bool>()) suffix.push_back(eos);
   }
@@ -164,8 +155,9 @@ Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::from_folder(const std::filesystem::path& dir) {
   const auto config_path = dir / "tokenizer_config.json";
-  const std::string config = std::filesystem::exists(config_path) ? read_file(config_path) : "";
-  return from_json(read_file(dir / "tokenizer.json"), config, dir.string());
+  const std::string config =
+      std::filesystem::exists(config_path) ? read_text_file(config_path.string()) : "";
+  return from_json(read_text_file((dir / "tokenizer.json").string()), config, dir.string());
 }
 
 Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view tokenizer_config,
@@ -175,13 +167,15 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   std::unique_ptr<Impl> impl;
   std::string current = file;
   try {
-    const json spec = parse(tokenizer_json, file);
+    const json spec = parse_json(tokenizer_json, origin, "tokenizer.json");
     if (!spec.is_object() || !spec.contains("model")) fail(file + ": no \"model\" object");
     impl = std::make_unique<Impl>(spec, file);
     impl->read_added_tokens(spec.value("added_tokens", json::array()), file);
     impl->read_post_processor(spec.value("post_processor", json()), file);
     current = config_file;
-    const json config = tokenizer_config.empty() ? json::object() : parse(tokenizer_config, config_file);
+    const json config = tokenizer_config.empty()
+                            ? json::object()
+                            : parse_json(tokenizer_config, origin, "tokenizer_config.json");
     if (!config.is_object()) fail(config_file + ": not a JSON object");
     impl->read_config(config, config_file);
   } catch (const json::exception& e) {  // a field of the wrong type or missing
@@ -225,15 +219,26 @@ std::string Tokenizer::decode(std::span<const int> ids, bool skip_special) const
 }
 
 std::string Tokenizer::token_text(int id) const {
-  if (id < 0 || id >= vocab_size()) fail("token id " + std::to_string(id) + " is outside the vocabulary");
+  if (id < 0 || id >= vocab_size())
+    fail("token id " + std::to_string(id) + " is outside the vocabulary");
   return impl_->id_to_token[size_t(id)];
 }
 
-int Tokenizer::vocab_size() const { return int(impl_->id_to_token.size()); }
-int Tokenizer::bos_id() const { return impl_->bos; }
-int Tokenizer::eos_id() const { return impl_->eos; }
-bool Tokenizer::is_special(int id) const { return id >= 0 && id < vocab_size() && impl_->special[size_t(id)]; }
-int Tokenizer::token_id(std::string_view token) const { return impl_->token_id(token); }
+int Tokenizer::vocab_size() const {
+  return int(impl_->id_to_token.size());
+}
+int Tokenizer::bos_id() const {
+  return impl_->bos;
+}
+int Tokenizer::eos_id() const {
+  return impl_->eos;
+}
+bool Tokenizer::is_special(int id) const {
+  return id >= 0 && id < vocab_size() && impl_->special[size_t(id)];
+}
+int Tokenizer::token_id(std::string_view token) const {
+  return impl_->token_id(token);
+}
 
 // HF's DecodeStream: decode a window holding the previously returned chunk (context, so that
 // spaces and strips come out as in the full decode) plus the ids since; return the new text once

@@ -40,7 +40,8 @@ class Tokenizer {
   // to decode(all ids, skip_special); each push decodes only a short window of recent ids.
   class Stream {
    public:
-    explicit Stream(const Tokenizer& t, bool skip_special = false) : tok_(&t), skip_special_(skip_special) {}
+    explicit Stream(const Tokenizer& t, bool skip_special = false)
+        : tok_(&t), skip_special_(skip_special) {}
     std::string push(int id);
     std::string flush();  // whatever is left, invalid bytes replaced; ends the stream
    private:

@@ -15,10 +15,16 @@ int codepoint_before(std::string_view s, size_t end) {
   return unicode::next_codepoint(s, start);
 }
 
-int codepoint_at(std::string_view s, size_t pos) { return pos < s.size() ? unicode::next_codepoint(s, pos) : -1; }
+int codepoint_at(std::string_view s, size_t pos) {
+  return pos < s.size() ? unicode::next_codepoint(s, pos) : -1;
+}
 
-bool is_space(int cp) { return cp >= 0 && unicode::is_whitespace(char32_t(cp)); }
-bool is_word_char(int cp) { return cp >= 0 && unicode::is_alphanumeric(char32_t(cp)); }
+bool is_space(int cp) {
+  return cp >= 0 && unicode::is_whitespace(char32_t(cp));
+}
+bool is_word_char(int cp) {
+  return cp >= 0 && unicode::is_alphanumeric(char32_t(cp));
+}
 
 }  // namespace
 
@@ -27,8 +33,9 @@ AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens) : tokens_(s
   for (size_t i = 0; i < tokens_.size(); ++i)
     by_first_byte_[static_cast<unsigned char>(tokens_[i].content[0])].push_back(i);
   for (auto& [byte, list] : by_first_byte_)
-    std::stable_sort(list.begin(), list.end(),
-                     [&](size_t a, size_t b) { return tokens_[a].content.size() > tokens_[b].content.size(); });
+    std::stable_sort(list.begin(), list.end(), [&](size_t a, size_t b) {
+      return tokens_[a].content.size() > tokens_[b].content.size();
+    });
 }
 
 const AddedToken* AddedTokenMatcher::longest_at(std::string_view text, size_t pos) const {
@@ -49,7 +56,8 @@ void AddedTokenMatcher::split(const TextPiece& piece, std::vector<TextPiece>& ou
   const std::string_view text = piece.text;
   size_t cut = 0;  // end of the last emitted piece
   const auto emit_text = [&](size_t end) {
-    if (end > cut) out.push_back({std::string(text.substr(cut, end - cut)), -1, piece.at_start && cut == 0});
+    if (end > cut)
+      out.push_back({std::string(text.substr(cut, end - cut)), -1, piece.at_start && cut == 0});
   };
   for (size_t pos = 0; pos < text.size();) {
     const AddedToken* token = longest_at(text, pos);
@@ -58,7 +66,8 @@ void AddedTokenMatcher::split(const TextPiece& piece, std::vector<TextPiece>& ou
       continue;
     }
     size_t start = pos, stop = pos + token->content.size();
-    if (token->single_word && (is_word_char(codepoint_before(text, start)) || is_word_char(codepoint_at(text, stop)))) {
+    if (token->single_word &&
+        (is_word_char(codepoint_before(text, start)) || is_word_char(codepoint_at(text, stop)))) {
       pos = stop;
       continue;
     }
@@ -75,7 +84,8 @@ void AddedTokenMatcher::split(const TextPiece& piece, std::vector<TextPiece>& ou
         stop = next;
       }
     emit_text(start);
-    out.push_back({std::string(text.substr(start, stop - start)), token->id, piece.at_start && start == 0});
+    out.push_back(
+        {std::string(text.substr(start, stop - start)), token->id, piece.at_start && start == 0});
     cut = pos = stop;
   }
   emit_text(text.size());

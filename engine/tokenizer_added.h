@@ -12,10 +12,10 @@ struct AddedToken {
   std::string content;
   int id = -1;
   bool special = false;
-  bool lstrip = false;      // swallows the whitespace before it
-  bool rstrip = false;      // swallows the whitespace after it
-  bool single_word = false; // matches only when not inside a word
-  bool normalized = false;  // matched in the normalized text rather than the raw input
+  bool lstrip = false;       // swallows the whitespace before it
+  bool rstrip = false;       // swallows the whitespace after it
+  bool single_word = false;  // matches only when not inside a word
+  bool normalized = false;   // matched in the normalized text rather than the raw input
 };
 
 // A stretch of the input: either plain text or one added token.

@@ -14,12 +14,14 @@ BpeModel::BpeModel(const nlohmann::json& model, const std::string& origin) {
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (model.contains(key) && model[key].is_string() && !model[key].get<std::string>().empty())
       fail(origin + ": BPE " + key + " is not supported");
-  if (model.contains("dropout") && model["dropout"].is_number() && model["dropout"].get<double>() > 0)
+  if (model.contains("dropout") && model["dropout"].is_number() &&
+      model["dropout"].get<double>() > 0)
     fail(origin + ": BPE dropout is not supported");
 
   for (const auto& [token, id_json] : model.at("vocab").items()) {
     const int id = id_json.get<int>();
-    if (id < 0 || id > 16'000'000) fail(origin + ": vocab id " + std::to_string(id) + " out of range");
+    if (id < 0 || id > 16'000'000)
+      fail(origin + ": vocab id " + std::to_string(id) + " out of range");
     vocab_.emplace(token, id);
     if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1);
     id_to_token_[size_t(id)] = token;
@@ -36,7 +38,8 @@ BpeModel::BpeModel(const nlohmann::json& model, const std::string& origin) {
       left = text.substr(0, space);
       right = text.substr(space + 1);
     } else {  // ["a", "b"]
-      if (!merges[rank].is_array() || merges[rank].size() != 2) fail(origin + ": merge " + merges[rank].dump() + " is not a pair");
+      if (!merges[rank].is_array() || merges[rank].size() != 2)
+        fail(origin + ": merge " + merges[rank].dump() + " is not a pair");
       left = merges[rank][0].get<std::string>();
       right = merges[rank][1].get<std::string>();
     }
@@ -51,7 +54,9 @@ BpeModel::BpeModel(const nlohmann::json& model, const std::string& origin) {
   ignore_merges_ = model.value("ignore_merges", false);
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
     unk_id_ = id_of(model["unk_token"].get<std::string>());
-    if (unk_id_ < 0) fail(origin + ": unk_token '" + model["unk_token"].get<std::string>() + "' is not in the vocab");
+    if (unk_id_ < 0)
+      fail(origin + ": unk_token '" + model["unk_token"].get<std::string>() +
+           "' is not in the vocab");
   }
   for (int b = 0; b < 256; ++b) {
     char name[8];
@@ -114,7 +119,9 @@ void BpeModel::merge_all(std::vector<int>& symbols) const {
   }
   struct Candidate {
     int rank, pos, merged_id;
-    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+    bool operator>(const Candidate& o) const {
+      return rank != o.rank ? rank > o.rank : pos > o.pos;
+    }
   };
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
   const auto consider = [&](int pos) {

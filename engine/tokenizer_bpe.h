@@ -26,7 +26,9 @@ class BpeModel {
     int rank;
     int merged_id;
   };
-  static uint64_t pair_key(int left, int right) { return (uint64_t(uint32_t(left)) << 32) | uint32_t(right); }
+  static uint64_t pair_key(int left, int right) {
+    return (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
+  }
   void merge_all(std::vector<int>& symbols) const;
 
   std::unordered_map<std::string, int> vocab_;

@@ -16,7 +16,10 @@ int byte_token_value(const std::string& token) {
   if (token.size() != 6 || !token.starts_with("<0x") || token.back() != '>') return -1;
   int value = 0;
   for (char c : token.substr(3, 2)) {
-    const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    const int digit = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                             : -1;
     if (digit < 0) return -1;
     value = value * 16 + digit;
   }
@@ -70,7 +73,8 @@ void byte_level(std::vector<std::string>& tokens) {
 void strip(std::vector<std::string>& tokens, const std::string& content, int start, int stop) {
   for (std::string& token : tokens) {
     size_t begin = 0, end = token.size();
-    for (int i = 0; i < start && token.compare(begin, content.size(), content) == 0 && begin < end; ++i)
+    for (int i = 0; i < start && token.compare(begin, content.size(), content) == 0 && begin < end;
+         ++i)
       begin += content.size();
     for (int i = 0; i < stop && end >= begin + content.size() &&
                     token.compare(end - content.size(), content.size(), content) == 0;
@@ -95,7 +99,8 @@ void Decoder::add(const nlohmann::json& spec, const std::string& origin) {
     for (const auto& inner : spec.at("decoders")) add(inner, origin);
   } else if (type == "Replace") {
     auto pattern = std::make_shared<const Pattern>(spec.at("pattern"), origin);
-    steps_.push_back([pattern, content = spec.at("content").get<std::string>()](std::vector<std::string>& tokens) {
+    steps_.push_back([pattern, content = spec.at("content").get<std::string>()](
+                         std::vector<std::string>& tokens) {
       for (std::string& token : tokens) token = pattern->replace_all(token, content);
     });
   } else if (type == "ByteFallback") {
@@ -109,8 +114,10 @@ void Decoder::add(const nlohmann::json& spec, const std::string& origin) {
   } else if (type == "Strip") {
     const std::string content = spec.at("content").get<std::string>();
     if (content.empty()) fail(origin + ": Strip decoder needs a non-empty content");
-    steps_.push_back([content, start = spec.value("start", 0), stop = spec.value("stop", 0)](
-                         std::vector<std::string>& tokens) { strip(tokens, content, start, stop); });
+    steps_.push_back([content, start = spec.value("start", 0),
+                      stop = spec.value("stop", 0)](std::vector<std::string>& tokens) {
+      strip(tokens, content, start, stop);
+    });
   } else if (type == "ByteLevel") {
     steps_.push_back(byte_level);
   } else if (type == "Metaspace") {
@@ -119,13 +126,15 @@ void Decoder::add(const nlohmann::json& spec, const std::string& origin) {
     if (scheme.empty()) scheme = spec.value("add_prefix_space", true) ? "always" : "never";
     // As HF: every replacement character becomes a space, except in the first token, where
     // (unless prepend_scheme is "never") they are dropped: they were the prepended prefix.
-    steps_.push_back([replacement, drop_first = scheme != "never"](std::vector<std::string>& tokens) {
+    steps_.push_back([replacement,
+                      drop_first = scheme != "never"](std::vector<std::string>& tokens) {
       for (size_t i = 0; i < tokens.size(); ++i)
         tokens[i] = unicode::replace_all(tokens[i], replacement, i == 0 && drop_first ? "" : " ");
     });
   } else {
     fail(origin + ": decoder '" + type +
-         "' is not supported (supported: Sequence, Replace, ByteFallback, Fuse, Strip, ByteLevel, Metaspace)");
+         "' is not supported (supported: Sequence, Replace, ByteFallback, Fuse, Strip, ByteLevel, "
+         "Metaspace)");
   }
 }
 

@@ -48,7 +48,8 @@ void Normalizer::add(const nlohmann::json& spec, const std::string& origin) {
     });
   } else {
     // NFC/NFKC/Lowercase/Precompiled... need Unicode tables this engine does not carry yet.
-    fail(origin + ": normalizer '" + type + "' is not supported (supported: Sequence, Prepend, Replace, Strip)");
+    fail(origin + ": normalizer '" + type +
+         "' is not supported (supported: Sequence, Prepend, Replace, Strip)");
   }
 }
 

@@ -19,7 +19,8 @@ std::string escape_regex(std::string_view literal) {
 Regex compile(const nlohmann::json& pattern, const std::string& origin) {
   if (pattern.is_object() && pattern.contains("String"))
     return Regex(escape_regex(pattern.at("String").get<std::string>()), origin);
-  if (pattern.is_object() && pattern.contains("Regex")) return Regex(pattern.at("Regex").get<std::string>(), origin);
+  if (pattern.is_object() && pattern.contains("Regex"))
+    return Regex(pattern.at("Regex").get<std::string>(), origin);
   fail(origin + ": a pattern must be {\"String\": ...} or {\"Regex\": ...}, got " + pattern.dump());
 }
 
@@ -34,7 +35,8 @@ SplitBehavior parse_split_behavior(const std::string& name, const std::string& o
   fail(origin + ": unknown split behavior '" + name + "'");
 }
 
-Pattern::Pattern(const nlohmann::json& pattern, const std::string& origin) : regex_(compile(pattern, origin)) {}
+Pattern::Pattern(const nlohmann::json& pattern, const std::string& origin)
+    : regex_(compile(pattern, origin)) {}
 
 Pattern Pattern::literal(std::string_view text, const std::string& origin) {
   return Pattern(Regex(escape_regex(text), origin));
@@ -54,7 +56,8 @@ std::string Pattern::replace_all(std::string_view text, std::string_view content
 
 // As HF's NormalizedString::split: first the text as alternating (range, is_match) stretches,
 // then merged per behavior; ranges that are matches under Removed are dropped.
-std::vector<std::string> Pattern::split(std::string_view text, SplitBehavior behavior, bool invert) const {
+std::vector<std::string> Pattern::split(std::string_view text, SplitBehavior behavior,
+                                        bool invert) const {
   struct Stretch {
     size_t begin, end;
     bool match;

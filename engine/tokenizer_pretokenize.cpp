@@ -91,9 +91,10 @@ void PreTokenizer::add(const nlohmann::json& spec, const std::string& origin) {
   if (type == "Sequence") {
     for (const auto& inner : spec.at("pretokenizers")) add(inner, origin);
   } else if (type == "Split") {
-    steps_.push_back(split_step(std::make_shared<const Pattern>(spec.at("pattern"), origin),
-                                parse_split_behavior(spec.at("behavior").get<std::string>(), origin),
-                                spec.value("invert", false)));
+    steps_.push_back(
+        split_step(std::make_shared<const Pattern>(spec.at("pattern"), origin),
+                   parse_split_behavior(spec.at("behavior").get<std::string>(), origin),
+                   spec.value("invert", false)));
   } else if (type == "Metaspace") {
     steps_.push_back(metaspace_step(spec, origin));
   } else if (type == "ByteLevel") {
@@ -101,15 +102,17 @@ void PreTokenizer::add(const nlohmann::json& spec, const std::string& origin) {
   } else if (type == "Digits") {
     // Rust's char::is_numeric is the N category; runs of them merge unless individual_digits.
     const bool individual = spec.value("individual_digits", false);
-    steps_.push_back(split_step(regex(individual ? R"(\p{N})" : R"(\p{N}+)"), SplitBehavior::Isolated, false));
+    steps_.push_back(
+        split_step(regex(individual ? R"(\p{N})" : R"(\p{N}+)"), SplitBehavior::Isolated, false));
   } else if (type == "Whitespace") {
     steps_.push_back(split_step(regex(R"(\w+|[^\w\s]+)"), SplitBehavior::Removed, true));
   } else if (type == "WhitespaceSplit") {
     steps_.push_back(split_step(regex(R"(\s+)"), SplitBehavior::Removed, false));
   } else {
-    fail(origin + ": pre_tokenizer '" + type +
-         "' is not supported (supported: Sequence, Split, Metaspace, ByteLevel, Digits, Whitespace, "
-         "WhitespaceSplit)");
+    fail(
+        origin + ": pre_tokenizer '" + type +
+        "' is not supported (supported: Sequence, Split, Metaspace, ByteLevel, Digits, Whitespace, "
+        "WhitespaceSplit)");
   }
 }
 

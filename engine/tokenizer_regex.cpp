@@ -16,10 +16,11 @@ struct Regex::Impl {
     // Match data per call keeps Regex usable from several threads at once.
     pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
     const auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-    int rc = pcre2_match(code, subject, text.size(), start, options | PCRE2_NO_UTF_CHECK, md, nullptr);
+    int rc =
+        pcre2_match(code, subject, text.size(), start, options | PCRE2_NO_UTF_CHECK, md, nullptr);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT)  // the interpreter has no such small stack limit
-      rc = pcre2_match(code, subject, text.size(), start, options | PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
-                       md, nullptr);
+      rc = pcre2_match(code, subject, text.size(), start,
+                       options | PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md, nullptr);
     std::pair<size_t, size_t> out{std::string_view::npos, std::string_view::npos};
     if (rc >= 0) {
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
@@ -33,7 +34,8 @@ struct Regex::Impl {
   }
 };
 
-Regex::Regex(const std::string& pattern, const std::string& origin) : impl_(std::make_unique<Impl>()) {
+Regex::Regex(const std::string& pattern, const std::string& origin)
+    : impl_(std::make_unique<Impl>()) {
   int err = 0;
   PCRE2_SIZE err_offset = 0;
   impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -44,7 +46,8 @@ Regex::Regex(const std::string& pattern, const std::string& origin) : impl_(std:
     fail(origin + ": bad regex '" + pattern + "' at offset " + std::to_string(err_offset) + ": " +
          reinterpret_cast<const char*>(message));
   }
-  pcre2_jit_compile(impl_->code, PCRE2_JIT_COMPLETE);  // a speed-up only; the interpreter is the fallback
+  pcre2_jit_compile(impl_->code,
+                    PCRE2_JIT_COMPLETE);  // a speed-up only; the interpreter is the fallback
 }
 
 Regex::Regex(Regex&&) noexcept = default;

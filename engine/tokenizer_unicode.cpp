@@ -51,7 +51,8 @@ int next_codepoint(std::string_view s, size_t& i) {
   if (n == 1) cp = b(0);
   if (n == 2) cp = ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
   if (n == 3) cp = ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
-  if (n == 4) cp = ((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
+  if (n == 4)
+    cp = ((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
   i += n;
   return cp;
 }
@@ -115,7 +116,9 @@ std::string to_valid_utf8(std::string_view bytes) {
   return out;
 }
 
-bool ends_with_replacement(std::string_view text) { return text.ends_with("\xEF\xBF\xBD"); }
+bool ends_with_replacement(std::string_view text) {
+  return text.ends_with("\xEF\xBF\xBD");
+}
 
 std::string replace_all(std::string_view text, std::string_view from, std::string_view to) {
   std::string out;
@@ -135,7 +138,8 @@ const std::array<std::string, 256>& byte_to_unicode() {
     std::array<std::string, 256> t;
     int shifted = 0;
     for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      const bool printable =
+          (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       append_utf8(t[size_t(b)], printable ? char32_t(b) : char32_t(256 + shifted++));
     }
     return t;

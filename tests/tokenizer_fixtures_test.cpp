@@ -21,11 +21,13 @@ nlohmann::json load_json(const std::string& path) {
 const nibble::Tokenizer& tokenizer(const std::string& name) {
   static std::map<std::string, nibble::Tokenizer> cache;
   auto it = cache.find(name);
-  if (it == cache.end()) it = cache.emplace(name, nibble::Tokenizer::from_folder(kDir + name)).first;
+  if (it == cache.end())
+    it = cache.emplace(name, nibble::Tokenizer::from_folder(kDir + name)).first;
   return it->second;
 }
 
-std::string stream_decode(const nibble::Tokenizer& tok, const std::vector<int>& ids, bool skip_special) {
+std::string stream_decode(const nibble::Tokenizer& tok, const std::vector<int>& ids,
+                          bool skip_special) {
   nibble::Tokenizer::Stream stream(tok, skip_special);
   std::string out;
   for (int id : ids) out += stream.push(id);
@@ -58,11 +60,17 @@ void check_cases(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("tokenizer: llama2 (SentencePiece BPE, byte fallback) matches HF tokenizers") { check_cases("llama2"); }
+TEST_CASE("tokenizer: llama2 (SentencePiece BPE, byte fallback) matches HF tokenizers") {
+  check_cases("llama2");
+}
 
-TEST_CASE("tokenizer: SmolLM2 (byte-level BPE, digits split) matches HF tokenizers") { check_cases("smollm2"); }
+TEST_CASE("tokenizer: SmolLM2 (byte-level BPE, digits split) matches HF tokenizers") {
+  check_cases("smollm2");
+}
 
-TEST_CASE("tokenizer: Llama-3-style (Llama 3 regex, byte-level, added-token options) matches HF tokenizers") {
+TEST_CASE(
+    "tokenizer: Llama-3-style (Llama 3 regex, byte-level, added-token options) matches HF "
+    "tokenizers") {
   check_cases("llama3-kjv");
 }
 
@@ -73,7 +81,8 @@ TEST_CASE("tokenizer: llama2 matches the ids made on the H100 machine (HF and se
     const std::string text = c.at("text");
     CAPTURE(text);
     CHECK(tok.encode(text) == c.at("ids").get<std::vector<int>>());
-    CHECK(tok.decode(c.at("ids").get<std::vector<int>>(), true) == c.at("decoded").get<std::string>());
+    CHECK(tok.decode(c.at("ids").get<std::vector<int>>(), true) ==
+          c.at("decoded").get<std::string>());
   }
 }
 
