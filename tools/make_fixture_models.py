@@ -19,7 +19,7 @@ transformers 4 (rope_theta, rope_scaling, torch_dtype); mistral-swa keeps what t
 writes (rope_parameters, dtype). transformers reads both; so must we.
 
 Each folder gets reference.json (+ reference_logits.bin: little-endian float32, row-major
-[prompt tokens, vocab], the logits at every prompt position). See docs/MODELS.md for the keys.
+[prompt + 16 greedy tokens, vocab]). tests/fixtures/models/README.md lists the keys.
 
 Usage: tools/corpus_kjv.sh && python3 tools/make_fixture_models.py  (CPU, ~1 minute)
 """
