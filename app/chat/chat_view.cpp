@@ -1,0 +1,277 @@
+#include "app/chat/chat_view.h"
+
+#include <imgui.h>
+#include <imgui_stdlib.h>
+
+#include <cstdio>
+#include <ctime>
+
+#include "app/chat/code_blocks.h"
+#include "app/chat/theme.h"
+
+namespace nibble::chat {
+
+namespace {
+
+constexpr float kBubblePad = 12.0f;
+
+// Channels of a message's draw list: backgrounds must go under the text drawn before them.
+enum Channel { kBubbleChannel, kCodeChannel, kTextChannel, kChannels };
+
+// Prose wraps at the bubble; code is monospaced on a darker panel.
+void draw_body(std::string_view text, const Fonts& fonts, float right_edge) {
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  for (const TextBlock& b : split_code_blocks(text)) {
+    if (!b.code) {
+      ImGui::TextUnformatted(b.text.data(), b.text.data() + b.text.size());
+      continue;
+    }
+    const float left = ImGui::GetCursorScreenPos().x;
+    ImGui::Dummy(ImVec2(0, 2));
+    const ImVec2 top = ImGui::GetCursorScreenPos();
+    ImGui::Indent(8);
+    if (!b.language.empty()) {
+      ImGui::PushStyleColor(ImGuiCol_Text, color::kMuted);
+      ImGui::TextUnformatted(b.language.data(), b.language.data() + b.language.size());
+      ImGui::PopStyleColor();
+    }
+    ImGui::PushFont(fonts.mono);
+    ImGui::TextUnformatted(b.text.data(), b.text.data() + b.text.size());
+    ImGui::PopFont();
+    ImGui::Unindent(8);
+    const float bottom = ImGui::GetItemRectMax().y + 6;
+    dl->ChannelsSetCurrent(kCodeChannel);
+    dl->AddRectFilled(ImVec2(left, top.y - 4), ImVec2(right_edge, bottom), color::kCodeBackground,
+                      5);
+    dl->ChannelsSetCurrent(kTextChannel);
+    ImGui::Dummy(ImVec2(0, 4));
+  }
+}
+
+std::string answer_footer(const Message& m, bool writing, const WorkerStatus& status) {
+  char line[200];
+  if (writing) {
+    std::snprintf(line, sizeof line, "writing... %d tokens, %.1f tok/s", status.answer_tokens,
+                  status.answer_tps);
+  } else if (m.stats) {
+    const AnswerStats& s = *m.stats;
+    std::snprintf(line, sizeof line,
+                  "%d tokens at %.1f tok/s  ·  prompt %d tokens at %.0f tok/s (%d reused)  ·  %s",
+                  s.generated_tokens, s.generation_tps, s.prompt_tokens, s.prompt_tps,
+                  s.reused_tokens, s.stop.c_str());
+  } else {
+    return {};
+  }
+  return line;
+}
+
+std::string default_file_name() {
+  char name[64];
+  const std::time_t t = std::time(nullptr);
+  std::strftime(name, sizeof name, "chat-%Y%m%d-%H%M%S.json", std::localtime(&t));
+  return name;
+}
+
+}  // namespace
+
+void ChatView::draw(Session& session, const Fonts& fonts) {
+  draw_toolbar(session, fonts);
+  draw_errors(session);
+
+  const float input_height = ImGui::GetTextLineHeight() * 4 + 24;
+  ImGui::BeginChild("messages", ImVec2(0, -input_height), true);
+  const bool at_end = ImGui::GetScrollY() >= ImGui::GetScrollMaxY() - 4;
+  const float width = ImGui::GetContentRegionAvail().x;
+  if (session.conversation.messages.empty()) {
+    const char* hint = session.model_ready() ? "Say something to start the conversation."
+                       : session.status().state == WorkerState::Loading
+                           ? "Loading the model..."
+                           : "Load a model to start chatting.";
+    const ImVec2 size = ImGui::CalcTextSize(hint);
+    ImGui::SetCursorPos(ImVec2((width - size.x) * 0.5f, ImGui::GetWindowHeight() * 0.45f));
+    ImGui::TextColored(color::kMuted, "%s", hint);
+  }
+  for (size_t i = 0; i < session.conversation.messages.size(); ++i) {
+    ImGui::PushID(int(i));
+    draw_message(session, i, fonts, width);
+    ImGui::PopID();
+  }
+  // Follow the answer as it streams, unless the user scrolled up to read.
+  if (scroll_to_end_ || (at_end && session.generating())) ImGui::SetScrollHereY(1.0f);
+  scroll_to_end_ = false;
+  ImGui::EndChild();
+
+  draw_input(session);
+
+  if (auto path = files_.draw()) {
+    if (saving_)
+      session.save(*path);
+    else
+      session.open(*path);
+    editing_ = -1;
+  }
+}
+
+void ChatView::draw_toolbar(Session& session, const Fonts& fonts) {
+  ImGui::PushFont(fonts.large);
+  ImGui::TextUnformatted("Chat");
+  ImGui::PopFont();
+  ImGui::SameLine();
+  const bool idle = !session.generating();
+  const float buttons = 3 * 80 + 2 * ImGui::GetStyle().ItemSpacing.x;
+  ImGui::SameLine(ImGui::GetContentRegionMax().x - buttons);
+  ImGui::BeginDisabled(!idle);
+  if (ImGui::Button("New chat", ImVec2(80, 0))) {
+    session.new_chat();
+    editing_ = -1;
+  }
+  ImGui::SameLine();
+  if (ImGui::Button("Open...", ImVec2(80, 0))) {
+    saving_ = false;
+    files_.open(FolderBrowser::Mode::OpenFile, "Open a conversation", {}, ".json");
+  }
+  ImGui::EndDisabled();
+  ImGui::SameLine();
+  if (ImGui::Button("Save...", ImVec2(80, 0))) {
+    saving_ = true;
+    files_.open(FolderBrowser::Mode::SaveFile, "Save the conversation", {}, ".json",
+                default_file_name());
+  }
+}
+
+void ChatView::draw_errors(Session& session) {
+  for (size_t i = 0; i < session.errors.size();) {
+    ImGui::PushID(int(i));
+    ImGui::PushStyleColor(ImGuiCol_ChildBg, ImVec4(0.35f, 0.12f, 0.12f, 1));
+    const float wrap = ImGui::GetContentRegionAvail().x - 90;
+    const float height =
+        ImGui::CalcTextSize(session.errors[i].c_str(), nullptr, false, wrap).y + 16;
+    ImGui::BeginChild("error", ImVec2(0, height), false);
+    ImGui::SetCursorPos(ImVec2(8, 8));
+    ImGui::PushTextWrapPos(wrap);
+    ImGui::TextUnformatted(session.errors[i].c_str());
+    ImGui::PopTextWrapPos();
+    ImGui::SameLine(ImGui::GetWindowWidth() - 78);
+    const bool dismiss = ImGui::SmallButton("Dismiss");
+    ImGui::EndChild();
+    ImGui::PopStyleColor();
+    ImGui::PopID();
+    if (dismiss)
+      session.errors.erase(session.errors.begin() + long(i));
+    else
+      ++i;
+  }
+}
+
+void ChatView::draw_message(Session& session, size_t index, const Fonts& fonts, float width) {
+  Message& m = session.conversation.messages[index];
+  const bool user = m.role == "user";
+  const bool last = index + 1 == session.conversation.messages.size();
+  const bool writing = last && !user && session.generating();
+  const WorkerStatus& status = session.status();
+
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  dl->ChannelsSplit(kChannels);
+  dl->ChannelsSetCurrent(kTextChannel);
+  const ImVec2 origin = ImGui::GetCursorScreenPos();
+  const float x0 = ImGui::GetCursorPosX();
+  ImGui::SetCursorPos(ImVec2(x0 + kBubblePad, ImGui::GetCursorPosY() + kBubblePad));
+  ImGui::BeginGroup();
+  ImGui::PushTextWrapPos(x0 + width - kBubblePad);
+
+  // Header: who, then the actions on the right.
+  std::string who = user ? "You" : "Assistant";
+  if (!user && status.model) who = status.model->dir.filename().string();
+  ImGui::TextColored(user ? color::kAccent : color::kGood, "%s", who.c_str());
+  const bool idle = session.can_send();
+  const float actions_width = user ? 110 : (last ? 150 : 52);
+  ImGui::SameLine(x0 + width - kBubblePad - actions_width);
+  if (ImGui::SmallButton("Copy")) ImGui::SetClipboardText(m.content.c_str());
+  if (user && editing_ != int(index)) {
+    ImGui::SameLine();
+    ImGui::BeginDisabled(!idle);
+    if (ImGui::SmallButton("Edit")) {
+      editing_ = int(index);
+      edit_text_ = m.content;
+    }
+    ImGui::EndDisabled();
+  }
+  if (!user && last) {
+    ImGui::SameLine();
+    ImGui::BeginDisabled(!idle);
+    if (ImGui::SmallButton("Regenerate")) session.regenerate();
+    ImGui::EndDisabled();
+  }
+
+  if (user && editing_ == int(index)) {
+    ImGui::InputTextMultiline("##edit", &edit_text_,
+                              ImVec2(width - 2 * kBubblePad, ImGui::GetTextLineHeight() * 5));
+    ImGui::BeginDisabled(!idle);
+    if (ImGui::Button("Send edited")) {
+      editing_ = -1;
+      session.edit_and_resend(index, edit_text_);
+      scroll_to_end_ = true;
+    }
+    ImGui::EndDisabled();
+    ImGui::SameLine();
+    if (ImGui::Button("Cancel")) editing_ = -1;
+  } else {
+    draw_body(writing ? m.content + "\u258D" : m.content, fonts, origin.x + width - kBubblePad);
+  }
+  if (!user) {
+    const std::string footer = answer_footer(m, writing, status);
+    if (!footer.empty()) ImGui::TextColored(color::kMuted, "%s", footer.c_str());
+  }
+  ImGui::PopTextWrapPos();
+  ImGui::EndGroup();
+
+  const float bottom = ImGui::GetItemRectMax().y + kBubblePad;
+  dl->ChannelsSetCurrent(kBubbleChannel);
+  dl->AddRectFilled(origin, ImVec2(origin.x + width, bottom),
+                    user ? color::kUserBubble : color::kAssistantBubble, 8);
+  dl->ChannelsMerge();
+  ImGui::SetCursorScreenPos(ImVec2(origin.x, bottom));
+  ImGui::Dummy(ImVec2(width, 6));
+}
+
+void ChatView::draw_input(Session& session) {
+  const float button_width = 110;
+  const float height = ImGui::GetTextLineHeight() * 4 + 12;
+  const bool ready = session.can_send();
+  ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x - button_width -
+                          ImGui::GetStyle().ItemSpacing.x);
+  const ImGuiInputTextFlags flags =
+      ImGuiInputTextFlags_EnterReturnsTrue | ImGuiInputTextFlags_CtrlEnterForNewLine;
+  if (refocus_input_) {
+    ImGui::SetKeyboardFocusHere();
+    refocus_input_ = false;
+  }
+  bool send = ImGui::InputTextMultiline("##message", &input_, ImVec2(0, height), flags);
+  if (input_.empty() && !ImGui::IsItemActive()) {
+    // A placeholder (ImGui 1.86 has none for multi-line fields).
+    const ImVec2 at = ImGui::GetItemRectMin();
+    ImGui::GetWindowDrawList()->AddText(
+        ImVec2(at.x + 8, at.y + 6), ImGui::GetColorU32(color::kMuted),
+        ready ? "Message (Enter sends, Ctrl+Enter for a new line)" : "Load a model to chat");
+  }
+  ImGui::SameLine();
+  ImGui::BeginGroup();
+  if (session.generating()) {
+    ImGui::PushStyleColor(ImGuiCol_Button, ImVec4(0.55f, 0.22f, 0.22f, 1));
+    if (ImGui::Button("Stop", ImVec2(button_width, height))) session.stop();
+    ImGui::PopStyleColor();
+  } else {
+    ImGui::BeginDisabled(!ready || input_.empty());
+    send |= ImGui::Button("Send", ImVec2(button_width, height));
+    ImGui::EndDisabled();
+  }
+  ImGui::EndGroup();
+  if (send && ready && !input_.empty()) {
+    session.send(input_);
+    input_.clear();
+    scroll_to_end_ = true;
+    refocus_input_ = true;
+  }
+}
+
+}  // namespace nibble::chat

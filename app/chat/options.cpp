@@ -1,0 +1,117 @@
+#include "app/chat/options.h"
+
+#include <charconv>
+
+#include "engine/error.h"
+
+namespace nibble::chat {
+
+const char* const kUsage =
+    "usage: nibble-chat [options]\n\n"
+    "A desktop chat with a local model, showing what the GPU does.\n\n"
+    "  -m, --model DIR          model folder to load at start (default: the bundled "
+    "models/kjv-tiny)\n"
+    "  --backend NAME           auto (default), vulkan, cpu\n"
+    "  --quant nf4|fp4|none     4-bit quantization at load time (default nf4)\n"
+    "  --no-double-quant        quantize the absmax scales too: off\n"
+    "  --compute-dtype T        bf16 (default), fp16, fp32\n"
+    "  -c, --ctx N              context length in tokens (default: the model's, at most 4096)\n"
+    "  --size WxH               window size (default 1360x840)\n\n"
+    "Scripted session (tests, demos):\n"
+    "  -p, --prompt TEXT        send TEXT once the model is loaded (repeatable: one turn each);\n"
+    "                           each answer is printed on stdout, followed by a newline\n"
+    "  --system TEXT            system prompt\n"
+    "  -n, --n-predict N        max new tokens per answer\n"
+    "  --temp T                 temperature (0: greedy)\n"
+    "  -s, --seed S             sampling seed\n"
+    "  --screenshot FILE.png    save the window after the last answer\n"
+    "  --exit-after-answer      quit after the last answer (and the screenshot)\n";
+
+namespace {
+
+template <typename T>
+T parse_number(const std::string& flag, const std::string& text) {
+  T value{};
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end) fail(flag + " expects a number, got '" + text + "'");
+  return value;
+}
+
+}  // namespace
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) fail(flag + " needs a value");
+      return argv[++i];
+    };
+    if (flag == "-h" || flag == "--help")
+      o.help = true;
+    else if (flag == "-m" || flag == "--model")
+      o.model.path = value();
+    else if (flag == "--backend")
+      o.model.backend = value();
+    else if (flag == "--quant") {
+      const std::string q = value();
+      if (q == "nf4" || q == "fp4")
+        o.model.quant.type = q == "nf4" ? QuantType::NF4 : QuantType::FP4;
+      else if (q == "none")
+        o.model.quant.enabled = false;
+      else
+        fail("--quant expects nf4, fp4 or none, got '" + q + "'");
+    } else if (flag == "--no-double-quant")
+      o.model.quant.double_quant = false;
+    else if (flag == "--compute-dtype") {
+      const std::string t = value();
+      if (t == "bf16")
+        o.model.quant.compute = ComputeDType::BF16;
+      else if (t == "fp16")
+        o.model.quant.compute = ComputeDType::F16;
+      else if (t == "fp32")
+        o.model.quant.compute = ComputeDType::F32;
+      else
+        fail("--compute-dtype expects bf16, fp16 or fp32, got '" + t + "'");
+    } else if (flag == "-c" || flag == "--ctx")
+      o.model.context = parse_number<int>(flag, value());
+    else if (flag == "--size") {
+      const std::string s = value();
+      const size_t x = s.find('x');
+      if (x == std::string::npos) fail("--size expects WxH, e.g. 1280x800");
+      o.width = parse_number<int>(flag, s.substr(0, x));
+      o.height = parse_number<int>(flag, s.substr(x + 1));
+    } else if (flag == "-p" || flag == "--prompt")
+      o.prompts.push_back(value());
+    else if (flag == "--system")
+      o.system_prompt = value();
+    else if (flag == "-n" || flag == "--n-predict")
+      o.max_new_tokens = parse_number<int>(flag, value());
+    else if (flag == "--temp") {
+      const std::string t = value();
+      try {
+        size_t used = 0;
+        o.temperature = std::stof(t, &used);
+        if (used != t.size()) throw std::invalid_argument(t);
+      } catch (const std::exception&) {
+        fail("--temp expects a number, got '" + t + "'");
+      }
+    } else if (flag == "-s" || flag == "--seed")
+      o.seed = parse_number<uint64_t>(flag, value());
+    else if (flag == "--screenshot")
+      o.screenshot = value();
+    else if (flag == "--exit-after-answer")
+      o.exit_after_answer = true;
+    else
+      fail("unknown argument '" + flag + "' (see nibble-chat --help)");
+  }
+  if (o.model.context < 0) fail("--ctx must be positive");
+  if (o.width < 320 || o.height < 240) fail("--size: the window must be at least 320x240");
+  if (o.max_new_tokens && *o.max_new_tokens < 1) fail("-n must be at least 1");
+  if (o.exit_after_answer && o.prompts.empty() && !o.screenshot)
+    fail("--exit-after-answer needs a --prompt to answer");
+  return o;
+}
+
+}  // namespace nibble::chat

@@ -1,0 +1,32 @@
+// nibble-chat's command line: the model to open at start, and a scripted session for tests and
+// demos (send prompts, print the answers, save a screenshot, exit).
+#pragma once
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/chat/session.h"
+
+namespace nibble::chat {
+
+struct Options {
+  ModelChoice model;  // path empty: the bundled default
+  int width = 1360, height = 840;
+  // Scripted session.
+  std::vector<std::string> prompts;
+  std::string system_prompt;
+  std::optional<float> temperature;
+  std::optional<int> max_new_tokens;
+  std::optional<uint64_t> seed;
+  std::optional<std::filesystem::path> screenshot;
+  bool exit_after_answer = false;
+  bool help = false;
+};
+
+extern const char* const kUsage;
+
+// Throws nibble::Error for an unknown flag or a bad value.
+Options parse_options(int argc, char** argv);
+
+}  // namespace nibble::chat

@@ -1,0 +1,36 @@
+// A scripted session, for the headless test and for demos: once the model is loaded, sends the
+// prompts one turn at a time, prints each answer on stdout, then saves a screenshot and exits.
+// It drives the same Session actions as the buttons do.
+#pragma once
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/chat/options.h"
+#include "app/chat/renderer.h"
+#include "app/chat/session.h"
+
+namespace nibble::chat {
+
+class Script {
+ public:
+  explicit Script(const Options& options) : options_(options) {}
+  // Called after each drawn frame; returns true when the app should exit.
+  bool after_frame(Session& session, Renderer& renderer);
+  int exit_code() const { return exit_code_; }
+
+ private:
+  enum class Step { WaitForModel, Answering, Settle, Done };
+  void send_next(Session& session);
+  bool finish(Renderer& renderer);
+
+  const Options& options_;
+  Step step_ = Step::WaitForModel;
+  size_t next_prompt_ = 0;
+  int answers_seen_ = 0;
+  int settle_frames_ = 0;
+  int exit_code_ = 0;
+};
+
+}  // namespace nibble::chat

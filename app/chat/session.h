@@ -1,0 +1,67 @@
+// The chat's logic, apart from how it is drawn: the conversation, the model choice, the
+// sampling settings, and the worker that runs the engine. Views call its actions; the headless
+// script drives the same actions.
+#pragma once
+#include <deque>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "app/chat/conversation.h"
+#include "app/chat/worker.h"
+
+namespace nibble::chat {
+
+// What the model panel edits before loading.
+struct ModelChoice {
+  std::string path;
+  std::string backend = "auto";  // auto, or one of available_backends()
+  QuantConfig quant;
+  int context = 0;  // 0: the model's, at most 4096
+};
+
+class Session {
+ public:
+  // `render_device`: the window's Vulkan device index, which the engine shares when it can.
+  explicit Session(int render_device) : render_device_(render_device) {}
+
+  void update();  // once per frame: takes in the worker's news
+
+  // --- model ---
+  void load_model();  // loads `model_choice` in the background
+  void unload_model();
+  bool model_ready() const { return status_.model.has_value(); }
+
+  // --- chat ---
+  bool generating() const { return status_.state == WorkerState::Generating; }
+  bool can_send() const { return status_.state == WorkerState::Ready; }
+  void send(const std::string& text);
+  void regenerate();  // a new answer to the last user message
+  void edit_and_resend(size_t index, const std::string& text);  // drops what followed
+  void stop() { worker_.stop(); }
+  void new_chat();
+  void save(const std::filesystem::path& path);
+  void open(const std::filesystem::path& path);
+
+  const WorkerStatus& status() const { return status_; }
+  int answers_finished() const { return answers_finished_; }
+
+  ModelChoice model_choice;
+  GenerationSettings generation;  // sampling + max new tokens; eos ids come from the model
+  Conversation conversation;
+  std::vector<std::string> errors;  // shown until dismissed
+  std::deque<float> speed_history;  // generation tokens/s, sampled while answering
+
+ private:
+  void start_answer();
+  void sample_speed();
+
+  int render_device_ = -1;
+  Worker worker_;
+  WorkerStatus status_;
+  int answers_finished_ = 0;
+  double last_sample_time_ = 0;
+  int last_sample_tokens_ = 0;
+};
+
+}  // namespace nibble::chat
