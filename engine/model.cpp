@@ -19,12 +19,12 @@ ModelOptions Model::resolve(const ModelConfig& config, ModelOptions options) {
 }
 
 RuntimeMemory Model::runtime_memory(const ModelConfig& c, const ModelOptions& options,
-                                    DType kv_dtype) {
+                                    DType kv_dtype, int layers) {
   const uint64_t b = uint64_t(options.max_batch);
   RuntimeMemory m;
-  m.kv_cache = 2ull * uint64_t(c.num_hidden_layers) * uint64_t(options.context) *
-               uint64_t(c.kv_dim()) * dtype_size(kv_dtype);
-  // ids_, x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, logits_, next_id_ (see the constructor)
+  m.kv_cache = 2ull * uint64_t(layers) * uint64_t(options.context) * uint64_t(c.kv_dim()) *
+               dtype_size(kv_dtype);
+  // ids, x, xn, q, k, v, att, proj, gate, up (every stage); logits and next_id (the last)
   const uint64_t floats = b * (3ull * uint64_t(c.hidden_size) + 2ull * uint64_t(c.q_dim()) +
                                2ull * uint64_t(c.kv_dim()) + 2ull * uint64_t(c.intermediate_size) +
                                uint64_t(c.vocab_size));
@@ -33,66 +33,90 @@ RuntimeMemory Model::runtime_memory(const ModelConfig& c, const ModelOptions& op
 }
 
 Model::Model(Backend& backend, const ModelConfig& config, WeightSource& weights,
+             const ModelOptions& options)
+    : Model(std::vector<Stage>{{&backend, config.num_hidden_layers}}, config, weights, options) {}
+
+Model::Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource& weights,
              const ModelOptions& requested)
-    : backend_(backend), config_(config) {
+    : stages_(std::move(stages)), config_(config) {
   const ModelConfig& c = config_;
+  int placed = 0;
+  for (const Stage& s : stages_) {
+    if (!s.backend || s.layers < 0) fail("model: invalid stage");
+    placed += s.layers;
+  }
+  if (stages_.empty() || placed != c.num_hidden_layers)
+    fail("model: the stages hold " + std::to_string(placed) + " layers, the model has " +
+         std::to_string(c.num_hidden_layers));
   const ModelOptions options = resolve(c, requested);
   context_ = options.context;
   max_batch_ = options.max_batch;
+  Backend& first = *stages_.front().backend;
+  Backend& last = *stages_.back().backend;
 
   const int total = 3 + c.num_hidden_layers * 9;
   int done = 0;
-  auto load = [&](const std::string& name, int64_t rows, int64_t cols, bool quantizable) {
+  auto load = [&](Backend& be, const std::string& name, int64_t rows, int64_t cols,
+                  bool quantizable) {
     const HostWeight w = weights.get(name, rows, cols, quantizable);
-    Tensor t = backend_.upload_weight(w);
-    weight_bytes_per_token_ += name == "model.embed_tokens.weight" ? w.nbytes / uint64_t(rows)
-                                                                   : stored_bytes(w);
+    Tensor t = be.upload_weight(w);
+    weight_bytes_per_token_ += name == "model.embed_tokens.weight" && &be == &first
+                                   ? w.nbytes / uint64_t(rows)
+                                   : stored_bytes(w);
     if (options.on_progress) options.on_progress(++done, total, name);
     return t;
   };
 
-  const int d = c.hidden_size, f = c.intermediate_size;
-  embed_ = load("model.embed_tokens.weight", c.vocab_size, d, false);
-  for (int i = 0; i < c.num_hidden_layers; ++i) {
-    Layer l;
-    l.attn_norm = load(layer_name(i, "input_layernorm.weight"), 1, d, false);
-    l.wq = load(layer_name(i, "self_attn.q_proj.weight"), c.q_dim(), d, true);
-    l.wk = load(layer_name(i, "self_attn.k_proj.weight"), c.kv_dim(), d, true);
-    l.wv = load(layer_name(i, "self_attn.v_proj.weight"), c.kv_dim(), d, true);
-    l.wo = load(layer_name(i, "self_attn.o_proj.weight"), d, c.q_dim(), true);
-    l.mlp_norm = load(layer_name(i, "post_attention_layernorm.weight"), 1, d, false);
-    l.w_gate = load(layer_name(i, "mlp.gate_proj.weight"), f, d, true);
-    l.w_up = load(layer_name(i, "mlp.up_proj.weight"), f, d, true);
-    l.w_down = load(layer_name(i, "mlp.down_proj.weight"), d, f, true);
-    l.k_cache = backend_.alloc_kv(context_, c.kv_dim());
-    l.v_cache = backend_.alloc_kv(context_, c.kv_dim());
-    layers_.push_back(l);
+  const int d = c.hidden_size, f = c.intermediate_size, b = max_batch_;
+  const std::vector<float> inv_freq = rope_inv_freq(c);
+  embed_ = load(first, "model.embed_tokens.weight", c.vocab_size, d, false);
+  int next_layer = 0;
+  for (const Stage& stage : stages_) {
+    Backend& be = *stage.backend;
+    StageState s;
+    s.first_layer = next_layer;
+    for (int i = next_layer; i < next_layer + stage.layers; ++i) {
+      Layer l;
+      l.attn_norm = load(be, layer_name(i, "input_layernorm.weight"), 1, d, false);
+      l.wq = load(be, layer_name(i, "self_attn.q_proj.weight"), c.q_dim(), d, true);
+      l.wk = load(be, layer_name(i, "self_attn.k_proj.weight"), c.kv_dim(), d, true);
+      l.wv = load(be, layer_name(i, "self_attn.v_proj.weight"), c.kv_dim(), d, true);
+      l.wo = load(be, layer_name(i, "self_attn.o_proj.weight"), d, c.q_dim(), true);
+      l.mlp_norm = load(be, layer_name(i, "post_attention_layernorm.weight"), 1, d, false);
+      l.w_gate = load(be, layer_name(i, "mlp.gate_proj.weight"), f, d, true);
+      l.w_up = load(be, layer_name(i, "mlp.up_proj.weight"), f, d, true);
+      l.w_down = load(be, layer_name(i, "mlp.down_proj.weight"), d, f, true);
+      l.k_cache = be.alloc_kv(context_, c.kv_dim());
+      l.v_cache = be.alloc_kv(context_, c.kv_dim());
+      s.layers.push_back(l);
+    }
+    next_layer += stage.layers;
+    s.inv_freq = be.alloc(DType::F32, 1, int64_t(inv_freq.size()), Usage::Weights);
+    be.write(s.inv_freq, inv_freq.data());
+    s.ids = be.alloc(DType::I32, b, 1, Usage::Activations);
+    s.x = be.alloc(DType::F32, b, d, Usage::Activations);
+    s.xn = be.alloc(DType::F32, b, d, Usage::Activations);
+    s.q = be.alloc(DType::F32, b, c.q_dim(), Usage::Activations);
+    s.k = be.alloc(DType::F32, b, c.kv_dim(), Usage::Activations);
+    s.v = be.alloc(DType::F32, b, c.kv_dim(), Usage::Activations);
+    s.att = be.alloc(DType::F32, b, c.q_dim(), Usage::Activations);
+    s.proj = be.alloc(DType::F32, b, d, Usage::Activations);
+    s.gate = be.alloc(DType::F32, b, f, Usage::Activations);
+    s.up = be.alloc(DType::F32, b, f, Usage::Activations);
+    state_.push_back(std::move(s));
   }
-  final_norm_ = load("model.norm.weight", 1, d, false);
+  final_norm_ = load(last, "model.norm.weight", 1, d, false);
   const bool tied = c.tie_word_embeddings && !weights.has("lm_head.weight");
-  lm_head_ = tied ? embed_ : load("lm_head.weight", c.vocab_size, d, false);
-  if (tied) {
+  if (tied && &last == &first) {
+    lm_head_ = embed_;
     weight_bytes_per_token_ += uint64_t(c.vocab_size) * uint64_t(d) * dtype_size(embed_.dtype);
     if (options.on_progress) options.on_progress(++done, total, "lm_head (tied)");
+  } else {
+    lm_head_ = load(last, tied ? "model.embed_tokens.weight" : "lm_head.weight", c.vocab_size, d,
+                    false);
   }
-
-  const std::vector<float> inv_freq = rope_inv_freq(c);
-  inv_freq_ = backend_.alloc(DType::F32, 1, int64_t(inv_freq.size()), Usage::Weights);
-  backend_.write(inv_freq_, inv_freq.data());
-
-  const int b = max_batch_;
-  ids_ = backend_.alloc(DType::I32, b, 1, Usage::Activations);
-  x_ = backend_.alloc(DType::F32, b, d, Usage::Activations);
-  xn_ = backend_.alloc(DType::F32, b, d, Usage::Activations);
-  q_ = backend_.alloc(DType::F32, b, c.q_dim(), Usage::Activations);
-  k_ = backend_.alloc(DType::F32, b, c.kv_dim(), Usage::Activations);
-  v_ = backend_.alloc(DType::F32, b, c.kv_dim(), Usage::Activations);
-  att_ = backend_.alloc(DType::F32, b, c.q_dim(), Usage::Activations);
-  proj_ = backend_.alloc(DType::F32, b, d, Usage::Activations);
-  gate_ = backend_.alloc(DType::F32, b, f, Usage::Activations);
-  up_ = backend_.alloc(DType::F32, b, f, Usage::Activations);
-  logits_ = backend_.alloc(DType::F32, b, c.vocab_size, Usage::Activations);
-  next_id_ = backend_.alloc(DType::I32, 1, 1, Usage::Activations);
+  logits_ = last.alloc(DType::F32, b, c.vocab_size, Usage::Activations);
+  next_id_ = last.alloc(DType::I32, 1, 1, Usage::Activations);
 }
 
 void Model::forward(std::span<const int> tokens, int pos, bool all_logits) {
@@ -107,6 +131,41 @@ void Model::forward(std::span<const int> tokens, int pos, bool all_logits) {
   }
 }
 
+void Model::run_layers(Backend& be, StageState& s, int n) {
+  const ModelConfig& c = config_;
+  auto rows = [n](Tensor t) { return t.slice_rows(0, n); };
+  Tensor x = rows(s.x), xn = rows(s.xn), q = rows(s.q), k = rows(s.k), v = rows(s.v);
+  Tensor att = rows(s.att), proj = rows(s.proj), gate = rows(s.gate), up = rows(s.up);
+  const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim,
+                             c.sliding_window};
+  for (size_t j = 0; j < s.layers.size(); ++j) {
+    const Layer& l = s.layers[j];
+    const int i = s.first_layer + int(j);
+    // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
+    be.phase_begin(i, Phase::Attention);
+    be.rms_norm(xn, x, l.attn_norm, c.rms_norm_eps);
+    be.matmul(q, xn, l.wq);
+    be.matmul(k, xn, l.wk);
+    be.matmul(v, xn, l.wv);
+    be.rope(q, c.num_attention_heads, c.head_dim, s.inv_freq);
+    be.rope(k, c.num_key_value_heads, c.head_dim, s.inv_freq);
+    be.kv_store(l.k_cache, l.v_cache, k, v);
+    be.attention(att, q, l.k_cache, l.v_cache, shape);
+    be.matmul(proj, att, l.wo);
+    be.add(x, proj);
+    be.phase_end(i, Phase::Attention);
+    // MLP block: x += W_down · (silu(W_gate·norm(x)) * W_up·norm(x))
+    be.phase_begin(i, Phase::Mlp);
+    be.rms_norm(xn, x, l.mlp_norm, c.rms_norm_eps);
+    be.matmul(gate, xn, l.w_gate);
+    be.matmul(up, xn, l.w_up);
+    be.swiglu(gate, gate, up);
+    be.matmul(proj, gate, l.w_down);
+    be.add(x, proj);
+    be.phase_end(i, Phase::Mlp);
+  }
+}
+
 void Model::forward_chunk(std::span<const int> tokens, int pos, bool all_logits) {
   const ModelConfig& c = config_;
   const int n = int(tokens.size());
@@ -114,61 +173,56 @@ void Model::forward_chunk(std::span<const int> tokens, int pos, bool all_logits)
     if (t < 0 || t >= c.vocab_size)
       fail("token id " + std::to_string(t) + " is outside the vocabulary of " +
            std::to_string(c.vocab_size));
-  auto rows = [n](Tensor t) { return t.slice_rows(0, n); };
-  Tensor x = rows(x_), xn = rows(xn_), q = rows(q_), k = rows(k_), v = rows(v_);
-  Tensor att = rows(att_), proj = rows(proj_), gate = rows(gate_), up = rows(up_);
-  const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim,
-                             c.sliding_window};
-
-  backend_.begin_step({pos, n});
-  backend_.write(rows(ids_), tokens.data());
-  backend_.embed(x, embed_, rows(ids_));
-  for (int i = 0; i < int(layers_.size()); ++i) {
-    const Layer& l = layers_[size_t(i)];
-    // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
-    backend_.phase_begin(i, Phase::Attention);
-    backend_.rms_norm(xn, x, l.attn_norm, c.rms_norm_eps);
-    backend_.matmul(q, xn, l.wq);
-    backend_.matmul(k, xn, l.wk);
-    backend_.matmul(v, xn, l.wv);
-    backend_.rope(q, c.num_attention_heads, c.head_dim, inv_freq_);
-    backend_.rope(k, c.num_key_value_heads, c.head_dim, inv_freq_);
-    backend_.kv_store(l.k_cache, l.v_cache, k, v);
-    backend_.attention(att, q, l.k_cache, l.v_cache, shape);
-    backend_.matmul(proj, att, l.wo);
-    backend_.add(x, proj);
-    backend_.phase_end(i, Phase::Attention);
-    // MLP block: x += W_down · (silu(W_gate·norm(x)) * W_up·norm(x))
-    backend_.phase_begin(i, Phase::Mlp);
-    backend_.rms_norm(xn, x, l.mlp_norm, c.rms_norm_eps);
-    backend_.matmul(gate, xn, l.w_gate);
-    backend_.matmul(up, xn, l.w_up);
-    backend_.swiglu(gate, gate, up);
-    backend_.matmul(proj, gate, l.w_down);
-    backend_.add(x, proj);
-    backend_.phase_end(i, Phase::Mlp);
+  for (size_t si = 0; si < stages_.size(); ++si) {
+    Backend& be = *stages_[si].backend;
+    StageState& s = state_[si];
+    Tensor x = s.x.slice_rows(0, n);
+    be.begin_step({pos, n});
+    if (si == 0) {
+      Tensor ids = s.ids.slice_rows(0, n);
+      be.write(ids, tokens.data());
+      be.embed(x, embed_, ids);
+    } else {
+      be.write(x, hidden_.data());  // from the previous stage
+    }
+    run_layers(be, s, n);
+    if (si + 1 < stages_.size()) {
+      be.end_step();
+      hidden_.resize(size_t(n) * size_t(c.hidden_size));
+      be.read(x, hidden_.data());
+      continue;
+    }
+    // Only the rows whose logits are wanted go through the final norm and the output head.
+    const int first = all_logits ? 0 : n - 1;
+    last_rows_ = n - first;
+    Tensor h = x.slice_rows(first, last_rows_), hn = s.xn.slice_rows(first, last_rows_);
+    Tensor logits = logits_.slice_rows(0, last_rows_);
+    be.rms_norm(hn, h, final_norm_, c.rms_norm_eps);
+    be.matmul(logits, hn, lm_head_);
+    be.argmax(next_id_, logits.slice_rows(last_rows_ - 1, 1));
+    be.end_step();
   }
-  // Only the rows whose logits are wanted go through the final norm and the output head.
-  const int first = all_logits ? 0 : n - 1;
-  last_rows_ = n - first;
-  Tensor h = x.slice_rows(first, last_rows_), hn = xn.slice_rows(first, last_rows_);
-  Tensor logits = logits_.slice_rows(0, last_rows_);
-  backend_.rms_norm(hn, h, final_norm_, c.rms_norm_eps);
-  backend_.matmul(logits, hn, lm_head_);
-  backend_.argmax(next_id_, logits.slice_rows(last_rows_ - 1, 1));
-  backend_.end_step();
 }
 
 std::vector<float> Model::logits() {
   std::vector<float> out(size_t(last_rows_) * size_t(config_.vocab_size));
-  backend_.read(logits_.slice_rows(0, last_rows_), out.data());
+  backend().read(logits_.slice_rows(0, last_rows_), out.data());
   return out;
 }
 
 int Model::argmax() {
   int id = 0;
-  backend_.read(next_id_, &id);
+  backend().read(next_id_, &id);
   return id;
+}
+
+std::vector<LayerTime> Model::step_times() {
+  std::vector<LayerTime> all;
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    if (i > 0 && stages_[i].backend == stages_[i - 1].backend) continue;
+    for (const LayerTime& t : stages_[i].backend->step_times()) all.push_back(t);
+  }
+  return all;
 }
 
 }  // namespace nibble

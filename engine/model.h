@@ -1,4 +1,6 @@
 // A Llama-family decoder (Llama 2/3, Mistral, TinyLlama, SmolLM...) written once over `Backend`.
+// Its layers may be split over several backends (GPU layers first, the rest on the CPU): only the
+// hidden state crosses between them.
 #pragma once
 #include <functional>
 #include <span>
@@ -22,15 +24,25 @@ struct RuntimeMemory {
   uint64_t kv_cache = 0, activations = 0;
 };
 
+// Consecutive decoder layers run by one backend. The first stage also runs the embedding, the
+// last the output head.
+struct Stage {
+  Backend* backend = nullptr;
+  int layers = 0;
+};
+
 class Model {
  public:
   // Fills in the defaults of `options` (context, max_batch) for `config`.
   static ModelOptions resolve(const ModelConfig& config, ModelOptions options);
-  // The KV cache and activation bytes a Model with these (resolved) options will allocate.
+  // The KV cache and activation bytes one stage of `layers` layers allocates (resolved options).
   static RuntimeMemory runtime_memory(const ModelConfig& config, const ModelOptions& options,
-                                      DType kv_dtype);
+                                      DType kv_dtype, int layers);
 
   Model(Backend& backend, const ModelConfig& config, WeightSource& weights,
+        const ModelOptions& options = {});
+  // Stages' layers must add up to the model's.
+  Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource& weights,
         const ModelOptions& options = {});
 
   // Runs `tokens` at positions [pos, pos + n). Afterwards `logits()`/`argmax()` refer to the last
@@ -40,10 +52,13 @@ class Model {
   int argmax();                 // greedy pick of the last token, computed on the device
 
   const ModelConfig& config() const { return config_; }
+  int context() const { return context_; }
+  const std::vector<Stage>& stages() const { return stages_; }
+  Backend& backend() { return *stages_.back().backend; }  // the one holding the output head
+  // Per-layer times of the last step over all stages (layers numbered model-wide).
+  std::vector<LayerTime> step_times();
   // Bytes of weights one decode step reads: every matrix once, one row of the embedding table.
   uint64_t weight_bytes_per_token() const { return weight_bytes_per_token_; }
-  int context() const { return context_; }
-  Backend& backend() { return backend_; }
 
  private:
   struct Layer {
@@ -51,16 +66,22 @@ class Model {
     Tensor mlp_norm, w_gate, w_up, w_down;
     Tensor k_cache, v_cache;
   };
+  // A stage's tensors on its backend: its layers' weights and caches, and activation buffers.
+  struct StageState {
+    int first_layer = 0;
+    std::vector<Layer> layers;
+    Tensor inv_freq, ids, x, xn, q, k, v, att, proj, gate, up;
+  };
   void forward_chunk(std::span<const int> tokens, int pos, bool all_logits);
+  void run_layers(Backend& backend, StageState& s, int n);
 
-  Backend& backend_;
+  std::vector<Stage> stages_;
   ModelConfig config_;
   int context_ = 0, max_batch_ = 0;
-  Tensor embed_, final_norm_, lm_head_, inv_freq_;
-  std::vector<Layer> layers_;
-  // Activations, sized for max_batch rows.
-  Tensor ids_, x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, logits_, next_id_;
-  int last_rows_ = 0;  // rows of logits_ holding the last forward's output
+  std::vector<StageState> state_;
+  Tensor embed_, final_norm_, lm_head_, logits_, next_id_;  // embed_ on the first stage, rest on the last
+  std::vector<float> hidden_;  // the hidden state crossing between stages
+  int last_rows_ = 0;          // rows of logits_ holding the last forward's output
   uint64_t weight_bytes_per_token_ = 0;
 };
 

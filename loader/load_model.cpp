@@ -86,7 +86,8 @@ MemoryPlan plan_memory(const ModelFolder& folder, const QuantConfig& quant,
   const TensorInfo& embed = folder.require("model.embed_tokens.weight");
   MemoryPlan plan;
   plan.weights = model_weight_bytes(c, quant, dtype_size(embed.dtype));
-  const RuntimeMemory runtime = Model::runtime_memory(c, Model::resolve(c, options), kv_dtype);
+  const RuntimeMemory runtime =
+      Model::runtime_memory(c, Model::resolve(c, options), kv_dtype, c.num_hidden_layers);
   plan.kv_cache = runtime.kv_cache;
   plan.activations = runtime.activations;
   return plan;
