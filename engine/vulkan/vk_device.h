@@ -1,0 +1,53 @@
+// Vulkan instance, device discovery and the one logical device a backend runs on.
+#pragma once
+#include <volk.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace nibble::vk {
+
+struct Heap {
+  uint64_t size = 0;
+  bool device_local = false;
+};
+
+// What `nibble devices` prints and what the backend adapts to.
+struct DeviceInfo {
+  int index = 0;
+  std::string name, type, driver, api_version;
+  std::vector<Heap> heaps;
+  std::string unusable;  // why nibble cannot run on it; empty when it can
+  bool fp16_arithmetic = false, storage_8bit = false, storage_16bit = false;
+  bool buffer_device_address = false, subgroup_arithmetic = false, subgroup_shuffle = false;
+  bool timestamps = false, memory_budget = false, cooperative_matrix = false;
+  uint32_t subgroup_size = 0, shared_memory = 0;
+  uint64_t max_storage_buffer_range = 0, max_allocation = 0;
+  float timestamp_period_ns = 0;
+  int type_rank = 0;  // discrete 0 < integrated 1 < virtual 2 < CPU 3 < other 4
+
+  std::string describe() const;  // multi-line, for `nibble devices`
+};
+
+// Every physical device of the loader. Throws nibble::Error when there is no Vulkan loader.
+std::vector<DeviceInfo> list_devices();
+
+// An instance and a logical device with one compute queue. Non-copyable; owns its handles.
+class Context {
+ public:
+  explicit Context(int device_index);  // -1: the best usable device
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  VkInstance instance = VK_NULL_HANDLE;
+  VkPhysicalDevice physical = VK_NULL_HANDLE;
+  VkDevice device = VK_NULL_HANDLE;
+  VkQueue queue = VK_NULL_HANDLE;
+  uint32_t queue_family = 0;
+  DeviceInfo info;
+  VkPhysicalDeviceMemoryProperties memory_properties{};
+};
+
+}  // namespace nibble::vk

@@ -1,0 +1,58 @@
+#include "engine/vulkan/vk_pipelines.h"
+
+#include "engine/error.h"
+#include "engine/vulkan/vk_check.h"
+#include "shaders/spirv.h"
+
+namespace nibble::vk {
+
+Pipelines::Pipelines(VkDevice device) : device_(device) {
+  VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, kPushConstantBytes};
+  VkPipelineLayoutCreateInfo ci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
+  ci.pushConstantRangeCount = 1;
+  ci.pPushConstantRanges = &range;
+  check(vkCreatePipelineLayout(device_, &ci, nullptr, &layout_), "vkCreatePipelineLayout");
+}
+
+Pipelines::~Pipelines() {
+  for (auto& [key, p] : pipelines_) vkDestroyPipeline(device_, p, nullptr);
+  for (auto& [name, m] : modules_) vkDestroyShaderModule(device_, m, nullptr);
+  vkDestroyPipelineLayout(device_, layout_, nullptr);
+}
+
+VkShaderModule Pipelines::module(const std::string& shader) {
+  auto it = modules_.find(shader);
+  if (it != modules_.end()) return it->second;
+  const shaders::Spirv spirv = shaders::find(shader);
+  if (!spirv.count) fail("internal error: no shader named " + shader);
+  VkShaderModuleCreateInfo ci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
+  ci.codeSize = spirv.count * 4;
+  ci.pCode = spirv.words;
+  VkShaderModule m = VK_NULL_HANDLE;
+  check(vkCreateShaderModule(device_, &ci, nullptr, &m), "vkCreateShaderModule");
+  modules_[shader] = m;
+  return m;
+}
+
+VkPipeline Pipelines::get(const std::string& shader, const std::vector<uint32_t>& spec) {
+  auto key = std::make_pair(shader, spec);
+  auto it = pipelines_.find(key);
+  if (it != pipelines_.end()) return it->second;
+  std::vector<VkSpecializationMapEntry> entries;
+  for (uint32_t i = 0; i < spec.size(); ++i) entries.push_back({i, i * 4, 4});
+  VkSpecializationInfo si{uint32_t(entries.size()), entries.data(), spec.size() * 4, spec.data()};
+  VkComputePipelineCreateInfo ci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
+  ci.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
+  ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+  ci.stage.module = module(shader);
+  ci.stage.pName = "main";
+  ci.stage.pSpecializationInfo = spec.empty() ? nullptr : &si;
+  ci.layout = layout_;
+  VkPipeline p = VK_NULL_HANDLE;
+  check(vkCreateComputePipelines(device_, VK_NULL_HANDLE, 1, &ci, nullptr, &p),
+        ("creating the pipeline of " + shader).c_str());
+  pipelines_[key] = p;
+  return p;
+}
+
+}  // namespace nibble::vk

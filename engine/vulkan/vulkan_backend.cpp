@@ -1,0 +1,612 @@
+// The Backend on Vulkan: each step is recorded into one command buffer (a compute barrier after
+// every dispatch), submitted by end_step and waited for only when the host reads.
+#include "engine/vulkan/vulkan_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "engine/error.h"
+#include "engine/vulkan/vk_check.h"
+#include "engine/vulkan/vk_device.h"
+#include "engine/vulkan/vk_memory.h"
+#include "engine/vulkan/vk_pipelines.h"
+
+namespace nibble {
+
+namespace {
+
+constexpr VkDeviceSize kStagingBytes = VkDeviceSize(16) << 20;
+constexpr VkDeviceSize kStepStagingBytes = VkDeviceSize(1) << 20;
+constexpr uint32_t kMaxPhases = 1024;  // timed phases per step
+constexpr uint64_t kStepTimeoutNs = 600ull * 1000 * 1000 * 1000;
+constexpr uint32_t kMaxGroups = 65535;  // per grid dimension, the minimum devices support
+
+// --- push constants, mirroring the `Push` blocks of shaders/*.comp (std430 layout) ------------
+
+// shaders/weight.glsl `Weight`.
+struct WeightRef {
+  uint64_t data = 0;
+  uint32_t values = 0, absmax = 0, nested_absmax = 0, code = 0;
+  uint32_t blocksize = 1, nested_blocksize = 1;
+  float offset = 0;
+  uint32_t pad = 0;
+};
+static_assert(sizeof(WeightRef) == 40);
+
+struct MatmulPush {
+  WeightRef w;
+  uint64_t out, x;
+  uint32_t rows, n, k;
+};
+struct EmbedPush {
+  WeightRef table;
+  uint64_t out, ids;
+  uint32_t rows, cols;
+};
+struct RmsNormPush {
+  WeightRef g;
+  uint64_t out, x;
+  uint32_t rows, cols;
+  float eps;
+};
+struct RopePush {
+  uint64_t x, inv_freq, step;
+  uint32_t rows, cols, n_heads, head_dim;
+};
+struct KvStorePush {
+  uint64_t k_cache, v_cache, k, v, step;
+  uint32_t rows, cols;
+};
+struct AttentionPush {
+  uint64_t q, k_cache, v_cache, partial, step;
+  uint32_t q_cols, kv_cols, n_heads, n_kv_heads, head_dim, window, split_len;
+  float scale;
+};
+struct CombinePush {
+  uint64_t out, partial;
+  uint32_t items, n_heads, head_dim, out_cols, n_splits;
+};
+struct ElementwisePush {
+  uint64_t out, a, b;
+  uint32_t n;
+};
+struct ArgmaxPush {
+  uint64_t ids, logits;
+  uint32_t rows, cols;
+};
+
+// Storage kinds of shaders/weight.glsl (WKIND) and operand rounding (ROUND).
+enum WeightKind : uint32_t { kF32 = 0, kF16 = 1, kBF16 = 2, kQ4 = 3, kQ4Nested = 4 };
+
+uint32_t align4(size_t bytes) {
+  return uint32_t((bytes + 3) / 4 * 4);
+}
+
+class VulkanBackend final : public Backend {
+ public:
+  explicit VulkanBackend(int device);
+  ~VulkanBackend() override;
+
+  std::string name() const override { return "vulkan"; }
+  std::string device_name() const override { return ctx_.info.name; }
+
+  Tensor alloc(DType dtype, int64_t rows, int64_t cols, Usage usage) override;
+  Tensor upload_weight(const HostWeight& w) override;
+  Tensor alloc_kv(int64_t rows, int64_t cols) override;
+  MemoryInfo memory() const override { return memory_.info(); }
+
+  void write(Tensor dst, const void* src) override;
+  void read(Tensor src, void* dst) override;
+
+  void begin_step(const StepInfo& step) override;
+  void end_step() override;
+
+  void embed(Tensor out, Tensor table, Tensor ids) override;
+  void rms_norm(Tensor out, Tensor x, Tensor weight, float eps) override;
+  void matmul(Tensor out, Tensor x, Tensor w) override;
+  void rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) override;
+  void kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) override;
+  void attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
+                 const AttentionShape& shape) override;
+  void swiglu(Tensor out, Tensor gate, Tensor up) override;
+  void add(Tensor x, Tensor y) override;
+  void argmax(Tensor ids, Tensor logits) override;
+
+  void phase_begin(int layer, Phase phase) override;
+  void phase_end(int layer, Phase phase) override;
+  std::vector<LayerTime> step_times() override;
+
+ private:
+  struct Buffer {
+    vk::Allocation alloc;
+    std::string name;  // the weight's name, for errors
+    // How shaders read it as a weight (matmul, embed, rms_norm operand).
+    uint32_t kind = kF32, round = 0;
+    WeightRef ref;
+  };
+
+  Buffer& buffer(Tensor t);
+  // Device address of the view's first element (its byte offset must be 4-aligned).
+  uint64_t address(Tensor t);
+  const Buffer& weight(Tensor t, const char* op);
+  Tensor add_buffer(Buffer b, DType dtype, int64_t rows, int64_t cols);
+
+  void upload(const vk::Allocation& dst, VkDeviceSize offset, const void* src, size_t bytes);
+  template <class Record>
+  void one_shot(Record record);
+  void submit(VkCommandBuffer cmd, VkFence fence);
+  void wait(VkFence fence, const char* what);
+  void wait_step();  // for the submitted step, if any; collects its timestamps
+  void require_step(const char* op) const;
+  template <class Push>
+  void dispatch(const std::string& shader, const std::vector<uint32_t>& spec, const Push& push,
+                uint64_t groups_x, uint32_t groups_y = 1);
+  void barrier(VkPipelineStageFlags src, VkAccessFlags src_access);
+  void elementwise(uint32_t op, Tensor out, Tensor a, Tensor b);
+  void close_phase();
+
+  vk::Context ctx_;
+  vk::Memory memory_;
+  vk::Pipelines pipelines_;
+  VkCommandPool pool_ = VK_NULL_HANDLE;
+  VkCommandBuffer step_cmd_ = VK_NULL_HANDLE, transfer_cmd_ = VK_NULL_HANDLE;
+  VkFence step_fence_ = VK_NULL_HANDLE, transfer_fence_ = VK_NULL_HANDLE;
+  VkQueryPool queries_ = VK_NULL_HANDLE;
+
+  std::vector<Buffer> buffers_;
+  vk::Allocation staging_, readback_, step_data_, step_staging_, partial_;
+  VkDeviceSize step_staging_used_ = 0;
+
+  StepInfo step_;
+  bool recording_ = false, in_flight_ = false;
+  std::vector<LayerTime> phases_, submitted_phases_, last_times_;
+};
+
+VulkanBackend::VulkanBackend(int device) : ctx_(device), memory_(ctx_), pipelines_(ctx_.device) {
+  VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+  pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+  pci.queueFamilyIndex = ctx_.queue_family;
+  vk::check(vkCreateCommandPool(ctx_.device, &pci, nullptr, &pool_), "vkCreateCommandPool");
+  VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+  ai.commandPool = pool_;
+  ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+  ai.commandBufferCount = 1;
+  vk::check(vkAllocateCommandBuffers(ctx_.device, &ai, &step_cmd_), "vkAllocateCommandBuffers");
+  vk::check(vkAllocateCommandBuffers(ctx_.device, &ai, &transfer_cmd_), "vkAllocateCommandBuffers");
+  VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+  vk::check(vkCreateFence(ctx_.device, &fci, nullptr, &step_fence_), "vkCreateFence");
+  vk::check(vkCreateFence(ctx_.device, &fci, nullptr, &transfer_fence_), "vkCreateFence");
+  if (ctx_.info.timestamps) {
+    VkQueryPoolCreateInfo qci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+    qci.queryType = VK_QUERY_TYPE_TIMESTAMP;
+    qci.queryCount = 2 * kMaxPhases;
+    vk::check(vkCreateQueryPool(ctx_.device, &qci, nullptr, &queries_), "vkCreateQueryPool");
+  }
+  staging_ = memory_.host(kStagingBytes);
+  step_data_ = memory_.host(sizeof(int32_t) * 2);
+  step_staging_ = memory_.host(kStepStagingBytes);
+}
+
+VulkanBackend::~VulkanBackend() {
+  vkDeviceWaitIdle(ctx_.device);  // nothing to report on failure: we are tearing down
+  if (queries_) vkDestroyQueryPool(ctx_.device, queries_, nullptr);
+  vkDestroyFence(ctx_.device, step_fence_, nullptr);
+  vkDestroyFence(ctx_.device, transfer_fence_, nullptr);
+  vkDestroyCommandPool(ctx_.device, pool_, nullptr);
+}
+
+// --- memory -------------------------------------------------------------------------------------
+
+VulkanBackend::Buffer& VulkanBackend::buffer(Tensor t) {
+  if (t.buffer == 0 || t.buffer > buffers_.size()) fail("internal error: not a vulkan tensor");
+  return buffers_[t.buffer - 1];
+}
+
+uint64_t VulkanBackend::address(Tensor t) {
+  const uint64_t offset = uint64_t(t.row_offset * t.cols) * dtype_size(t.dtype);
+  if (offset % 4) fail("internal error: a tensor view that is not 4-byte aligned");
+  return buffer(t).alloc.address + offset;
+}
+
+Tensor VulkanBackend::add_buffer(Buffer b, DType dtype, int64_t rows, int64_t cols) {
+  buffers_.push_back(std::move(b));
+  return Tensor{uint32_t(buffers_.size()), dtype, rows, cols, 0};
+}
+
+Tensor VulkanBackend::alloc(DType dtype, int64_t rows, int64_t cols, Usage usage) {
+  if (dtype_size(dtype) == 0) fail("alloc: packed 4-bit tensors come only from upload_weight");
+  Buffer b;
+  b.name = "a " + std::string(dtype_name(dtype)) + " tensor";
+  b.alloc = memory_.device(uint64_t(rows * cols) * dtype_size(dtype), usage, b.name);
+  b.kind = dtype == DType::F16 ? kF16 : dtype == DType::BF16 ? kBF16 : kF32;
+  b.ref.data = b.alloc.address;
+  return add_buffer(std::move(b), dtype, rows, cols);
+}
+
+Tensor VulkanBackend::alloc_kv(int64_t rows, int64_t cols) {
+  if (cols % 2) fail("the Vulkan KV cache needs an even row length, got " + std::to_string(cols));
+  return alloc(DType::F16, rows, cols, Usage::KvCache);
+}
+
+Tensor VulkanBackend::upload_weight(const HostWeight& w) {
+  Buffer b;
+  b.name = w.name;
+  const int64_t numel = w.rows * w.cols;
+  if (!w.quantized()) {
+    if (w.dtype != DType::F32 && w.dtype != DType::F16 && w.dtype != DType::BF16)
+      fail("weight " + w.name + " has an unsupported dtype " + std::string(dtype_name(w.dtype)));
+    if (w.nbytes < size_t(numel) * dtype_size(w.dtype))
+      fail("weight " + w.name + " holds fewer bytes than its shape needs");
+    b.kind = w.dtype == DType::F16 ? kF16 : w.dtype == DType::BF16 ? kBF16 : kF32;
+    b.alloc = memory_.device(w.nbytes, Usage::Weights, "weight " + w.name);
+    upload(b.alloc, 0, w.data, size_t(numel) * dtype_size(w.dtype));
+    b.ref.data = b.alloc.address;
+    return add_buffer(std::move(b), w.dtype, w.rows, w.cols);
+  }
+
+  // One allocation: packed codes | absmax (f32, or u8 when nested) | nested absmax | code tables.
+  if (!w.quant) fail("weight " + w.name + " is 4-bit but has no quantization state");
+  const QuantState& q = *w.quant;
+  const int64_t blocks = (numel + q.blocksize - 1) / q.blocksize;
+  const bool consistent =
+      q.numel() == numel && q.blocksize > 0 && w.nbytes >= size_t(numel + 1) / 2 &&
+      (q.nested ? q.absmax_q.size() >= size_t(blocks) && q.nested_blocksize > 0 &&
+                      q.nested_absmax.size() >=
+                          size_t((blocks + q.nested_blocksize - 1) / q.nested_blocksize)
+                : q.absmax.size() >= size_t(blocks));
+  if (!consistent)
+    fail("weight " + w.name + ": its 4-bit quantization state does not match its shape");
+  const size_t packed_bytes = size_t(numel + 1) / 2;
+  const size_t absmax_bytes = q.nested ? q.absmax_q.size() : q.absmax.size() * 4;
+  const size_t nested_bytes = q.nested ? q.nested_absmax.size() * 4 : 0;
+  std::vector<float> codes(q.code.begin(), q.code.end());
+  if (q.nested) codes.insert(codes.end(), q.nested_code.begin(), q.nested_code.end());
+  const uint32_t absmax_at = align4(packed_bytes), nested_at = absmax_at + align4(absmax_bytes);
+  const uint32_t code_at = nested_at + align4(nested_bytes);
+  b.alloc = memory_.device(code_at + codes.size() * 4, Usage::Weights, "weight " + w.name);
+  upload(b.alloc, 0, w.data, packed_bytes);
+  upload(b.alloc, absmax_at,
+         q.nested ? static_cast<const void*>(q.absmax_q.data()) : q.absmax.data(), absmax_bytes);
+  if (q.nested) upload(b.alloc, nested_at, q.nested_absmax.data(), nested_bytes);
+  upload(b.alloc, code_at, codes.data(), codes.size() * 4);
+
+  b.kind = q.nested ? kQ4Nested : kQ4;
+  b.round = w.compute == ComputeDType::F16 ? 1 : w.compute == ComputeDType::BF16 ? 2 : 0;
+  b.ref.data = b.alloc.address;
+  b.ref.absmax = q.nested ? absmax_at : absmax_at / 4;
+  b.ref.nested_absmax = nested_at / 4;
+  b.ref.code = code_at / 4;
+  b.ref.blocksize = uint32_t(q.blocksize);
+  b.ref.nested_blocksize = uint32_t(std::max(1, q.nested_blocksize));
+  b.ref.offset = q.offset;
+  return add_buffer(std::move(b), w.dtype, w.rows, w.cols);
+}
+
+const VulkanBackend::Buffer& VulkanBackend::weight(Tensor t, const char* op) {
+  const Buffer& b = buffer(t);
+  if (t.row_offset != 0) fail(std::string(op) + ": weight views must start at row 0");
+  if (t.dtype == DType::I32 || t.dtype == DType::U8)
+    fail(std::string(op) + ": " + b.name + " is not a float weight");
+  return b;
+}
+
+// --- transfers ----------------------------------------------------------------------------------
+
+void VulkanBackend::submit(VkCommandBuffer cmd, VkFence fence) {
+  VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  si.commandBufferCount = 1;
+  si.pCommandBuffers = &cmd;
+  vk::check(vkResetFences(ctx_.device, 1, &fence), "vkResetFences");
+  vk::check(vkQueueSubmit(ctx_.queue, 1, &si, fence), "vkQueueSubmit");
+}
+
+void VulkanBackend::wait(VkFence fence, const char* what) {
+  const VkResult r = vkWaitForFences(ctx_.device, 1, &fence, VK_TRUE, kStepTimeoutNs);
+  if (r == VK_TIMEOUT)
+    fail(std::string("the Vulkan device did not finish ") + what + " within 10 minutes (hung?)");
+  vk::check(r, what);
+}
+
+template <class Record>
+void VulkanBackend::one_shot(Record record) {
+  VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+  bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+  vk::check(vkBeginCommandBuffer(transfer_cmd_, &bi), "vkBeginCommandBuffer");
+  record(transfer_cmd_);
+  vk::check(vkEndCommandBuffer(transfer_cmd_), "vkEndCommandBuffer");
+  submit(transfer_cmd_, transfer_fence_);
+  wait(transfer_fence_, "a transfer");
+}
+
+void VulkanBackend::upload(const vk::Allocation& dst, VkDeviceSize offset, const void* src,
+                           size_t bytes) {
+  const auto* p = static_cast<const uint8_t*>(src);
+  for (size_t done = 0; done < bytes; done += kStagingBytes) {
+    const size_t n = std::min<size_t>(kStagingBytes, bytes - done);
+    std::memcpy(staging_.mapped, p + done, n);
+    one_shot([&](VkCommandBuffer cmd) {
+      VkBufferCopy region{staging_.offset, dst.offset + offset + done, n};
+      vkCmdCopyBuffer(cmd, staging_.buffer, dst.buffer, 1, &region);
+      VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+      mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+      mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+      vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                           VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
+    });
+  }
+}
+
+void VulkanBackend::write(Tensor dst, const void* src) {
+  const size_t bytes = size_t(dst.numel()) * dtype_size(dst.dtype);
+  const VkDeviceSize offset = VkDeviceSize(dst.row_offset * dst.cols) * dtype_size(dst.dtype);
+  const vk::Allocation& target = buffer(dst).alloc;
+  if (!recording_) {
+    upload(target, offset, src, bytes);
+    return;
+  }
+  // Inside a step: the bytes travel in the step's command buffer, ahead of the ops after it.
+  const VkDeviceSize size = (bytes + 255) / 256 * 256;
+  if (step_staging_used_ + size > step_staging_.size) {
+    step_staging_ = memory_.host(std::max(size, kStepStagingBytes));
+    step_staging_used_ = 0;
+  }
+  std::memcpy(step_staging_.mapped + step_staging_used_, src, bytes);
+  VkBufferCopy region{step_staging_.offset + step_staging_used_, target.offset + offset, bytes};
+  step_staging_used_ += size;
+  vkCmdCopyBuffer(step_cmd_, step_staging_.buffer, target.buffer, 1, &region);
+  barrier(VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT);
+}
+
+void VulkanBackend::read(Tensor src, void* dst) {
+  if (recording_) fail("internal error: read() inside a step");
+  wait_step();
+  const size_t bytes = size_t(src.numel()) * dtype_size(src.dtype);
+  if (readback_.size < bytes) readback_ = memory_.host(bytes);
+  const vk::Allocation& from = buffer(src).alloc;
+  one_shot([&](VkCommandBuffer cmd) {
+    VkBufferCopy region{
+        from.offset + VkDeviceSize(src.row_offset * src.cols) * dtype_size(src.dtype),
+        readback_.offset, bytes};
+    vkCmdCopyBuffer(cmd, from.buffer, readback_.buffer, 1, &region);
+    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb,
+                         0, nullptr, 0, nullptr);
+  });
+  std::memcpy(dst, readback_.mapped, bytes);
+}
+
+// --- steps --------------------------------------------------------------------------------------
+
+void VulkanBackend::wait_step() {
+  if (!in_flight_) return;
+  wait(step_fence_, "a step");
+  in_flight_ = false;
+  last_times_.clear();
+  if (submitted_phases_.empty()) return;
+  std::vector<uint64_t> ticks(submitted_phases_.size() * 2);
+  vk::check(
+      vkGetQueryPoolResults(ctx_.device, queries_, 0, uint32_t(ticks.size()), ticks.size() * 8,
+                            ticks.data(), 8, VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+      "vkGetQueryPoolResults");
+  last_times_ = submitted_phases_;
+  for (size_t i = 0; i < last_times_.size(); ++i)
+    last_times_[i].ms =
+        double(ticks[2 * i + 1] - ticks[2 * i]) * ctx_.info.timestamp_period_ns * 1e-6;
+}
+
+void VulkanBackend::require_step(const char* op) const {
+  if (!recording_) fail(std::string("internal error: ") + op + " outside begin_step/end_step");
+}
+
+void VulkanBackend::begin_step(const StepInfo& step) {
+  if (recording_) fail("internal error: begin_step inside a step");
+  wait_step();  // the step data and staging below are reused
+  step_ = step;
+  const int32_t data[2] = {step.pos0, step.n_tokens};
+  std::memcpy(step_data_.mapped, data, sizeof data);
+  step_staging_used_ = 0;
+  phases_.clear();
+  vk::check(vkResetCommandBuffer(step_cmd_, 0), "vkResetCommandBuffer");
+  VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+  bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+  vk::check(vkBeginCommandBuffer(step_cmd_, &bi), "vkBeginCommandBuffer");
+  if (profiling_ && queries_) vkCmdResetQueryPool(step_cmd_, queries_, 0, 2 * kMaxPhases);
+  recording_ = true;
+}
+
+void VulkanBackend::end_step() {
+  require_step("end_step");
+  close_phase();
+  recording_ = false;
+  vk::check(vkEndCommandBuffer(step_cmd_), "vkEndCommandBuffer");
+  submit(step_cmd_, step_fence_);
+  in_flight_ = true;
+  submitted_phases_ = phases_;
+}
+
+void VulkanBackend::barrier(VkPipelineStageFlags src, VkAccessFlags src_access) {
+  VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+  mb.srcAccessMask = src_access;
+  mb.dstAccessMask =
+      VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT;
+  vkCmdPipelineBarrier(step_cmd_, src,
+                       VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1,
+                       &mb, 0, nullptr, 0, nullptr);
+}
+
+template <class Push>
+void VulkanBackend::dispatch(const std::string& shader, const std::vector<uint32_t>& spec,
+                             const Push& push, uint64_t groups_x, uint32_t groups_y) {
+  static_assert(sizeof(Push) <= vk::kPushConstantBytes);
+  if (groups_x == 0 || groups_y == 0) return;
+  // A long 1-D grid folds into y; shaders use group_index() and bound-check it.
+  if (groups_x > kMaxGroups) {
+    if (groups_y != 1) fail("internal error: grid too large for " + shader);
+    groups_y = uint32_t((groups_x + kMaxGroups - 1) / kMaxGroups);
+    groups_x = kMaxGroups;
+  }
+  if (groups_y > kMaxGroups) fail("internal error: grid too large for " + shader);
+  vkCmdBindPipeline(step_cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipelines_.get(shader, spec));
+  vkCmdPushConstants(step_cmd_, pipelines_.layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(Push),
+                     &push);
+  vkCmdDispatch(step_cmd_, uint32_t(groups_x), groups_y, 1);
+  barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT);
+}
+
+// --- ops ----------------------------------------------------------------------------------------
+
+void VulkanBackend::embed(Tensor out, Tensor table, Tensor ids) {
+  require_step("embed");
+  const Buffer& t = weight(table, "embed");
+  if (out.cols != table.cols || ids.rows != out.rows) fail("embed shape mismatch for " + t.name);
+  const EmbedPush p{t.ref, address(out), address(ids), uint32_t(out.rows), uint32_t(out.cols)};
+  dispatch("embed", {t.kind, t.round}, p, (uint64_t(out.numel()) + 255) / 256);
+}
+
+void VulkanBackend::rms_norm(Tensor out, Tensor x, Tensor weight_t, float eps) {
+  require_step("rms_norm");
+  const Buffer& g = weight(weight_t, "rms_norm");
+  if (weight_t.numel() != x.cols || out.cols != x.cols || out.rows != x.rows)
+    fail("rms_norm shape mismatch for " + g.name);
+  const RmsNormPush p{g.ref, address(out), address(x), uint32_t(x.rows), uint32_t(x.cols), eps};
+  dispatch("rms_norm", {g.kind, g.round}, p, uint64_t(x.rows));
+}
+
+void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
+  require_step("matmul");
+  const Buffer& w = weight(wt, "matmul");
+  if (x.cols != wt.cols || out.cols != wt.rows || out.rows != x.rows)
+    fail("matmul shape mismatch for " + w.name);
+  const MatmulPush p{
+      w.ref, address(out), address(x), uint32_t(x.rows), uint32_t(wt.rows), uint32_t(wt.cols)};
+  // Few rows (decode): one workgroup per output column reads each weight row once per x row.
+  if (x.rows <= 2)
+    dispatch("matvec", {w.kind, w.round}, p, uint64_t(wt.rows));
+  else
+    dispatch("matmul", {w.kind, w.round}, p, uint64_t(wt.rows + 31) / 32,
+             uint32_t((x.rows + 31) / 32));
+}
+
+void VulkanBackend::rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) {
+  require_step("rope");
+  if (head_dim % 2 || int64_t(n_heads) * head_dim > x.cols || inv_freq.numel() < head_dim / 2)
+    fail("rope shape mismatch");
+  const RopePush p{address(x),       address(inv_freq), step_data_.address, uint32_t(x.rows),
+                   uint32_t(x.cols), uint32_t(n_heads), uint32_t(head_dim)};
+  dispatch("rope", {}, p, (uint64_t(x.rows) * n_heads * (head_dim / 2) + 255) / 256);
+}
+
+void VulkanBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) {
+  require_step("kv_store");
+  if (k_cache.dtype != DType::F16 || v_cache.dtype != DType::F16 || k.cols != k_cache.cols ||
+      v.cols != v_cache.cols || k.cols != v.cols || k.rows != v.rows || k.cols % 2)
+    fail("kv_store shape mismatch");
+  if (step_.pos0 + k.rows > k_cache.rows)
+    fail("kv_store: positions " + std::to_string(step_.pos0 + k.rows) + " exceed the cache's " +
+         std::to_string(k_cache.rows));
+  const KvStorePush p{address(k_cache),   address(v_cache), address(k),      address(v),
+                      step_data_.address, uint32_t(k.rows), uint32_t(k.cols)};
+  dispatch("kv_store", {}, p, (uint64_t(k.numel()) / 2 + 255) / 256);
+}
+
+void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
+                              const AttentionShape& s) {
+  require_step("attention");
+  const int64_t length = step_.pos0 + q.rows;  // the last row sees positions [0, length)
+  if (s.head_dim % 2 || s.head_dim > 256 || s.n_kv_heads <= 0 || s.n_heads % s.n_kv_heads ||
+      int64_t(s.n_heads) * s.head_dim > q.cols ||
+      int64_t(s.n_kv_heads) * s.head_dim > k_cache.cols || k_cache.cols != v_cache.cols ||
+      out.rows != q.rows || out.cols < q.cols || k_cache.dtype != DType::F16 ||
+      v_cache.dtype != DType::F16)
+    fail("attention shape mismatch (the Vulkan backend supports even head_dim <= 256)");
+  if (length > k_cache.rows) fail("attention: the step runs past the KV cache");
+  const uint64_t items = uint64_t(q.rows) * s.n_heads;
+  // Split the context when rows x heads alone would leave the GPU idle (decode, short prompts).
+  const uint32_t splits =
+      items >= 512 ? 1 : uint32_t(std::clamp<int64_t>((length + 255) / 256, 1, 32));
+  const uint32_t split_len = uint32_t((length + splits - 1) / splits);
+  const VkDeviceSize partial_bytes = items * splits * (2 + s.head_dim) * sizeof(float);
+  if (partial_.size < partial_bytes)
+    partial_ = memory_.device(partial_bytes, Usage::Activations, "attention scratch");
+  const AttentionPush p{address(q),
+                        address(k_cache),
+                        address(v_cache),
+                        partial_.address,
+                        step_data_.address,
+                        uint32_t(q.cols),
+                        uint32_t(k_cache.cols),
+                        uint32_t(s.n_heads),
+                        uint32_t(s.n_kv_heads),
+                        uint32_t(s.head_dim),
+                        uint32_t(std::max(0, s.sliding_window)),
+                        split_len,
+                        1.0f / std::sqrt(float(s.head_dim))};
+  dispatch("attention", {}, p, splits, uint32_t(items));
+  const CombinePush c{
+      address(out),         partial_.address,   uint32_t(items), uint32_t(s.n_heads),
+      uint32_t(s.head_dim), uint32_t(out.cols), splits};
+  dispatch("attention_combine", {}, c, items);
+}
+
+void VulkanBackend::elementwise(uint32_t op, Tensor out, Tensor a, Tensor b) {
+  if (out.numel() != a.numel() || a.numel() != b.numel()) fail("elementwise shape mismatch");
+  const ElementwisePush p{address(out), address(a), address(b), uint32_t(out.numel())};
+  dispatch("elementwise", {op}, p, (uint64_t(out.numel()) + 255) / 256);
+}
+
+void VulkanBackend::swiglu(Tensor out, Tensor gate, Tensor up) {
+  require_step("swiglu");
+  elementwise(1, out, gate, up);
+}
+
+void VulkanBackend::add(Tensor x, Tensor y) {
+  require_step("add");
+  elementwise(0, x, x, y);
+}
+
+void VulkanBackend::argmax(Tensor ids, Tensor logits) {
+  require_step("argmax");
+  if (ids.numel() != logits.rows) fail("argmax shape mismatch");
+  const ArgmaxPush p{address(ids), address(logits), uint32_t(logits.rows), uint32_t(logits.cols)};
+  dispatch("argmax", {}, p, uint64_t(logits.rows));
+}
+
+// --- timing -------------------------------------------------------------------------------------
+
+// Phases are timed with a timestamp pair each; an open phase has ms < 0 until it is closed, and
+// every phase is closed before the step is submitted so that no query is left unwritten.
+void VulkanBackend::phase_begin(int layer, Phase phase) {
+  if (!profiling_ || !queries_ || !recording_) return;
+  close_phase();
+  if (phases_.size() >= kMaxPhases) return;
+  vkCmdWriteTimestamp(step_cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_,
+                      uint32_t(2 * phases_.size()));
+  phases_.push_back({layer, phase, -1.0});
+}
+
+void VulkanBackend::phase_end(int, Phase) {
+  if (recording_) close_phase();
+}
+
+void VulkanBackend::close_phase() {
+  if (phases_.empty() || phases_.back().ms >= 0) return;
+  vkCmdWriteTimestamp(step_cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_,
+                      uint32_t(2 * phases_.size() - 1));
+  phases_.back().ms = 0;
+}
+
+std::vector<LayerTime> VulkanBackend::step_times() {
+  wait_step();
+  return last_times_;
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_vulkan_backend(int device) {
+  return std::make_unique<VulkanBackend>(device);
+}
+
+}  // namespace nibble

@@ -1,0 +1,46 @@
+// Reading one element of a weight of any storage kind, as float32 rounded to the compute dtype.
+// The including shader declares the specialization constants WKIND and ROUND first.
+//   WKIND: 0 float32, 1 float16, 2 bfloat16, 3 4-bit with float32 absmax, 4 4-bit with
+//          double-quantized absmax (u8 index into the 256-entry nested code, scaled per group)
+//   ROUND: 0 none, 1 float16, 2 bfloat16 (the 4-bit matmul's bnb_4bit_compute_dtype)
+// NF4 and FP4 differ only in their 16-entry code table, which is data.
+
+// Where the parts of a weight live inside its one allocation (offsets in 32-bit words, except
+// `absmax`, which counts bytes for the u8 double-quantized form).
+struct Weight {
+  Words data;
+  uint values;
+  uint absmax;
+  uint nested_absmax;
+  uint code;  // 16 code floats, then the 256 nested code floats when double quantized
+  uint blocksize;
+  uint nested_blocksize;
+  float offset;
+};
+
+float round_operand(float v) {
+  if (ROUND == 1) return round_f16(v);
+  if (ROUND == 2) return round_bf16(v);
+  return v;
+}
+
+float block_absmax(Weight w, uint block) {
+  if (WKIND == 3) return uintBitsToFloat(w.data.v[w.absmax + block]);
+  const uint q = byte_at(w.data, w.absmax + block);
+  const float nested_code = uintBitsToFloat(w.data.v[w.code + 16u + q]);
+  const float scale = uintBitsToFloat(w.data.v[w.nested_absmax + block / w.nested_blocksize]);
+  precise float absmax = nested_code * scale;  // no fused multiply-add: match the host's rounding
+  precise float shifted = absmax + w.offset;
+  return shifted;
+}
+
+// Element `e` of the row-major weight.
+float weight_value(Weight w, uint e) {
+  if (WKIND == 0) return uintBitsToFloat(w.data.v[w.values + e]);
+  if (WKIND == 1) return f16_at(w.data, 2u * w.values + e);
+  if (WKIND == 2) return bf16_at(w.data, 2u * w.values + e);
+  const uint packed = byte_at(w.data, 4u * w.values + (e >> 1));
+  const uint q = (e & 1u) != 0u ? packed & 15u : packed >> 4;  // even element in the high nibble
+  precise float v = uintBitsToFloat(w.data.v[w.code + q]) * block_absmax(w, e / w.blocksize);
+  return round_operand(v);
+}
