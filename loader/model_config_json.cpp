@@ -41,9 +41,11 @@ class Fields {
   float positive_float(const char* key, std::optional<float> fallback = std::nullopt) const {
     const json* v = find(key);
     if (!v && fallback) return *fallback;
-    if (!v || !v->is_number() || !(v->get<double>() > 0) || !std::isfinite(float(v->get<double>())))
-      bad(key, "a positive number");
-    return float(v->get<double>());
+    // Checked after rounding to float: 1e-86 is positive but becomes 0 (found by
+    // fuzz_model_config).
+    const float f = v && v->is_number() ? float(v->get<double>()) : 0.0f;
+    if (!(f > 0) || !std::isfinite(f)) bad(key, "a positive number that fits a float");
+    return f;
   }
   bool boolean(const char* key, bool fallback) const {
     const json* v = find(key);
