@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "app/nibble/command.h"
 #include "app/nibble/quant_flags.h"
@@ -83,7 +84,9 @@ void write_checkpoint(const ModelFolder& folder, const QuantConfig& q, const fs:
 
   std::vector<TensorToWrite> tensors;
   std::deque<std::string> json_storage;
+  std::set<std::string> written;  // a tied output head may be asked for twice
   for (const HostWeight& w : recorder.recorded) {
+    if (!written.insert(w.name).second) continue;
     if (w.quantized()) {
       for (TensorToWrite& t : bnb_tensors(w.name, w.data, *w.quant, json_storage.emplace_back()))
         tensors.push_back(std::move(t));
