@@ -9,6 +9,7 @@
 #include "engine/error.h"
 #include "loader/folder_weights.h"
 #include "loader/memory_estimate.h"
+#include "loader/placement.h"
 
 namespace nibble {
 
@@ -105,6 +106,11 @@ void check_fits(const MemoryPlan& plan, const Backend& backend, const std::strin
 
 LoadedModel load_model(const fs::path& dir, Backend& backend, const QuantConfig& quant,
                        const ModelOptions& options) {
+  return load_model(dir, std::vector<Backend*>{&backend}, quant, options);
+}
+
+LoadedModel load_model(const fs::path& dir, const std::vector<Backend*>& backends,
+                       const QuantConfig& quant, const ModelOptions& options, int gpu_layers) {
   const auto start = std::chrono::steady_clock::now();
   LoadedModel m;
   m.folder = std::make_unique<ModelFolder>(ModelFolder::open(dir));
@@ -112,10 +118,17 @@ LoadedModel load_model(const fs::path& dir, Backend& backend, const QuantConfig&
   m.chat_template = std::make_unique<ChatTemplate>(ChatTemplate::from_folder(dir));
   m.defaults = read_generation_defaults(dir, *m.folder, *m.tokenizer);
   quant.validate();
-  check_fits(plan_memory(*m.folder, quant, options, backend.kv_dtype()), backend,
-             "the model in " + dir.string());
+  std::vector<Stage> stages;
+  if (backends.size() == 1) {
+    check_fits(plan_memory(*m.folder, quant, options, backends[0]->kv_dtype()), *backends[0],
+               "the model in " + dir.string());
+    stages.push_back({backends[0], m.folder->config().num_hidden_layers});
+  } else {
+    stages = place_layers(*m.folder, quant, options, backends, gpu_layers);
+  }
+  m.placement = describe_placement(stages);
   FolderWeights weights(*m.folder, quant);
-  m.model = std::make_unique<Model>(backend, m.folder->config(), weights, options);
+  m.model = std::make_unique<Model>(stages, m.folder->config(), weights, options);
   m.load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return m;

@@ -32,6 +32,7 @@ struct LoadedModel {
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<ChatTemplate> chat_template;
   GenerationDefaults defaults;
+  std::string placement;  // which layers went where
   double load_seconds = 0;
 };
 
@@ -50,5 +51,8 @@ void check_fits(const MemoryPlan& plan, const Backend& backend, const std::strin
 // says) and reads the tokenizer. Progress: (done, total, tensor name).
 LoadedModel load_model(const std::filesystem::path& dir, Backend& backend, const QuantConfig& quant,
                        const ModelOptions& options);
+// The same over several backends (GPUs first, the CPU last): layers placed by place_layers.
+LoadedModel load_model(const std::filesystem::path& dir, const std::vector<Backend*>& backends,
+                       const QuantConfig& quant, const ModelOptions& options, int gpu_layers = -1);
 
 }  // namespace nibble

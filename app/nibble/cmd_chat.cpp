@@ -65,8 +65,8 @@ int run_chat(Args& args) {
     std::cout << "\n";
     print_speed(s);
     if (run.stats) {
-      print_layer_times(*run.backend);
-      print_memory(*run.backend);
+      print_layer_times(*m.model);
+      print_memory(*m.model);
     }
   }
   return 0;

@@ -12,7 +12,9 @@ namespace nibble::cli {
 const char* const kModelFlagsHelp =
     "  -m, --model DIR        Hugging Face model folder (default: the bundled models/kjv-tiny)\n"
     "  --backend NAME         auto (default: Vulkan if a device works, else CPU), vulkan, cuda, cpu\n"
-    "  --device N             GPU index (see nibble devices)\n"
+    "  --device N[,M...]      GPU index (see nibble devices); several split the layers\n"
+    "  -ngl, --gpu-layers N   run the first N layers on the GPU, the rest on the CPU\n"
+    "                         (default: as many as fit, by the memory plan)\n"
     "  -t, --threads N        CPU threads (default: all)\n"
     "  -c, --ctx N            context length in tokens (default: the model's, at most 4096)\n"
     "  --stats                per-layer GPU time and memory after generating\n";
@@ -50,9 +52,10 @@ ModelRun load_from_flags(Args& args) {
   const std::string dir = args.get_or({"-m", "--model"}, default_model_dir().string());
   BackendOptions bo;
   bo.name = args.get_or({"--backend"}, "auto");
-  bo.device = args.get_int({"--device"}, -1);
+  const std::string devices = args.get_or({"--device"}, "");
   bo.threads = args.get_int({"-t", "--threads"}, 0);
   bo.profile = args.flag({"--stats"});
+  const int gpu_layers = args.get_int({"-ngl", "--gpu-layers"}, -1);
   ModelOptions mo;
   mo.context = args.get_int({"-c", "--ctx"}, 0);
   if (mo.context < 0) fail("--ctx must be positive");
@@ -61,10 +64,32 @@ ModelRun load_from_flags(Args& args) {
 
   ModelRun run;
   run.stats = bo.profile;
-  run.backend = make_backend(bo);
-  std::cerr << "nibble: " << dir << " on " << run.backend->name() << " ("
-            << run.backend->device_name() << "), " << quant.describe() << "\n";
-  run.loaded = load_model(dir, *run.backend, quant, mo);
+  std::vector<int> device_ids;
+  for (size_t at = 0; at < devices.size();) {
+    const size_t comma = std::min(devices.find(',', at), devices.size());
+    const std::string id = devices.substr(at, comma - at);
+    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
+      fail("--device expects GPU indices like 0 or 0,1; got '" + devices + "'");
+    device_ids.push_back(std::stoi(id));
+    at = comma + 1;
+  }
+  if (device_ids.empty()) device_ids.push_back(-1);
+  for (int id : device_ids) {
+    bo.device = id;
+    run.backends.push_back(make_backend(bo));
+    bo.name = run.backends.back()->name();  // "auto" resolved once for every device
+  }
+  // A GPU gets the CPU behind it for the layers it cannot hold.
+  if (run.backends.back()->name() != "cpu") {
+    BackendOptions cpu = bo;
+    cpu.name = "cpu";
+    run.backends.push_back(make_backend(cpu));
+  }
+  std::vector<Backend*> backends;
+  for (auto& b : run.backends) backends.push_back(b.get());
+  std::cerr << "nibble: " << dir << ", " << quant.describe() << "\n";
+  run.loaded = load_model(dir, backends, quant, mo, gpu_layers);
+  std::cerr << "nibble: " << run.loaded.placement << "\n";
   return run;
 }
 

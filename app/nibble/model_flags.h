@@ -14,7 +14,7 @@ extern const char* const kModelFlagsHelp;
 extern const char* const kSamplingFlagsHelp;
 
 struct ModelRun {
-  std::unique_ptr<Backend> backend;
+  std::vector<std::unique_ptr<Backend>> backends;  // GPUs first; the CPU last when it holds layers
   LoadedModel loaded;
   bool stats = false;  // --stats: print per-layer time and memory after generating
 };

@@ -15,13 +15,12 @@ void print_speed(const GenerationStats& s) {
                int(stop_reason_name(s.stop).size()), stop_reason_name(s.stop).data());
 }
 
-void print_layer_times(Backend& backend) {
+void print_layer_times(Model& model) {
   std::map<int, std::pair<double, double>> layers;  // layer -> (attention ms, mlp ms)
-  for (const LayerTime& t : backend.step_times())
+  for (const LayerTime& t : model.step_times())
     (t.phase == Phase::Attention ? layers[t.layer].first : layers[t.layer].second) += t.ms;
   if (layers.empty()) {
-    std::fprintf(stderr, "per-layer timing: none recorded by the %s backend\n",
-                 backend.name().c_str());
+    std::fprintf(stderr, "per-layer timing: none recorded\n");
     return;
   }
   std::fprintf(stderr, "per-layer time of the last step (ms):\n  layer  attention        mlp\n");
@@ -34,13 +33,22 @@ void print_layer_times(Backend& backend) {
   std::fprintf(stderr, "  total  %9.4f  %9.4f\n", attn, mlp);
 }
 
-void print_memory(const Backend& backend) {
-  const MemoryInfo m = backend.memory();
+void print_memory(const Model& model) {
   const double mib = 1024.0 * 1024.0;
-  std::fprintf(stderr, "memory: weights %.1f MiB, KV cache %.1f MiB, activations %.1f MiB, total %.1f MiB",
-               m.weights / mib, m.kv_cache / mib, m.activations / mib, m.total() / mib);
-  if (m.device_budget) std::fprintf(stderr, " (device: %.1f of %.1f MiB used)", m.device_used / mib, m.device_budget / mib);
-  std::fprintf(stderr, "\n");
+  const Backend* previous = nullptr;
+  for (const Stage& stage : model.stages()) {
+    if (stage.backend == previous) continue;
+    previous = stage.backend;
+    const MemoryInfo m = stage.backend->memory();
+    std::fprintf(stderr,
+                 "memory on %s: weights %.1f MiB, KV cache %.1f MiB, activations %.1f MiB, total %.1f MiB",
+                 stage.backend->name().c_str(), m.weights / mib, m.kv_cache / mib,
+                 m.activations / mib, m.total() / mib);
+    if (m.device_budget)
+      std::fprintf(stderr, " (device: %.1f of %.1f MiB used)", m.device_used / mib,
+                   m.device_budget / mib);
+    std::fprintf(stderr, "\n");
+  }
 }
 
 }  // namespace nibble::cli

@@ -2,11 +2,12 @@
 #pragma once
 #include "engine/backend.h"
 #include "engine/generator.h"
+#include "engine/model.h"
 
 namespace nibble::cli {
 
 void print_speed(const GenerationStats& s);
-void print_layer_times(Backend& backend);
-void print_memory(const Backend& backend);
+void print_layer_times(Model& model);
+void print_memory(const Model& model);  // per backend the model runs on
 
 }  // namespace nibble::cli

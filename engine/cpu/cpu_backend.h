@@ -8,7 +8,7 @@
 
 namespace nibble {
 
-class CpuBackend final : public Backend {
+class CpuBackend : public Backend {
  public:
   explicit CpuBackend(int threads = 0);
 
