@@ -16,5 +16,5 @@ b=$("$nibble" generate -m "$dir" --backend cpu -p "$prompt" -n 12 --temp 0.9 --s
 stats=$("$nibble" generate -m "$dir" --backend cpu -p "$prompt" -n 3 --stats 2>&1 >/dev/null)
 grep -q "generation: " <<<"$stats" || { echo "FAIL: no speed line: $stats"; exit 1; }
 grep -q "per-layer time" <<<"$stats" || { echo "FAIL: no per-layer table: $stats"; exit 1; }
-grep -q "memory: weights" <<<"$stats" || { echo "FAIL: no memory line: $stats"; exit 1; }
+grep -q "memory on cpu: weights" <<<"$stats" || { echo "FAIL: no memory line: $stats"; exit 1; }
 echo ok
