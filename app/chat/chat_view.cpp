@@ -3,8 +3,10 @@
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <vector>
 
 #include "app/chat/code_blocks.h"
 #include "app/chat/theme.h"
@@ -76,6 +78,7 @@ std::string default_file_name() {
 
 void ChatView::draw(Session& session, const Fonts& fonts) {
   draw_toolbar(session, fonts);
+  draw_system_prompt(session);
   draw_errors(session);
 
   const float input_height = ImGui::GetTextLineHeight() * 4 + 24;
@@ -116,7 +119,12 @@ void ChatView::draw_toolbar(Session& session, const Fonts& fonts) {
   ImGui::PushFont(fonts.large);
   ImGui::TextUnformatted("Chat");
   ImGui::PopFont();
-  ImGui::SameLine();
+  if (const auto& model = session.status().model) {
+    ImGui::SameLine();
+    ImGui::AlignTextToFramePadding();
+    ImGui::TextColored(color::kMuted, "with %s on %s", model->dir.filename().c_str(),
+                       model->backend.c_str());
+  }
   const bool idle = !session.generating();
   const float buttons = 3 * 80 + 2 * ImGui::GetStyle().ItemSpacing.x;
   ImGui::SameLine(ImGui::GetContentRegionMax().x - buttons);
@@ -137,6 +145,16 @@ void ChatView::draw_toolbar(Session& session, const Fonts& fonts) {
     files_.open(FolderBrowser::Mode::SaveFile, "Save the conversation", {}, ".json",
                 default_file_name());
   }
+}
+
+void ChatView::draw_system_prompt(Session& session) {
+  // Collapsed, the header previews the prompt's first line.
+  std::string& prompt = session.conversation.system_prompt;
+  std::string label = "System prompt";
+  if (!prompt.empty()) label += ": " + prompt.substr(0, std::min(prompt.find('\n'), size_t(60)));
+  label += "###system";
+  if (ImGui::CollapsingHeader(label.c_str()))
+    ImGui::InputTextMultiline("##system", &prompt, ImVec2(-1, ImGui::GetTextLineHeight() * 3 + 8));
 }
 
 void ChatView::draw_errors(Session& session) {
@@ -184,22 +202,32 @@ void ChatView::draw_message(Session& session, size_t index, const Fonts& fonts, 
   if (!user && status.model) who = status.model->dir.filename().string();
   ImGui::TextColored(user ? color::kAccent : color::kGood, "%s", who.c_str());
   const bool idle = session.can_send();
-  const float actions_width = user ? 110 : (last ? 150 : 52);
-  ImGui::SameLine(x0 + width - kBubblePad - actions_width);
-  if (ImGui::SmallButton("Copy")) ImGui::SetClipboardText(m.content.c_str());
-  if (user && editing_ != int(index)) {
-    ImGui::SameLine();
-    ImGui::BeginDisabled(!idle);
-    if (ImGui::SmallButton("Edit")) {
-      editing_ = int(index);
-      edit_text_ = m.content;
+  // The actions, right-aligned: their width is known before they are drawn.
+  std::vector<const char*> actions = {"Copy"};
+  if (user && editing_ != int(index)) actions.push_back("Edit");
+  if (!user && last) actions.push_back("Regenerate");
+  float actions_width = 0;
+  for (const char* a : actions)
+    actions_width += ImGui::CalcTextSize(a).x + 2 * ImGui::GetStyle().FramePadding.x +
+                     ImGui::GetStyle().ItemSpacing.x;
+  ImGui::SameLine();
+  ImGui::SetCursorScreenPos(
+      ImVec2(origin.x + width - kBubblePad - actions_width + ImGui::GetStyle().ItemSpacing.x,
+             ImGui::GetCursorScreenPos().y));
+  for (const char* a : actions) {
+    if (a != actions.front()) ImGui::SameLine();
+    const bool copy = a == actions.front();
+    ImGui::BeginDisabled(!copy && !idle);
+    if (ImGui::SmallButton(a)) {
+      if (copy) {
+        ImGui::SetClipboardText(m.content.c_str());
+      } else if (user) {
+        editing_ = int(index);
+        edit_text_ = m.content;
+      } else {
+        session.regenerate();
+      }
     }
-    ImGui::EndDisabled();
-  }
-  if (!user && last) {
-    ImGui::SameLine();
-    ImGui::BeginDisabled(!idle);
-    if (ImGui::SmallButton("Regenerate")) session.regenerate();
     ImGui::EndDisabled();
   }
 

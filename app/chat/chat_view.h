@@ -1,5 +1,6 @@
-// The conversation column: toolbar (new, open, save), error banners, the messages with their
-// actions (copy, edit and resend, regenerate) and the message box with Send / Stop.
+// The conversation column: toolbar (new, open, save), the system prompt, error banners, the
+// messages with their actions (copy, edit and resend, regenerate) and the message box with Send /
+// Stop.
 #pragma once
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@ class ChatView {
 
  private:
   void draw_toolbar(Session& session, const Fonts& fonts);
+  void draw_system_prompt(Session& session);
   void draw_errors(Session& session);
   void draw_message(Session& session, size_t index, const Fonts& fonts, float width);
   void draw_input(Session& session);

@@ -136,7 +136,8 @@ void GpuView::draw_layers(const Session& session) {
   legend(color::kMlp, "MLP");
   ImGui::SameLine();
   ImGui::TextColored(color::kMuted, " %zu layers", layers.size());
-  ImGui::Text("last step: %.2f ms (attention %.2f, MLP %.2f)", attention + mlp, attention, mlp);
+  ImGui::Text("last step %.2f ms", attention + mlp);
+  ImGui::TextColored(color::kMuted, "attention %.2f ms, MLP %.2f ms", attention, mlp);
 }
 
 void GpuView::draw_speed(const Session& session) {

@@ -76,8 +76,7 @@ int main(int argc, char** argv) {
     ChatView chat_view;
     GpuView gpu_view(renderer.device_name(), renderer.device_local_bytes());
     std::optional<Script> script;
-    if (!options.prompts.empty() || options.screenshot || options.exit_after_answer)
-      script.emplace(options);
+    if (!options.prompts.empty() || options.screenshot) script.emplace(options);
     if (!session.model_choice.path.empty()) session.load_model();
 
     while (!renderer.should_close()) {

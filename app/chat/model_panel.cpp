@@ -40,12 +40,6 @@ void ModelPanel::draw(Session& session, const Fonts& fonts) {
   ImGui::Spacing();
   section("Sampling", fonts);
   draw_sampling(session);
-  ImGui::Spacing();
-  ImGui::Separator();
-  ImGui::Spacing();
-  section("System prompt", fonts);
-  ImGui::InputTextMultiline("##system", &session.conversation.system_prompt,
-                            ImVec2(-1, ImGui::GetTextLineHeight() * 4 + 8));
 }
 
 void ModelPanel::draw_model(Session& session, const Fonts& fonts) {

@@ -1,5 +1,5 @@
 // The left column: which model to load and how (folder, backend, quantization, context) with the
-// memory it will need, the loading progress, then the sampling settings and the system prompt.
+// memory it will need, the loading progress, then the sampling settings.
 #pragma once
 #include <cstdint>
 #include <optional>

@@ -13,7 +13,7 @@ const char* const kUsage =
     "models/kjv-tiny)\n"
     "  --backend NAME           auto (default), vulkan, cpu\n"
     "  --quant nf4|fp4|none     4-bit quantization at load time (default nf4)\n"
-    "  --no-double-quant        quantize the absmax scales too: off\n"
+    "  --no-double-quant        do not quantize the absmax scales (default: --double-quant)\n"
     "  --compute-dtype T        bf16 (default), fp16, fp32\n"
     "  -c, --ctx N              context length in tokens (default: the model's, at most 4096)\n"
     "  --size WxH               window size (default 1360x840)\n\n"
@@ -24,6 +24,7 @@ const char* const kUsage =
     "  -n, --n-predict N        max new tokens per answer\n"
     "  --temp T                 temperature (0: greedy)\n"
     "  -s, --seed S             sampling seed\n"
+    "  --save FILE.json         save the conversation after the last answer\n"
     "  --screenshot FILE.png    save the window after the last answer\n"
     "  --exit-after-answer      quit after the last answer (and the screenshot)\n";
 
@@ -48,23 +49,22 @@ Options parse_options(int argc, char** argv) {
       if (i + 1 >= argc) fail(flag + " needs a value");
       return argv[++i];
     };
-    if (flag == "-h" || flag == "--help")
+    auto is = [&](const char* a, const char* b = nullptr) { return flag == a || (b && flag == b); };
+    if (is("-h", "--help")) {
       o.help = true;
-    else if (flag == "-m" || flag == "--model")
+    } else if (is("-m", "--model")) {
       o.model.path = value();
-    else if (flag == "--backend")
+    } else if (is("--backend")) {
       o.model.backend = value();
-    else if (flag == "--quant") {
+    } else if (is("--quant")) {
       const std::string q = value();
-      if (q == "nf4" || q == "fp4")
-        o.model.quant.type = q == "nf4" ? QuantType::NF4 : QuantType::FP4;
-      else if (q == "none")
-        o.model.quant.enabled = false;
-      else
+      if (q != "nf4" && q != "fp4" && q != "none")
         fail("--quant expects nf4, fp4 or none, got '" + q + "'");
-    } else if (flag == "--no-double-quant")
-      o.model.quant.double_quant = false;
-    else if (flag == "--compute-dtype") {
+      o.model.quant.enabled = q != "none";
+      o.model.quant.type = q == "fp4" ? QuantType::FP4 : QuantType::NF4;
+    } else if (is("--double-quant", "--no-double-quant")) {
+      o.model.quant.double_quant = flag == "--double-quant";
+    } else if (is("--compute-dtype")) {
       const std::string t = value();
       if (t == "bf16")
         o.model.quant.compute = ComputeDType::BF16;
@@ -74,43 +74,39 @@ Options parse_options(int argc, char** argv) {
         o.model.quant.compute = ComputeDType::F32;
       else
         fail("--compute-dtype expects bf16, fp16 or fp32, got '" + t + "'");
-    } else if (flag == "-c" || flag == "--ctx")
+    } else if (is("-c", "--ctx")) {
       o.model.context = parse_number<int>(flag, value());
-    else if (flag == "--size") {
+    } else if (is("--size")) {
       const std::string s = value();
       const size_t x = s.find('x');
       if (x == std::string::npos) fail("--size expects WxH, e.g. 1280x800");
       o.width = parse_number<int>(flag, s.substr(0, x));
       o.height = parse_number<int>(flag, s.substr(x + 1));
-    } else if (flag == "-p" || flag == "--prompt")
+    } else if (is("-p", "--prompt")) {
       o.prompts.push_back(value());
-    else if (flag == "--system")
+    } else if (is("--system")) {
       o.system_prompt = value();
-    else if (flag == "-n" || flag == "--n-predict")
+    } else if (is("-n", "--n-predict")) {
       o.max_new_tokens = parse_number<int>(flag, value());
-    else if (flag == "--temp") {
-      const std::string t = value();
-      try {
-        size_t used = 0;
-        o.temperature = std::stof(t, &used);
-        if (used != t.size()) throw std::invalid_argument(t);
-      } catch (const std::exception&) {
-        fail("--temp expects a number, got '" + t + "'");
-      }
-    } else if (flag == "-s" || flag == "--seed")
+    } else if (is("--temp")) {
+      o.temperature = parse_number<float>(flag, value());
+    } else if (is("-s", "--seed")) {
       o.seed = parse_number<uint64_t>(flag, value());
-    else if (flag == "--screenshot")
+    } else if (is("--save")) {
+      o.save = value();
+    } else if (is("--screenshot")) {
       o.screenshot = value();
-    else if (flag == "--exit-after-answer")
+    } else if (is("--exit-after-answer")) {
       o.exit_after_answer = true;
-    else
+    } else {
       fail("unknown argument '" + flag + "' (see nibble-chat --help)");
+    }
   }
   if (o.model.context < 0) fail("--ctx must be positive");
   if (o.width < 320 || o.height < 240) fail("--size: the window must be at least 320x240");
   if (o.max_new_tokens && *o.max_new_tokens < 1) fail("-n must be at least 1");
-  if (o.exit_after_answer && o.prompts.empty() && !o.screenshot)
-    fail("--exit-after-answer needs a --prompt to answer");
+  if ((o.exit_after_answer || o.save) && o.prompts.empty())
+    fail(std::string(o.save ? "--save" : "--exit-after-answer") + " needs a --prompt to answer");
   return o;
 }
 

@@ -20,6 +20,7 @@ struct Options {
   std::optional<int> max_new_tokens;
   std::optional<uint64_t> seed;
   std::optional<std::filesystem::path> screenshot;
+  std::optional<std::filesystem::path> save;  // the conversation, as JSON
   bool exit_after_answer = false;
   bool help = false;
 };

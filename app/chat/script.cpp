@@ -26,7 +26,7 @@ bool Script::after_frame(Session& session, Renderer& renderer) {
   if (!session.errors.empty() && step_ != Step::Done) {
     for (const std::string& e : session.errors) std::cerr << "nibble-chat: error: " << e << "\n";
     exit_code_ = 2;
-    return finish(renderer);
+    return finish(session, renderer);
   }
   switch (step_) {
     case Step::WaitForModel:
@@ -40,7 +40,7 @@ bool Script::after_frame(Session& session, Renderer& renderer) {
       } else if (session.status().state == WorkerState::Empty && options_.exit_after_answer) {
         std::cerr << "nibble-chat: error: no model to load\n";
         exit_code_ = 2;
-        return finish(renderer);
+        return finish(session, renderer);
       }
       return false;
     case Step::Answering:
@@ -53,15 +53,20 @@ bool Script::after_frame(Session& session, Renderer& renderer) {
       return false;
     case Step::Settle:
       if (++settle_frames_ < kSettleFrames) return false;
-      return finish(renderer);
+      return finish(session, renderer);
     case Step::Done:
       return false;
   }
   return false;
 }
 
-bool Script::finish(Renderer& renderer) {
+bool Script::finish(Session& session, Renderer& renderer) {
   step_ = Step::Done;
+  if (options_.save && exit_code_ == 0) {
+    session.save(*options_.save);
+    for (const std::string& e : session.errors) std::cerr << "nibble-chat: error: " << e << "\n";
+    if (!session.errors.empty()) exit_code_ = 2;
+  }
   if (options_.screenshot) {
     try {
       renderer.save_png(*options_.screenshot);

@@ -1,5 +1,6 @@
 // A scripted session, for the headless test and for demos: once the model is loaded, sends the
-// prompts one turn at a time, prints each answer on stdout, then saves a screenshot and exits.
+// prompts one turn at a time, prints each answer on stdout, then saves the conversation and a
+// screenshot and exits.
 // It drives the same Session actions as the buttons do.
 #pragma once
 #include <filesystem>
@@ -23,7 +24,7 @@ class Script {
  private:
   enum class Step { WaitForModel, Answering, Settle, Done };
   void send_next(Session& session);
-  bool finish(Renderer& renderer);
+  bool finish(Session& session, Renderer& renderer);
 
   const Options& options_;
   Step step_ = Step::WaitForModel;

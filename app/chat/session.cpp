@@ -43,6 +43,8 @@ void Session::update() {
           s.prompt_tokens,    s.reused_tokens,
           s.generated_tokens, s.prompt_tps(),
           s.generation_tps(), events.failed ? "error" : std::string(stop_reason_name(s.stop))};
+      // An answer faster than one sampling period still leaves its mark on the plot.
+      if (!events.failed && s.decode_steps > 0) push_speed(float(s.generation_tps()));
     }
   }
 }
@@ -52,12 +54,15 @@ void Session::sample_speed() {
   if (status_.answer_tokens < last_sample_tokens_) last_sample_tokens_ = 0;  // a new answer
   if (now - last_sample_time_ < kSpeedSampleSeconds) return;
   if (last_sample_time_ > 0 && status_.answer_tokens > 0) {
-    speed_history.push_back(
-        float((status_.answer_tokens - last_sample_tokens_) / (now - last_sample_time_)));
-    if (speed_history.size() > kSpeedHistory) speed_history.pop_front();
+    push_speed(float((status_.answer_tokens - last_sample_tokens_) / (now - last_sample_time_)));
   }
   last_sample_time_ = now;
   last_sample_tokens_ = status_.answer_tokens;
+}
+
+void Session::push_speed(float tokens_per_second) {
+  speed_history.push_back(tokens_per_second);
+  if (speed_history.size() > kSpeedHistory) speed_history.pop_front();
 }
 
 void Session::load_model() {

@@ -50,11 +50,13 @@ class Session {
   GenerationSettings generation;  // sampling + max new tokens; eos ids come from the model
   Conversation conversation;
   std::vector<std::string> errors;  // shown until dismissed
-  std::deque<float> speed_history;  // generation tokens/s, sampled while answering
+  // Generation tokens/s, sampled while answering and once per finished answer.
+  std::deque<float> speed_history;
 
  private:
   void start_answer();
   void sample_speed();
+  void push_speed(float tokens_per_second);
 
   int render_device_ = -1;
   Worker worker_;
