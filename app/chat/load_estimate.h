@@ -1,24 +1,23 @@
-// The memory a model folder will need once loaded, shown before loading it: weights under the
-// chosen quantization (loader/memory_estimate.h), the KV cache for the context, activations.
+// The memory a model folder will need once loaded, shown before loading it: the loader's own
+// memory plan (weights under the chosen quantization, KV cache for the context, activations).
 #pragma once
-#include <cstdint>
 #include <filesystem>
 
+#include "engine/dtype.h"
 #include "engine/model_config.h"
-#include "loader/quant_config.h"
+#include "loader/load_model.h"
 
 namespace nibble::chat {
 
 struct LoadEstimate {
   ModelConfig config;
-  int context = 0;
-  uint64_t weights = 0, kv_cache = 0, activations = 0;
-  uint64_t total() const { return weights + kv_cache + activations; }
+  int context = 0;  // resolved: the model's, at most 4096, unless one was asked for
+  MemoryPlan plan;
 };
 
-// Reads DIR/config.json only. Throws nibble::Error when DIR is not a model folder.
-// `kv_element_bytes`: 4 for the CPU backend (float32 cache), 2 for the GPU backends.
+// Opens DIR as load_model will (headers only; the weights stay on disk). Throws nibble::Error,
+// naming the file, when DIR is not a model folder. `kv_dtype`: the backend's (CPU: F32, GPU: F16).
 LoadEstimate estimate_load(const std::filesystem::path& dir, const QuantConfig& quant, int context,
-                           int kv_element_bytes);
+                           DType kv_dtype);
 
 }  // namespace nibble::chat

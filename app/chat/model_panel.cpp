@@ -127,16 +127,17 @@ void ModelPanel::draw_model(Session& session, const Fonts& fonts) {
 }
 
 void ModelPanel::refresh_estimate(const ModelChoice& choice) {
-  const int kv_bytes = choice.backend == "cpu" ? 4 : 2;
+  // The CPU backend keeps its KV cache in float32, the GPU backends in float16.
+  const DType kv_dtype = choice.backend == "cpu" ? DType::F32 : DType::F16;
   char key[64];
   std::snprintf(key, sizeof key, "|%d|%d|%d|%d|%d", choice.quant.enabled, int(choice.quant.type),
-                int(choice.quant.double_quant), choice.context, kv_bytes);
+                int(choice.quant.double_quant), choice.context, int(kv_dtype));
   if (estimate_key_ == choice.path + key) return;
   estimate_key_ = choice.path + key;
   estimate_.reset();
   estimate_error_.clear();
   try {
-    estimate_ = estimate_load(choice.path, choice.quant, choice.context, kv_bytes);
+    estimate_ = estimate_load(choice.path, choice.quant, choice.context, kv_dtype);
   } catch (const std::exception& e) {
     estimate_error_ = e.what();
   }
@@ -161,13 +162,13 @@ void ModelPanel::draw_estimate(const Session& session) {
   ImGui::PopStyleColor();
   const bool cpu = choice.backend == "cpu";
   const uint64_t budget = cpu ? host_memory() : device_memory_;
-  const bool fits = budget == 0 || e.total() <= budget;
+  const bool fits = budget == 0 || e.plan.total() <= budget;
   ImGui::TextColored(fits ? ImGui::GetStyle().Colors[ImGuiCol_Text] : color::kError,
-                     "Needs about %s", format_bytes(e.total()).c_str());
+                     "Needs about %s", format_bytes(e.plan.total()).c_str());
   ImGui::PushStyleColor(ImGuiCol_Text, color::kMuted);
   ImGui::Text("weights %s + KV cache %s (%d tokens) + activations %s",
-              format_bytes(e.weights).c_str(), format_bytes(e.kv_cache).c_str(), e.context,
-              format_bytes(e.activations).c_str());
+              format_bytes(e.plan.weights).c_str(), format_bytes(e.plan.kv_cache).c_str(),
+              e.context, format_bytes(e.plan.activations).c_str());
   ImGui::Text("of %s %s", format_bytes(budget).c_str(),
               cpu ? "host memory" : ("on " + device_name_).c_str());
   ImGui::PopStyleColor();

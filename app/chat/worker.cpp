@@ -202,7 +202,7 @@ void Worker::run_generate(const std::vector<ChatMessage>& messages,
 
 void Worker::publish_device_state() {
   const MemoryInfo memory = backend_->memory();
-  std::vector<LayerTime> times = backend_->step_times();
+  std::vector<LayerTime> times = loaded_.model->step_times();
   std::lock_guard lock(mutex_);
   status_.memory = memory;
   if (!times.empty()) status_.step_times = std::move(times);
