@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "engine/error.h"
@@ -164,6 +165,10 @@ class VulkanBackend final : public Backend {
 };
 
 VulkanBackend::VulkanBackend(int device) : ctx_(device), memory_(ctx_), pipelines_(ctx_.device) {
+  // Lets the tests (and anyone chasing a driver bug) run the shared-memory fallbacks on a device
+  // that has subgroup arithmetic.
+  if (const char* off = std::getenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC"); off && *off == '1')
+    ctx_.info.subgroup_arithmetic = false;
   VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
   pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
   pci.queueFamilyIndex = ctx_.queue_family;
@@ -482,12 +487,16 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
     fail("matmul shape mismatch for " + w.name);
   const MatmulPush p{
       w.ref, address(out), address(x), uint32_t(x.rows), uint32_t(wt.rows), uint32_t(wt.cols)};
-  // Few rows (decode): one workgroup per output column reads each weight row once per x row.
-  if (x.rows <= 2)
-    dispatch("matvec", {w.kind, w.round}, p, uint64_t(wt.rows));
-  else
+  if (x.rows == 1) {  // decode: shaders/matvec.glsl, 4 output columns per workgroup
+    const uint32_t per_chunk = w.kind >= kQ4 ? 32 : w.kind == kF32 ? 4 : 8;
+    const bool vec =
+        wt.cols % per_chunk == 0 && p.x % 16 == 0 && (w.kind < kQ4 || w.ref.blocksize % 32 == 0);
+    dispatch(ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec",
+             {w.kind, w.round, uint32_t(vec)}, p, (uint64_t(wt.rows) + 3) / 4);
+  } else {
     dispatch("matmul", {w.kind, w.round}, p, uint64_t(wt.rows + 31) / 32,
              uint32_t((x.rows + 31) / 32));
+  }
 }
 
 void VulkanBackend::rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) {

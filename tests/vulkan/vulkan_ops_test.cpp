@@ -37,10 +37,11 @@ void matmul_sweep(const WeightSpec& spec) {
   if (!gpu) return;
   Pair p(std::move(gpu));
   std::mt19937 rng(1234);
-  // (rows of x, rows of w, K): decode (1-2 rows) and prompt (tiled) paths.
-  const int64_t shapes[][3] = {{1, 1, 64},  {1, 37, 64},   {1, 33, 200},  {2, 5, 130},
-                               {3, 70, 96}, {5, 1, 64},    {33, 65, 100}, {1, 300, 256},
-                               {40, 9, 7},  {17, 129, 192}};
+  // (rows of x, rows of w, K): decode (1 row: matvec, 16-byte loads when K allows) and prompt
+  // (tiled) paths.
+  const int64_t shapes[][3] = {{1, 1, 64},  {1, 37, 64},    {1, 33, 200},  {2, 5, 130},
+                               {3, 70, 96}, {5, 1, 64},     {33, 65, 100}, {1, 300, 256},
+                               {40, 9, 7},  {17, 129, 192}, {1, 70, 96},   {1, 9, 4096}};
   for (const auto& s : shapes) {
     CAPTURE(s[0]);
     CAPTURE(s[1]);
@@ -62,6 +63,15 @@ TEST_CASE("vulkan: matmul with float32 / float16 / bfloat16 weights") {
     CAPTURE(dtype_name(t));
     matmul_sweep({.dtype = t});
   }
+}
+
+TEST_CASE("vulkan: decode matmul with the shared-memory reduction (no subgroup arithmetic)") {
+  setenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC", "1", 1);
+  for (DType t : {DType::F32, DType::BF16, DType::NF4}) {
+    CAPTURE(dtype_name(t));
+    matmul_sweep({.dtype = t, .double_quant = true, .compute = ComputeDType::F16});
+  }
+  unsetenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC");
 }
 
 TEST_CASE("vulkan: NF4 matmul, plain and double-quantized absmax, every compute dtype") {
