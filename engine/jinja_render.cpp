@@ -10,7 +10,16 @@
 namespace nibble::jinja {
 namespace {
 
-constexpr size_t kMaxOutput = 64u << 20;  // a chat prompt; more means a runaway template
+constexpr size_t kMaxOutput = 64u << 20;        // a chat prompt; more means a runaway template
+constexpr int64_t kMaxIterations = 10'000'000;  // loop bodies run in one render, ditto
+
+// Strings and lists built by ~ and + obey the output's limit.
+const Value& bounded(const Value& v) {
+  if ((v.is_string() && v.s.size() > kMaxOutput) ||
+      (v.is_list() && v.list->size() > kMaxOutput / 16))
+    template_fail("value larger than 64 MiB");
+  return v;
+}
 
 class Renderer {
  public:
@@ -121,6 +130,8 @@ class Renderer {
     }
     const int64_t n = int64_t(items.size());
     for (int64_t i = 0; i < n; ++i) {
+      if (++iterations_ > kMaxIterations)
+        template_fail("template runs too long (over 10 million loop iterations)");
       auto loop = std::make_shared<Dict>();
       loop->set("index0", Value(i));
       loop->set("index", Value(i + 1));
@@ -319,14 +330,14 @@ class Renderer {
     const Value b = eval(*e.args[1]);
     if (op == "==") return Value(equals(a, b));
     if (op == "!=") return Value(!equals(a, b));
-    if (op == "~") return Value(str(a) + str(b));
+    if (op == "~") return bounded(Value(str(a) + str(b)));
     if (op == "in" || op == "not in")
       return Value(apply_test("in", a, {defined(b)}) == (op == "in"));
     if (op == "<") return Value(apply_test("<", defined(a), {defined(b)}));
     if (op == ">") return Value(apply_test(">", defined(a), {defined(b)}));
     if (op == "<=") return Value(apply_test("<=", defined(a), {defined(b)}));
     if (op == ">=") return Value(apply_test(">=", defined(a), {defined(b)}));
-    return arithmetic(op, defined(a), defined(b));
+    return bounded(arithmetic(op, defined(a), defined(b)));
   }
 
   static Value arithmetic(const std::string& op, const Value& a, const Value& b) {
@@ -391,6 +402,7 @@ class Renderer {
 
   std::vector<std::unordered_map<std::string, Value>> scopes_;
   std::string out_;
+  int64_t iterations_ = 0;
 };
 
 }  // namespace

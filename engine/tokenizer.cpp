@@ -67,7 +67,7 @@ void Tokenizer::Impl::read_added_tokens(const json& list, const std::string& fil
                  entry.value("rstrip", false),
                  entry.value("single_word", false),
                  entry.value("normalized", !entry.value("special", false))};
-    if (t.id < 0 || t.id > 16'000'000)
+    if (t.id < 0 || size_t(t.id) >= model.tokens().size() + 2 * list.size() + 1024)
       fail(file + ": added token id " + std::to_string(t.id) + " out of range");
     if (size_t(t.id) >= id_to_token.size()) {
       id_to_token.resize(size_t(t.id) + 1);

@@ -18,11 +18,14 @@ BpeModel::BpeModel(const nlohmann::json& model, const std::string& origin) {
       model["dropout"].get<double>() > 0)
     fail(origin + ": BPE dropout is not supported");
 
-  for (const auto& [token, id_json] : model.at("vocab").items()) {
-    const int id = id_json.get<int>();
-    if (id < 0 || id > 16'000'000)
-      fail(origin + ": vocab id " + std::to_string(id) + " out of range");
-    vocab_.emplace(token, id);
+  const auto& vocab = model.at("vocab");
+  if (!vocab.is_object()) fail(origin + ": BPE vocab is not an object");
+  // Vocabularies are dense; the bound keeps a hostile file from making us allocate gigabytes.
+  const int64_t max_id = 2 * int64_t(vocab.size()) + 1024;
+  for (const auto& [token, id_json] : vocab.items()) {
+    const int64_t id = id_json.get<int64_t>();
+    if (id < 0 || id >= max_id) fail(origin + ": vocab id " + std::to_string(id) + " out of range");
+    vocab_.emplace(token, int(id));
     if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1);
     id_to_token_[size_t(id)] = token;
   }
@@ -31,10 +34,11 @@ BpeModel::BpeModel(const nlohmann::json& model, const std::string& origin) {
   merges_.reserve(merges.size());
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     std::string left, right;
-    if (merges[rank].is_string()) {  // "a b"
+    if (merges[rank].is_string()) {  // "a b", exactly one space as HF requires
       const std::string text = merges[rank].get<std::string>();
-      const size_t space = text.find(' ', 1);
-      if (space == std::string::npos) fail(origin + ": merge '" + text + "' is not two tokens");
+      const size_t space = text.find(' ');
+      if (space == std::string::npos || text.find(' ', space + 1) != std::string::npos)
+        fail(origin + ": merge '" + text + "' is not two tokens");
       left = text.substr(0, space);
       right = text.substr(space + 1);
     } else {  // ["a", "b"]
