@@ -148,7 +148,7 @@ void GpuView::draw_speed(const Session& session) {
   char overlay[64];
   std::snprintf(overlay, sizeof overlay, "%.1f tok/s", history.empty() ? 0.0f : history.back());
   ImGui::PlotLines("##speed", history.data(), int(history.size()), 0,
-                   history.empty() ? "no answers yet" : overlay, 0.0f, peak * 1.15f,
+                   history.empty() ? "no answers yet" : overlay, 0.0f, peak * 1.5f,
                    ImVec2(ImGui::GetContentRegionAvail().x, 80));
   if (session.generating()) {
     ImGui::Text("answering: %d tokens, %.1f tok/s", status.answer_tokens, status.answer_tps);

@@ -71,12 +71,13 @@ int main(int argc, char** argv) {
       if (std::filesystem::exists(bundled / "config.json"))
         session.model_choice.path = bundled.string();
     }
-    session.conversation.system_prompt = options.system_prompt;
+    if (options.open) session.open(*options.open);
+    if (!options.system_prompt.empty()) session.conversation.system_prompt = options.system_prompt;
     ModelPanel model_panel(renderer.device_name(), renderer.device_local_bytes());
     ChatView chat_view;
     GpuView gpu_view(renderer.device_name(), renderer.device_local_bytes());
     std::optional<Script> script;
-    if (!options.prompts.empty() || options.screenshot) script.emplace(options);
+    if (!options.prompts.empty() || options.screenshot || options.save) script.emplace(options);
     if (!session.model_choice.path.empty()) session.load_model();
 
     while (!renderer.should_close()) {

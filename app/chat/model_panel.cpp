@@ -39,6 +39,16 @@ void ModelPanel::draw(Session& session, const Fonts& fonts) {
   ImGui::Separator();
   ImGui::Spacing();
   section("Sampling", fonts);
+  if (session.model_ready()) {
+    // Back to the model's generation_config.json.
+    ImGui::SameLine(ImGui::GetContentRegionMax().x - 120);
+    ImGui::AlignTextToFramePadding();
+    if (ImGui::Button("Model defaults", ImVec2(120, 0))) {
+      const GenerationDefaults& d = session.status().model->defaults;
+      session.generation.sampling = d.sampling;
+      if (d.max_new_tokens > 0) session.generation.max_new_tokens = d.max_new_tokens;
+    }
+  }
   draw_sampling(session);
 }
 
@@ -194,14 +204,6 @@ void ModelPanel::draw_sampling(Session& session) {
   ImGui::SliderInt("##max", &session.generation.max_new_tokens, 1, 4096);
   row_label("Seed");
   ImGui::InputScalar("##seed", ImGuiDataType_U64, &s.seed);
-  if (session.model_ready()) {
-    ImGui::SetCursorPosX(110);
-    if (ImGui::SmallButton("Model defaults")) {
-      const GenerationDefaults& d = session.status().model->defaults;
-      s = d.sampling;
-      if (d.max_new_tokens > 0) session.generation.max_new_tokens = d.max_new_tokens;
-    }
-  }
 }
 
 }  // namespace nibble::chat

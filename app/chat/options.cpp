@@ -16,6 +16,7 @@ const char* const kUsage =
     "  --no-double-quant        do not quantize the absmax scales (default: --double-quant)\n"
     "  --compute-dtype T        bf16 (default), fp16, fp32\n"
     "  -c, --ctx N              context length in tokens (default: the model's, at most 4096)\n"
+    "  --open FILE.json         continue a saved conversation\n"
     "  --size WxH               window size (default 1360x840)\n\n"
     "Scripted session (tests, demos):\n"
     "  -p, --prompt TEXT        send TEXT once the model is loaded (repeatable: one turn each);\n"
@@ -26,7 +27,8 @@ const char* const kUsage =
     "  -s, --seed S             sampling seed\n"
     "  --save FILE.json         save the conversation after the last answer\n"
     "  --screenshot FILE.png    save the window after the last answer\n"
-    "  --exit-after-answer      quit after the last answer (and the screenshot)\n";
+    "  --exit-after-answer      quit after the last answer (and the screenshot)\n\n"
+    "The scripted session exits with code 2 if the model does not load or an answer fails.\n";
 
 namespace {
 
@@ -92,6 +94,8 @@ Options parse_options(int argc, char** argv) {
       o.temperature = parse_number<float>(flag, value());
     } else if (is("-s", "--seed")) {
       o.seed = parse_number<uint64_t>(flag, value());
+    } else if (is("--open")) {
+      o.open = value();
     } else if (is("--save")) {
       o.save = value();
     } else if (is("--screenshot")) {
@@ -105,8 +109,8 @@ Options parse_options(int argc, char** argv) {
   if (o.model.context < 0) fail("--ctx must be positive");
   if (o.width < 320 || o.height < 240) fail("--size: the window must be at least 320x240");
   if (o.max_new_tokens && *o.max_new_tokens < 1) fail("-n must be at least 1");
-  if ((o.exit_after_answer || o.save) && o.prompts.empty())
-    fail(std::string(o.save ? "--save" : "--exit-after-answer") + " needs a --prompt to answer");
+  if (o.exit_after_answer && o.prompts.empty() && !o.screenshot && !o.save)
+    fail("--exit-after-answer needs something to do: --prompt, --screenshot or --save");
   return o;
 }
 

@@ -11,7 +11,8 @@
 namespace nibble::chat {
 
 struct Options {
-  ModelChoice model;  // path empty: the bundled default
+  ModelChoice model;                          // path empty: the bundled default
+  std::optional<std::filesystem::path> open;  // a saved conversation to continue
   int width = 1360, height = 840;
   // Scripted session.
   std::vector<std::string> prompts;

@@ -31,8 +31,6 @@ bool Script::after_frame(Session& session, Renderer& renderer) {
   switch (step_) {
     case Step::WaitForModel:
       if (session.status().state == WorkerState::Ready) {
-        if (!options_.system_prompt.empty())
-          session.conversation.system_prompt = options_.system_prompt;
         if (next_prompt_ < options_.prompts.size())
           send_next(session);
         else

@@ -51,11 +51,12 @@ void Session::update() {
 
 void Session::sample_speed() {
   const double now = now_seconds();
-  if (status_.answer_tokens < last_sample_tokens_) last_sample_tokens_ = 0;  // a new answer
-  if (now - last_sample_time_ < kSpeedSampleSeconds) return;
-  if (last_sample_time_ > 0 && status_.answer_tokens > 0) {
+  // A sample spans at least kSpeedSampleSeconds and at least one new token, so a slow device
+  // plots its true rate rather than alternating between zero and a burst.
+  if (now - last_sample_time_ < kSpeedSampleSeconds || status_.answer_tokens <= last_sample_tokens_)
+    return;
+  if (last_sample_time_ > 0)  // the first token only starts the clock: prefill is not decoding
     push_speed(float((status_.answer_tokens - last_sample_tokens_) / (now - last_sample_time_)));
-  }
   last_sample_time_ = now;
   last_sample_tokens_ = status_.answer_tokens;
 }
