@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <bit>
 #include <functional>
 #include <utility>
 #include <vector>
@@ -45,6 +46,7 @@ class CudaBackend final : public Backend {
   Tensor upload_weight(const HostWeight& w) override;
   Tensor alloc_kv(int64_t rows, int64_t cols) override;
   MemoryInfo memory() const override;
+  double measure_bandwidth() override;
 
   void write(Tensor dst, const void* src) override;
   void read(Tensor src, void* dst) override;
@@ -227,8 +229,9 @@ Tensor CudaBackend::upload_weight(const HostWeight& w) {
   const QuantState& q = *w.quant;
   const int64_t n = w.rows * w.cols;
   if (q.numel() != n) fail(what + ": the quantization state's shape does not match the weight");
-  if (q.blocksize <= 0 || (q.nested && q.nested_blocksize <= 0))
-    fail(what + ": invalid quantization block size");
+  const auto power_of_two = [](int n) { return n > 0 && (n & (n - 1)) == 0; };
+  if (!power_of_two(q.blocksize) || (q.nested && !power_of_two(q.nested_blocksize)))
+    fail(what + ": the CUDA backend needs power-of-two quantization block sizes");
   const size_t packed = size_t(n + 1) / 2, blocks = size_t(q.num_blocks());
   const size_t nested_blocks =
       q.nested ? (blocks + q.nested_blocksize - 1) / q.nested_blocksize : 0;
@@ -250,7 +253,7 @@ Tensor CudaBackend::upload_weight(const HostWeight& w) {
   a.data = p;
   a.code = reinterpret_cast<const float*>(p + at_code);
   a.compute = w.compute;
-  a.blocksize = q.blocksize;
+  a.block_shift = std::countr_zero(unsigned(q.blocksize));
   a.nested = q.nested;
   if (q.nested) {
     copy(p + at_absmax, q.absmax_q.data(), blocks);
@@ -259,7 +262,7 @@ Tensor CudaBackend::upload_weight(const HostWeight& w) {
     a.absmax_q = reinterpret_cast<const uint8_t*>(p + at_absmax);
     a.nested_absmax = reinterpret_cast<const float*>(p + at_nested_absmax);
     a.nested_code = reinterpret_cast<const float*>(p + at_nested_code);
-    a.nested_blocksize = q.nested_blocksize;
+    a.nested_shift = std::countr_zero(unsigned(q.nested_blocksize));
     a.offset = q.offset;
   } else {
     copy(p + at_absmax, q.absmax.data(), blocks * sizeof(float));
@@ -276,6 +279,31 @@ MemoryInfo CudaBackend::memory() const {
     m.device_budget = total;
   }
   return m;
+}
+
+double CudaBackend::measure_bandwidth() {
+  const size_t bytes = size_t(1) << 30;
+  char* buf = static_cast<char*>(device_alloc(2 * bytes, "the bandwidth test", Usage::Activations));
+  cudaEvent_t start = nullptr, stop = nullptr;
+  double best = 0;
+  cudaError_t e = cudaEventCreate(&start);
+  if (e == cudaSuccess) e = cudaEventCreate(&stop);
+  for (int rep = 0; rep < 4 && e == cudaSuccess; ++rep) {  // the first is a warm-up
+    float ms = 0;
+    e = cudaEventRecord(start, stream_);
+    if (e == cudaSuccess)
+      e = cudaMemcpyAsync(buf + bytes, buf, bytes, cudaMemcpyDeviceToDevice, stream_);
+    if (e == cudaSuccess) e = cudaEventRecord(stop, stream_);
+    if (e == cudaSuccess) e = cudaEventSynchronize(stop);
+    if (e == cudaSuccess) e = cudaEventElapsedTime(&ms, start, stop);
+    if (e == cudaSuccess && rep > 0) best = std::max(best, 2.0 * double(bytes) / (ms * 1e-3) / 1e9);
+  }
+  if (start) cudaEventDestroy(start);
+  if (stop) cudaEventDestroy(stop);
+  cudaFree(buf);
+  memory_.activations -= 2 * bytes;
+  check(e, "measure_bandwidth");
+  return best;  // read + written bytes per second, as the other backends report
 }
 
 float* CudaBackend::attention_scratch(int64_t floats) {

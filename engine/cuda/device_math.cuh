@@ -50,7 +50,7 @@ __device__ __forceinline__ void load_code_tables(const WeightArgs& w, CodeTables
 __device__ __forceinline__ float block_absmax(const WeightArgs& w, const float* nested_code,
                                               int64_t b) {
   if (!w.nested) return w.absmax[b];
-  return __fadd_rn(__fmul_rn(nested_code[w.absmax_q[b]], w.nested_absmax[b / w.nested_blocksize]),
+  return __fadd_rn(__fmul_rn(nested_code[w.absmax_q[b]], w.nested_absmax[b >> w.nested_shift]),
                    w.offset);
 }
 
@@ -68,7 +68,7 @@ __device__ __forceinline__ float weight_at(const WeightArgs& w, const float* cod
     default: {
       const uint8_t byte = static_cast<const uint8_t*>(w.data)[e >> 1];
       const int q = (e & 1) ? (byte & 0x0f) : (byte >> 4);  // even element in the high nibble
-      const float v = __fmul_rn(code[q], block_absmax(w, nested_code, e / w.blocksize));
+      const float v = __fmul_rn(code[q], block_absmax(w, nested_code, e >> w.block_shift));
       return round_operand(w.compute, v);
     }
   }

@@ -18,9 +18,9 @@ struct WeightArgs {
   const void* data = nullptr;  // values, or codes (even element in the high nibble)
   // 4-bit only.
   ComputeDType compute = ComputeDType::F32;  // F32 for 16/32-bit weights: no operand rounding
-  int blocksize = 64;
+  int block_shift = 6;  // blocksize = 1 << block_shift (bitsandbytes' are powers of two)
   bool nested = false;
-  int nested_blocksize = 256;
+  int nested_shift = 8;  // nested blocksize = 1 << nested_shift
   float offset = 0.0f;
   const float* code = nullptr;           // 16 values
   const float* absmax = nullptr;         // per block, without double quantization

@@ -1,17 +1,23 @@
-// out = x · wᵀ for every weight dtype, the 4-bit ones dequantized on the fly.
+// out = x · wᵀ for every weight dtype, the 4-bit ones dequantized on the fly. Operands are
+// rounded to the compute dtype and products accumulate in float32, as in the CPU reference.
 //
-// One token (decode) is memory-bound: a GEMV where each warp owns one output row and its lanes
-// stream the row in 16-byte loads, then reduce with shuffles. Several tokens (prefill) use a
-// shared-memory tiled GEMM so each dequantized weight is reused across the tile's tokens.
-// Both round the operands to the compute dtype and accumulate in float32, as the CPU reference.
+// One token (decode) is memory-bound: a GEMV where each warp owns two output rows and its lanes
+// stream them in 16-byte loads; x is staged in shared memory (rounded once per block) in a layout
+// where the 32 lanes read 32 different banks. Rows that do not split into 16-byte loads take a
+// plain element-wise GEMV.
+// Several tokens (prefill) use tiled GEMMs so each dequantized weight serves a whole tile of
+// tokens: on tensor cores for 4-bit weights with a 16-bit compute dtype (the usual case: the
+// operands are exactly the rounded values the CPU multiplies, so only the summation order
+// differs), in float32 otherwise (16/32-bit weights such as lm_head are not rounded).
+#include <mma.h>
+
 #include <cstdint>
+#include <type_traits>
 
 #include "engine/cuda/device_math.cuh"
 
 namespace nibble::cuda {
 namespace {
-
-constexpr int kGemvWarps = 8;
 
 // Weight elements in one 16-byte load. All 4-bit types share the DType::NF4 instantiation:
 // only their code table differs.
@@ -24,7 +30,19 @@ __host__ __device__ constexpr int64_t row_bytes(int64_t cols) {
   return T == DType::F32 ? cols * 4 : T == DType::NF4 ? cols / 2 : cols * 2;
 }
 
-// Decodes one 16-byte load of a weight row to chunk_elems<T>() floats.
+// Eight 4-bit codes (one 32-bit word, even elements in the high nibbles) to eight weights.
+template <ComputeDType C>
+__device__ __forceinline__ void decode_codes(uint32_t u, float* out, const float* code,
+                                             float absmax) {
+#pragma unroll
+  for (int b = 0; b < 4; ++b) {
+    const uint32_t byte = (u >> (8 * b)) & 0xffu;
+    out[2 * b] = round_operand<C>(__fmul_rn(code[byte >> 4], absmax));
+    out[2 * b + 1] = round_operand<C>(__fmul_rn(code[byte & 0xfu], absmax));
+  }
+}
+
+// One 16-byte load of a weight row to chunk_elems<T>() floats.
 template <DType T, ComputeDType C>
 __device__ __forceinline__ void decode_chunk(uint4 raw, float* out, const float* code,
                                              float absmax) {
@@ -41,75 +59,157 @@ __device__ __forceinline__ void decode_chunk(uint4 raw, float* out, const float*
       out[2 * i] = __uint_as_float(u << 16);
       out[2 * i + 1] = __uint_as_float(u & 0xffff0000u);
     } else {
-#pragma unroll
-      for (int b = 0; b < 4; ++b) {
-        const uint32_t byte = (u >> (8 * b)) & 0xffu;
-        out[8 * i + 2 * b] = round_operand<C>(__fmul_rn(code[byte >> 4], absmax));
-        out[8 * i + 2 * b + 1] = round_operand<C>(__fmul_rn(code[byte & 0xfu], absmax));
-      }
+      decode_codes<C>(u, out + 8 * i, code, absmax);
     }
   }
 }
 
-// kFast: rows split into whole 16-byte loads (and 4-bit chunks inside one quantization block);
-// otherwise each lane reads single elements.
-template <DType T, ComputeDType C, bool kFast>
+// --- GEMV
+// -----------------------------------------------------------------------------------------
+
+constexpr int kGemvWarps = 8, kGemvRows = 2;  // rows per warp: each staged x value serves both
+constexpr int kGemvSegment = 4096;            // x elements staged at a time (16 KB)
+
+// Where element i of a staged segment lives. The segment is cut in chunks of kPer elements (one
+// 16-byte weight load each); lane L reads element j of chunk L + 32t, so without the permutation
+// inside each chunk all lanes would hit the same bank.
+template <int kPer>
+__device__ __forceinline__ int staged_index(int chunk, int j) {
+  return chunk * kPer + (j ^ ((chunk / (32 / kPer)) % kPer));
+}
+
+template <DType T, ComputeDType C>
 __global__ void __launch_bounds__(kGemvWarps * 32)
-    gemv(float* __restrict__ out, const float* __restrict__ x, const WeightArgs w) {
+    gemv_staged(float* __restrict__ out, const float* __restrict__ x, const WeightArgs w) {
+  constexpr int kPer = chunk_elems<T>();
+  __shared__ CodeTables tables;
+  __shared__ float xs[kGemvSegment];
+  load_code_tables(w, tables);
+  const int lane = threadIdx.x & 31;
+  const int64_t row0 = (int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5)) * kGemvRows;
+  const int64_t k = w.cols;
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  float acc[kGemvRows] = {};
+  for (int64_t s0 = 0; s0 < k; s0 += kGemvSegment) {
+    const int len = int(min(int64_t(kGemvSegment), k - s0));
+    __syncthreads();  // every warp is done with the previous segment
+    for (int i = threadIdx.x; i < len; i += blockDim.x)
+      xs[staged_index<kPer>(i / kPer, i % kPer)] = round_operand<C>(x[s0 + i]);
+    __syncthreads();
+#pragma unroll 2
+    for (int c = lane; c < len / kPer; c += 32) {
+      const int64_t chunk = s0 / kPer + c;
+      float wv[kGemvRows][kPer];
+#pragma unroll
+      for (int r = 0; r < kGemvRows; ++r) {
+        const int64_t row = min(row0 + r, w.rows - 1);  // past the end: computed, not written
+        const uint4 raw =
+            __ldg(reinterpret_cast<const uint4*>(base + row * row_bytes<T>(k)) + chunk);
+        float absmax = 0;
+        if constexpr (T == DType::NF4)
+          absmax = block_absmax(w, tables.nested_code, (row * k + chunk * kPer) >> w.block_shift);
+        decode_chunk<T, C>(raw, wv[r], tables.code, absmax);
+      }
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) {
+        const float xv = xs[staged_index<kPer>(c, j)];
+#pragma unroll
+        for (int r = 0; r < kGemvRows; ++r) acc[r] += xv * wv[r][j];
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kGemvRows; ++r) {
+    const float sum = warp_sum(acc[r]);
+    if (lane == 0 && row0 + r < w.rows) out[row0 + r] = sum;
+  }
+}
+
+// Any shape: one warp per row, lanes over single elements.
+template <ComputeDType C>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    gemv_elementwise(float* __restrict__ out, const float* __restrict__ x, const WeightArgs w) {
   __shared__ CodeTables tables;
   load_code_tables(w, tables);
   const int lane = threadIdx.x & 31;
   const int64_t row = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
   if (row >= w.rows) return;
-  const int64_t k = w.cols;
   float acc = 0;
-  if constexpr (kFast) {
-    constexpr int kPer = chunk_elems<T>();
-    const uint4* wrow =
-        reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(w.data) + row * row_bytes<T>(k));
-    const float4* x4 = reinterpret_cast<const float4*>(x);
-#pragma unroll 2
-    for (int64_t c = lane; c < k / kPer; c += 32) {
-      const uint4 raw = __ldg(wrow + c);
-      float absmax = 0;
-      if constexpr (T == DType::NF4)
-        absmax = block_absmax(w, tables.nested_code, (row * k + c * kPer) / w.blocksize);
-      float wv[kPer];
-      decode_chunk<T, C>(raw, wv, tables.code, absmax);
-#pragma unroll
-      for (int i = 0; i < kPer / 4; ++i) {
-        const float4 v = __ldg(x4 + c * (kPer / 4) + i);
-        acc += round_operand<C>(v.x) * wv[4 * i] + round_operand<C>(v.y) * wv[4 * i + 1] +
-               round_operand<C>(v.z) * wv[4 * i + 2] + round_operand<C>(v.w) * wv[4 * i + 3];
-      }
-    }
-  } else {
-    for (int64_t i = lane; i < k; i += 32)
-      acc += round_operand<C>(x[i]) * weight_at(w, tables.code, tables.nested_code, row * k + i);
-  }
+  for (int64_t i = lane; i < w.cols; i += 32)
+    acc += round_operand<C>(x[i]) * weight_at(w, tables.code, tables.nested_code, row * w.cols + i);
   acc = warp_sum(acc);
   if (lane == 0) out[row] = acc;
 }
 
 template <DType T, ComputeDType C>
 cudaError_t launch_gemv(cudaStream_t s, float* out, const float* x, const WeightArgs& w) {
-  const bool fast = w.cols % chunk_elems<T>() == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                    (T != DType::NF4 || w.blocksize % 32 == 0);
-  const unsigned grid = blocks_for(w.rows, kGemvWarps);
-  if (fast)
-    gemv<T, C, true><<<grid, kGemvWarps * 32, 0, s>>>(out, x, w);
+  // Whole 16-byte loads per row, and 4-bit loads inside one quantization block.
+  const bool staged = w.cols % chunk_elems<T>() == 0 && (T != DType::NF4 || w.block_shift >= 5);
+  if (staged)
+    gemv_staged<T, C>
+        <<<blocks_for(w.rows, kGemvWarps * kGemvRows), kGemvWarps * 32, 0, s>>>(out, x, w);
   else
-    gemv<T, C, false><<<grid, kGemvWarps * 32, 0, s>>>(out, x, w);
+    gemv_elementwise<C><<<blocks_for(w.rows, kGemvWarps), kGemvWarps * 32, 0, s>>>(out, x, w);
   return launched();
 }
 
-// Tiles of kTileM tokens x kTileN outputs, kTileK deep; 256 threads each own a 4x4 block of
-// outputs, strided by 16 so that shared-memory reads are conflict-free.
+// --- GEMM tiles
+// -----------------------------------------------------------------------------------
+
+// 16 consecutive operands of one tile row: x[row][k..k+16) rounded, or w[row][k..k+16)
+// dequantized; zero past the matrix. `fast4`: a 4-bit row whose 16 codes are one aligned 8-byte
+// load inside one quantization block.
+template <ComputeDType C>
+__device__ __forceinline__ void load16_x(const float* x, int64_t rows, int64_t cols, int64_t row,
+                                         int64_t k, float* v) {
+#pragma unroll
+  for (int i = 0; i < 16; ++i)
+    v[i] = (row < rows && k + i < cols) ? round_operand<C>(x[row * cols + k + i]) : 0.0f;
+}
+__device__ __forceinline__ void load16_w(const WeightArgs& w, const CodeTables& t, bool fast4,
+                                         int64_t row, int64_t k, float* v) {
+  if (fast4 && row < w.rows && k + 16 <= w.cols) {
+    const int64_t e = row * w.cols + k;
+    const uint2 raw = *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(w.data) + e / 2);
+    const float absmax = block_absmax(w, t.nested_code, e >> w.block_shift);
+    switch (w.compute) {
+      case ComputeDType::F16:
+        decode_codes<ComputeDType::F16>(raw.x, v, t.code, absmax);
+        decode_codes<ComputeDType::F16>(raw.y, v + 8, t.code, absmax);
+        break;
+      case ComputeDType::BF16:
+        decode_codes<ComputeDType::BF16>(raw.x, v, t.code, absmax);
+        decode_codes<ComputeDType::BF16>(raw.y, v + 8, t.code, absmax);
+        break;
+      default:
+        decode_codes<ComputeDType::F32>(raw.x, v, t.code, absmax);
+        decode_codes<ComputeDType::F32>(raw.y, v + 8, t.code, absmax);
+    }
+    return;
+  }
+#pragma unroll
+  for (int i = 0; i < 16; ++i)
+    v[i] = (row < w.rows && k + i < w.cols)
+               ? weight_at(w, t.code, t.nested_code, row * w.cols + k + i)
+               : 0.0f;
+}
+
+bool fast4_tiles(const WeightArgs& w) {
+  const bool is_4bit = w.dtype == DType::NF4 || w.dtype == DType::FP4;
+  return is_4bit && w.cols % 16 == 0 && w.block_shift >= 4;
+}
+
+// --- float32 GEMM
+// ---------------------------------------------------------------------------------
+
+// Tiles of 64 tokens x 64 outputs, 16 deep; 256 threads each own a 4x4 block of outputs, strided
+// by 16 so that shared-memory reads are conflict-free.
 constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kGemmThreads = 256;
 
 template <ComputeDType C>
 __global__ void __launch_bounds__(kGemmThreads)
-    gemm(float* __restrict__ out, const float* __restrict__ x, int64_t m, const WeightArgs w) {
+    gemm(float* __restrict__ out, const float* __restrict__ x, int64_t m, const WeightArgs w,
+         bool fast4) {
   __shared__ CodeTables tables;
   __shared__ float xs[kTileK][kTileM + 1];
   __shared__ float ws[kTileK][kTileN + 1];
@@ -119,15 +219,17 @@ __global__ void __launch_bounds__(kGemmThreads)
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   float acc[4][4] = {};
   for (int64_t k0 = 0; k0 < k; k0 += kTileK) {
-    // Each thread loads 4 elements of each tile; consecutive threads read consecutive k.
+    // Threads 0-63 load the x tile's rows, 64-127 the weight tile's rows, 16 values each.
+    if (threadIdx.x < 2 * kTileM) {
+      const int r = threadIdx.x % kTileM;
+      float v[16];
+      if (threadIdx.x < kTileM)
+        load16_x<C>(x, m, k, m0 + r, k0, v);
+      else
+        load16_w(w, tables, fast4, n0 + r, k0, v);
+      float(*tile)[kTileM + 1] = threadIdx.x < kTileM ? xs : ws;
 #pragma unroll
-    for (int i = 0; i < kTileM * kTileK / kGemmThreads; ++i) {
-      const int idx = threadIdx.x + i * kGemmThreads, r = idx / kTileK, kk = idx % kTileK;
-      const int64_t kg = k0 + kk;
-      xs[kk][r] = (m0 + r < m && kg < k) ? round_operand<C>(x[(m0 + r) * k + kg]) : 0.0f;
-      ws[kk][r] = (n0 + r < n && kg < k)
-                      ? weight_at(w, tables.code, tables.nested_code, (n0 + r) * k + kg)
-                      : 0.0f;
+      for (int i = 0; i < 16; ++i) tile[i][r] = v[i];
     }
     __syncthreads();
 #pragma unroll
@@ -158,14 +260,104 @@ template <ComputeDType C>
 cudaError_t launch_gemm(cudaStream_t s, float* out, const float* x, int64_t rows,
                         const WeightArgs& w) {
   const dim3 grid(blocks_for(w.rows, kTileN), blocks_for(rows, kTileM));
-  gemm<C><<<grid, kGemmThreads, 0, s>>>(out, x, rows, w);
+  gemm<C><<<grid, kGemmThreads, 0, s>>>(out, x, rows, w, fast4_tiles(w));
+  return launched();
+}
+
+// --- tensor-core GEMM
+// -----------------------------------------------------------------------------
+
+// 64x64 output tiles, 32 deep; four warps of 2x2 16x16 fragments each. Thread t loads 16
+// operands of tile row t / 2 (both tiles).
+constexpr int kMmaTileM = 64, kMmaTileN = 64, kMmaTileK = 32, kMmaThreads = 128;
+constexpr int kMmaLd = kMmaTileK + 8;  // padded rows: 16-byte multiples, fewer bank conflicts
+
+template <ComputeDType C>
+using Half = std::conditional_t<C == ComputeDType::BF16, __nv_bfloat16, __half>;
+template <ComputeDType C>
+__device__ __forceinline__ Half<C> to_half(float v) {
+  if constexpr (C == ComputeDType::BF16)
+    return __float2bfloat16_rn(v);
+  else
+    return __float2half_rn(v);
+}
+
+template <ComputeDType C>
+__global__ void __launch_bounds__(kMmaThreads)
+    gemm_mma(float* __restrict__ out, const float* __restrict__ x, int64_t m, const WeightArgs w,
+             bool fast4) {
+  using namespace nvcuda;
+  using T = Half<C>;
+  __shared__ CodeTables tables;
+  __shared__ __align__(32) T xs[kMmaTileM][kMmaLd];  // A: tokens x k, row-major
+  __shared__ __align__(32) T ws[kMmaTileN][kMmaLd];  // B = wᵀ: k x outputs, column-major
+  __shared__ __align__(32) float staged[kMmaTileM][kMmaTileN + 4];
+  load_code_tables(w, tables);
+  const int64_t n = w.rows, k = w.cols;
+  const int64_t m0 = int64_t(blockIdx.y) * kMmaTileM, n0 = int64_t(blockIdx.x) * kMmaTileN;
+  const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;
+  const int lr = threadIdx.x / 2, lk = (threadIdx.x % 2) * 16;  // this thread's loads
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+
+  for (int64_t k0 = 0; k0 < k; k0 += kMmaTileK) {
+    float v[16];
+    load16_x<C>(x, m, k, m0 + lr, k0 + lk, v);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) xs[lr][lk + i] = to_half<C>(v[i]);
+    load16_w(w, tables, fast4, n0 + lr, k0 + lk, v);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) ws[lr][lk + i] = to_half<C>(v[i]);  // exact: already rounded
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kMmaTileK; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        wmma::load_matrix_sync(a[i], &xs[wm * 32 + i * 16][kk], kMmaLd);
+        wmma::load_matrix_sync(b[i], &ws[wn * 32 + i * 16][kk], kMmaLd);
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+  // Through shared memory, so the edges of the output can be written with bounds checks.
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+      wmma::store_matrix_sync(&staged[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], kMmaTileN + 4,
+                              wmma::mem_row_major);
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < kMmaTileM * kMmaTileN; idx += kMmaThreads) {
+    const int r = idx / kMmaTileN, c = idx % kMmaTileN;
+    if (m0 + r < m && n0 + c < n) out[(m0 + r) * n + n0 + c] = staged[r][c];
+  }
+}
+
+template <ComputeDType C>
+cudaError_t launch_gemm_mma(cudaStream_t s, float* out, const float* x, int64_t rows,
+                            const WeightArgs& w) {
+  const dim3 grid(blocks_for(w.rows, kMmaTileN), blocks_for(rows, kMmaTileM));
+  gemm_mma<C><<<grid, kMmaThreads, 0, s>>>(out, x, rows, w, fast4_tiles(w));
   return launched();
 }
 
 template <ComputeDType C>
 cudaError_t launch_4bit(cudaStream_t s, float* out, const float* x, int64_t rows,
                         const WeightArgs& w) {
-  return rows == 1 ? launch_gemv<DType::NF4, C>(s, out, x, w) : launch_gemm<C>(s, out, x, rows, w);
+  if (rows == 1) return launch_gemv<DType::NF4, C>(s, out, x, w);
+  if constexpr (C == ComputeDType::F32)
+    return launch_gemm<C>(s, out, x, rows, w);
+  else
+    return launch_gemm_mma<C>(s, out, x, rows, w);
 }
 
 }  // namespace
