@@ -280,10 +280,13 @@ void ChatView::draw_input(Session& session) {
     const ImVec2 at = ImGui::GetItemRectMin();
     ImGui::GetWindowDrawList()->AddText(
         ImVec2(at.x + 8, at.y + 6), ImGui::GetColorU32(color::kMuted),
-        ready ? "Message (Enter sends, Ctrl+Enter for a new line)" : "Load a model to chat");
+        ready ? "Message (Enter sends, Ctrl+Enter for a new line, Esc stops)"
+              : "Load a model to chat");
   }
   ImGui::SameLine();
   ImGui::BeginGroup();
+  if (session.generating() && ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Escape)))
+    session.stop();
   if (session.generating()) {
     ImGui::PushStyleColor(ImGuiCol_Button, ImVec4(0.55f, 0.22f, 0.22f, 1));
     if (ImGui::Button("Stop", ImVec2(button_width, height))) session.stop();

@@ -25,6 +25,7 @@ const char* const kUsage =
     "  -n, --n-predict N        max new tokens per answer\n"
     "  --temp T                 temperature (0: greedy)\n"
     "  -s, --seed S             sampling seed\n"
+    "  --regenerate             then regenerate the last answer (printed too)\n"
     "  --save FILE.json         save the conversation after the last answer\n"
     "  --screenshot FILE.png    save the window after the last answer\n"
     "  --exit-after-answer      quit after the last answer (and the screenshot)\n\n"
@@ -94,6 +95,8 @@ Options parse_options(int argc, char** argv) {
       o.temperature = parse_number<float>(flag, value());
     } else if (is("-s", "--seed")) {
       o.seed = parse_number<uint64_t>(flag, value());
+    } else if (is("--regenerate")) {
+      o.regenerate = true;
     } else if (is("--open")) {
       o.open = value();
     } else if (is("--save")) {

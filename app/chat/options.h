@@ -20,6 +20,7 @@ struct Options {
   std::optional<float> temperature;
   std::optional<int> max_new_tokens;
   std::optional<uint64_t> seed;
+  bool regenerate = false;  // answer the last prompt a second time, as the Regenerate button does
   std::optional<std::filesystem::path> screenshot;
   std::optional<std::filesystem::path> save;  // the conversation, as JSON
   bool exit_after_answer = false;

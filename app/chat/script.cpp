@@ -44,10 +44,15 @@ bool Script::after_frame(Session& session, Renderer& renderer) {
     case Step::Answering:
       if (session.answers_finished() == answers_seen_) return false;
       std::cout << session.conversation.messages.back().content << std::endl;
-      if (next_prompt_ < options_.prompts.size())
+      if (next_prompt_ < options_.prompts.size()) {
         send_next(session);
-      else
+      } else if (options_.regenerate && !regenerated_) {
+        regenerated_ = true;
+        answers_seen_ = session.answers_finished();
+        session.regenerate();
+      } else {
         step_ = Step::Settle;
+      }
       return false;
     case Step::Settle:
       if (++settle_frames_ < kSettleFrames) return false;

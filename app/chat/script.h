@@ -31,6 +31,7 @@ class Script {
   size_t next_prompt_ = 0;
   int answers_seen_ = 0;
   int settle_frames_ = 0;
+  bool regenerated_ = false;
   int exit_code_ = 0;
 };
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # nibble-chat's scripted session, headless: under Xvfb, the window drawn by Vulkan on lavapipe, the
-# app loads the bundled model, sends a prompt, prints the answer and saves a screenshot. The answer
-# must equal `nibble generate --chat`'s greedy output for the same prompt and model, the saved
-# conversation (JSON) must hold it, and the screenshot must be a real frame of the UI, not a blank.
+# app loads the bundled model, sends a prompt, prints the answer, regenerates it (the KV cache then
+# holds the old answer: only the prompt's last token is run again), saves the conversation and a
+# screenshot. Both answers must equal `nibble generate --chat`'s greedy output for the same prompt
+# and model, the saved JSON must hold them, and the screenshot must be a real frame, not a blank.
 # $1: the nibble binary; nibble-chat is built beside it (exit 77, "skipped", when the build has no
 # app: NIBBLE_APP=OFF or NIBBLE_VULKAN=OFF).
 set -euo pipefail
@@ -32,15 +33,21 @@ common=(-m "$model" --backend "$backend" -n 32 --temp 0)
   { cat "$work/generate.log"; echo "FAIL: nibble generate"; exit 1; }
 
 xvfb-run -a -s "-screen 0 1280x800x24" \
-  "$chat" "${common[@]}" -p "$prompt" --size 1280x800 --screenshot "$work/shot.png" \
-  --save "$work/chat.json" --exit-after-answer >"$work/answer.txt" 2>"$work/chat.log" ||
+  "$chat" "${common[@]}" -p "$prompt" --regenerate --size 1280x800 --screenshot "$work/shot.png" \
+  --save "$work/chat.json" --exit-after-answer >"$work/answers.txt" 2>"$work/chat.log" ||
   { cat "$work/chat.log"; echo "FAIL: nibble-chat exited with an error"; exit 1; }
 
-# `generate` prints the prompt, then the answer and a newline; nibble-chat prints answer + newline.
-{ printf '%s' "$prompt"; cat "$work/answer.txt"; } >"$work/got.txt"
-if ! cmp -s "$work/expected.txt" "$work/got.txt"; then
-  echo "FAIL: nibble-chat's answer differs from nibble generate's"
-  diff "$work/expected.txt" "$work/got.txt" || true
+# `generate` prints the prompt, then the answer and a newline; nibble-chat prints each answer and a
+# newline: the answer, then (--regenerate, greedy) the same answer again.
+if [[ "$(head -c ${#prompt} "$work/expected.txt")" != "$prompt" ]]; then
+  echo "FAIL: nibble generate did not echo the prompt"
+  exit 1
+fi
+tail -c +$((${#prompt} + 1)) "$work/expected.txt" >"$work/answer.txt"
+cat "$work/answer.txt" "$work/answer.txt" >"$work/expected_answers.txt"
+if ! cmp -s "$work/expected_answers.txt" "$work/answers.txt"; then
+  echo "FAIL: nibble-chat's answers (first, regenerated) differ from nibble generate's"
+  diff "$work/expected_answers.txt" "$work/answers.txt" || true
   exit 1
 fi
 answer_chars=$(wc -m <"$work/answer.txt")
@@ -49,7 +56,12 @@ if ((answer_chars < 10)); then
   exit 1
 fi
 
-# The saved conversation holds the prompt and the same answer.
+# The saved conversation holds the prompt and the (regenerated, so still one) answer.
+if [[ "$(jq '.messages | length' "$work/chat.json")" != 2 ]]; then
+  echo "FAIL: the saved conversation should hold 2 messages"
+  cat "$work/chat.json"
+  exit 1
+fi
 jq -r '.messages[0].content' "$work/chat.json" >"$work/saved_prompt.txt"
 jq -r '.messages[1].content' "$work/chat.json" >"$work/saved_answer.txt"
 if [[ "$(cat "$work/saved_prompt.txt")" != "$prompt" ]] || ! cmp -s "$work/saved_answer.txt" "$work/answer.txt"; then
@@ -67,4 +79,4 @@ if ! awk -v d="$deviation" 'BEGIN { exit !(d > 0.05) }'; then
   echo "FAIL: screenshot standard deviation $deviation (blank?)"
   exit 1
 fi
-echo "PASS: answer ($answer_chars characters) matches nibble generate; screenshot is a real frame"
+echo "PASS: answer and regenerated answer ($answer_chars characters) match nibble generate; JSON saved; screenshot is a real frame"
