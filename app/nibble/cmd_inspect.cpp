@@ -22,6 +22,12 @@ std::string human_bytes(uint64_t n) {
   return text;
 }
 
+std::string number(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", v);
+  return text;
+}
+
 std::string id_list(const std::vector<int>& ids) {
   std::string out;
   for (int id : ids) out += (out.empty() ? "" : ", ") + std::to_string(id);
@@ -69,15 +75,14 @@ int run_inspect(Args& args) {
   row("vocabulary", std::to_string(c.vocab_size));
   row("context", std::to_string(c.max_position_embeddings));
   row("sliding window", c.sliding_window ? std::to_string(c.sliding_window) : "none");
-  std::string rope = "theta " + std::to_string(c.rope_theta);
+  std::string rope = "theta " + number(c.rope_theta);
   if (c.rope_scaling)
-    rope += ", " + c.rope_scaling->type + " scaling (factor " +
-            std::to_string(c.rope_scaling->factor) + ", low/high freq factor " +
-            std::to_string(c.rope_scaling->low_freq_factor) + "/" +
-            std::to_string(c.rope_scaling->high_freq_factor) + ", original context " +
+    rope += ", " + c.rope_scaling->type + " scaling (factor " + number(c.rope_scaling->factor) +
+            ", low/high freq factor " + number(c.rope_scaling->low_freq_factor) + "/" +
+            number(c.rope_scaling->high_freq_factor) + ", original context " +
             std::to_string(c.rope_scaling->original_max_position_embeddings) + ")";
   row("rope", rope);
-  row("rms norm eps", std::to_string(c.rms_norm_eps));
+  row("rms norm eps", number(c.rms_norm_eps));
   row("tied embeddings", c.tie_word_embeddings ? "yes" : "no");
   row("dtype", c.torch_dtype);
   row("bos / eos ids", id_list(c.bos_token_ids) + " / " + id_list(c.eos_token_ids));

@@ -7,9 +7,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 out=$("$nibble" inspect -m tests/fixtures/loader/tiny-llama-sharded)
-for want in "LlamaForCausalLM" "key/value heads       2" "tensors               20 in 2 files" \
-            "nf4 + double quant"; do
-  grep -qF "$want" <<<"$out" || { echo "inspect output lacks '$want':"; echo "$out"; exit 1; }
+for want in "architecture +LlamaForCausalLM" "key/value heads +2$" "tensors +21 in 2 files" \
+            "rms norm eps +1e-06" "nf4 \+ double quant +[0-9.]+ KiB"; do
+  grep -qE "$want" <<<"$out" || { echo "inspect output lacks '$want':"; echo "$out"; exit 1; }
 done
 
 # expect_error DIR TEXT: inspect exits 2 and its message contains TEXT.
