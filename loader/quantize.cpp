@@ -5,9 +5,11 @@
 #include "loader/quantize.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <thread>
 
 #include "engine/error.h"
@@ -143,13 +145,47 @@ float torch_cuda_mean(const float* x, int64_t n) {
 
 namespace {
 
-// 1/absmax as bitsandbytes' kernel computes it. The library is built with --use_fast_math, so its
-// `1.0f / absmax` is the GPU's approximate reciprocal (rcp.approx.ftz.f32): within 1 ulp but not
-// always the correctly rounded value we compute here. A value whose scaled magnitude lands within
-// that ulp of a decision midpoint can therefore get the neighbouring code (docs/QUANTIZATION.md).
-float reciprocal(float absmax) {
-  return 1.0f / absmax;
+#include "loader/bnb_reciprocal_table.inc"
+
+// What fast math's flush-to-zero makes of a float32 operand or result: bitsandbytes' kernel is
+// built with --use_fast_math, so its fabsf, fmaxf and multiply (abs/max/mul.ftz.f32) see a
+// subnormal as a zero of the same sign (measured by tools/bnb_rcp_table.cu).
+float flush_subnormal(float v) {
+  return std::fabs(v) < std::numeric_limits<float>::min() ? std::copysign(0.0f, v) : v;
 }
+
+// The codes' input: bitsandbytes' `(float)vals[j] * local_abs_max` with ftz.
+float scale_value(float x, float scale) {
+  return flush_subnormal(x * scale);
+}
+
+}  // namespace
+
+float bnb_reciprocal(float absmax) {
+  // rcp.approx.ftz.f32 depends on the significand alone (every exponent checked on the GPU):
+  // 1/significand, the other faithful neighbour where the table says so, then the exponent.
+  const uint32_t bits = std::bit_cast<uint32_t>(absmax);
+  const int exponent = int(bits >> 23 & 0xff);
+  if (exponent == 0) return std::numeric_limits<float>::infinity();  // ftz: 1/0
+  const uint32_t fraction = bits & 0x7fffff;
+  const float significand = std::bit_cast<float>(127u << 23 | fraction);
+  float unit = 1.0f / significand;
+  // The table covers significands of up to 11 bits: every absmax of a 16-bit weight. Others
+  // (float32 weights, the nested absmax of double quantization) keep the correctly rounded
+  // value, which is bitsandbytes' for 86.8% of them (docs/QUANTIZATION.md).
+  constexpr uint32_t kUncovered = (1u << 13) - 1;
+  if ((fraction & kUncovered) == 0) {
+    const uint32_t k = fraction >> 13;
+    if (kRoundsOtherWay[k / 32] >> (k % 32) & 1)
+      unit = std::nextafter(unit, double(unit) > 1.0 / double(significand) ? 0.0f : 2.0f);
+  }
+  const uint32_t unit_bits = std::bit_cast<uint32_t>(unit);
+  const int scaled_exponent = int(unit_bits >> 23) - (exponent - 127);
+  if (scaled_exponent <= 0) return 0.0f;  // ftz: a subnormal result is +0
+  return std::bit_cast<float>(uint32_t(scaled_exponent) << 23 | (unit_bits & 0x7fffff));
+}
+
+namespace {
 
 // Elements [begin, begin + n) of a 16/32-bit weight as float32.
 void load_values(const HostWeight& w, int64_t begin, int64_t n, float* out) {
@@ -204,15 +240,16 @@ void double_quantize(QuantState& s, const std::vector<float>& absmax) {
   s.absmax_q.resize(size_t(n));
   s.nested_absmax.resize(size_t(ceil_div(n, s.nested_blocksize)));
   std::vector<float> centred(absmax.size());
-  for (size_t i = 0; i < absmax.size(); ++i) centred[i] = absmax[i] - s.offset;
+  for (size_t i = 0; i < absmax.size(); ++i) centred[i] = flush_subnormal(absmax[i] - s.offset);
   for (int64_t b = 0; b * s.nested_blocksize < n; ++b) {
     const int64_t begin = b * s.nested_blocksize, end = std::min(n, begin + s.nested_blocksize);
     float amax = 0;
     for (int64_t i = begin; i < end; ++i) amax = std::max(amax, std::fabs(centred[size_t(i)]));
     s.nested_absmax[size_t(b)] = amax;
-    const float scale = reciprocal(amax);
+    const float scale = bnb_reciprocal(amax);
     for (int64_t i = begin; i < end; ++i)
-      s.absmax_q[size_t(i)] = quantize_8bit_index(s.nested_code, centred[size_t(i)] * scale);
+      s.absmax_q[size_t(i)] =
+          quantize_8bit_index(s.nested_code, scale_value(centred[size_t(i)], scale));
   }
 }
 
@@ -245,16 +282,17 @@ QuantizedWeight quantize_4bit(const HostWeight& w, QuantType type, int blocksize
           fail("tensor " + w.name + " has a non-finite value (" +
                (std::isnan(x[size_t(i)]) ? "NaN" : "inf") + ") at element " +
                std::to_string(begin + i) + "; it cannot be quantized");
+        x[size_t(i)] = flush_subnormal(x[size_t(i)]);
         amax = std::max(amax, std::fabs(x[size_t(i)]));
       }
       absmax[size_t(b)] = amax;
       // The kernel pads a partial block with zeros and stores whole bytes, so an odd element
       // count ends with the code of 0 * scale in the low nibble.
       x[size_t(count)] = 0.0f;
-      const float scale = reciprocal(amax);
+      const float scale = bnb_reciprocal(amax);
       for (int64_t i = 0; i < count; i += 2) {
-        const uint8_t hi = quantize_4bit_index(type, x[size_t(i)] * scale);
-        const uint8_t lo = quantize_4bit_index(type, x[size_t(i) + 1] * scale);
+        const uint8_t hi = quantize_4bit_index(type, scale_value(x[size_t(i)], scale));
+        const uint8_t lo = quantize_4bit_index(type, scale_value(x[size_t(i) + 1], scale));
         q.packed[size_t((begin + i) / 2)] = uint8_t(hi << 4 | lo);
       }
     }

@@ -25,6 +25,9 @@ QuantizedWeight quantize_4bit(const HostWeight& w, QuantType type, int blocksize
 uint8_t quantize_4bit_index(QuantType type, float scaled);
 // the 8-bit index of quantize_blockwise (binary search, then the nearer neighbour),
 uint8_t quantize_8bit_index(const std::array<float, 256>& code, float scaled);
+// 1/absmax as bitsandbytes' fast-math kernel computes it (rcp.approx.ftz.f32, exact for every
+// absmax of a 16-bit weight; see docs/QUANTIZATION.md),
+float bnb_reciprocal(float absmax);
 // and torch.mean of a float32 vector summed in the order of torch's CUDA reduction kernel.
 float torch_cuda_mean(const float* values, int64_t n);
 

@@ -24,14 +24,6 @@ std::vector<float> input_values(const HostWeight& w) {
   return v;
 }
 
-// The other float32 neighbour of the exact 1/absmax: the value a faithful (not correctly rounded)
-// reciprocal such as the GPU's rcp.approx may return instead of ours.
-float other_faithful_reciprocal(float absmax) {
-  const float rn = 1.0f / absmax;
-  const double exact = 1.0 / double(absmax);
-  return double(rn) > exact ? std::nextafter(rn, 0.0f) : std::nextafter(rn, 2.0f * rn);
-}
-
 QuantState fixture_state(const BnbCase& c) {
   return read_bnb_quant_state(
       [&](const std::string& name) {
@@ -48,7 +40,7 @@ TEST_CASE("bnb fixtures: every committed case is found") {
 }
 
 TEST_CASE("bnb fixtures: quantize_4bit reproduces packed bytes and state") {
-  int ambiguous_blocks = 0, blocks_checked = 0;
+  int blocks_checked = 0;
   for (const BnbCase& c : bnb_cases()) {
     CAPTURE(c.name());
     const HostWeight input = c.weight("input");
@@ -73,32 +65,18 @@ TEST_CASE("bnb fixtures: quantize_4bit reproduces packed bytes and state") {
     CHECK(bnb_quant_state_json(s) ==
           std::string(reinterpret_cast<const char*>(state_json.data), state_json.nbytes));
 
-    // Packed codes, block by block. bitsandbytes scales by the GPU's approximate reciprocal of
-    // absmax; where it differs from the correctly rounded one in the last bit, a value on a
-    // decision midpoint can take the neighbouring code. Such a block must then equal our
-    // quantization with the other faithful reciprocal; every other block must match exactly.
+    // Packed codes, compared block by block to say which block differs. Some blocks (5 of the
+    // 4448) depend on bnb_reciprocal taking the GPU's approximate reciprocal, not 1/absmax.
     const TensorInfo& packed = c.tensor("packed");
     REQUIRE(packed.nbytes == q.packed.size());
-    const std::vector<float> x = input_values(input);
-    const int64_t n = int64_t(x.size()), bs = c.blocksize();
+    const int64_t n = s.numel(), bs = c.blocksize();
     for (int64_t b = 0; b * bs < n; ++b, ++blocks_checked) {
-      const int64_t begin = b * bs, end = std::min(n, begin + bs);
-      if (same_bits(q.packed.data() + begin / 2, packed.data + begin / 2, size_t(end - begin) / 2))
-        continue;
-      ++ambiguous_blocks;
-      float absmax = 0;
-      for (int64_t i = begin; i < end; ++i) absmax = std::max(absmax, std::fabs(x[size_t(i)]));
-      const float scale = other_faithful_reciprocal(absmax);
-      for (int64_t i = begin; i < end; ++i) {
-        const uint8_t byte = packed.data[i / 2];
-        const int theirs = (i & 1) ? (byte & 15) : (byte >> 4);
-        CHECK(theirs == quantize_4bit_index(c.type(), x[size_t(i)] * scale));
-      }
+      const int64_t first = b * bs / 2, end = std::min((n + 1) / 2, (b + 1) * bs / 2);
+      CAPTURE(b);
+      CHECK(same_bits(q.packed.data() + first, packed.data + first, size_t(end - first)));
     }
   }
-  MESSAGE(ambiguous_blocks << " of " << blocks_checked
-                           << " blocks got bitsandbytes' approximate-reciprocal codes");
-  CHECK(ambiguous_blocks * 50 < blocks_checked);  // a rare, last-bit effect
+  CHECK(blocks_checked == 4448);
 }
 
 TEST_CASE("bnb fixtures: dequantize reproduces bitsandbytes' dequantized values") {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "loader/quant_config.h"
@@ -142,6 +143,71 @@ TEST_CASE("quantize_4bit: inf and NaN are errors naming the tensor") {
     CHECK(msg.find("element 200") != std::string::npos);
     CHECK(msg.find(std::isnan(bad) ? "NaN" : "inf") != std::string::npos);
   }
+}
+
+TEST_CASE("bnb_reciprocal: the GPU's rcp.approx.ftz - faithful, by significand, ftz at the ends") {
+  // For every absmax a 16-bit weight can have (fp16's 1024 significands; exponents of fp16 and
+  // some of bf16's range): one of the two float32 neighbours of the exact 1/absmax, the same
+  // choice at every exponent, and the other neighbour than 1.0f / absmax for as many
+  // significands as tools/bnb_rcp_table.cu found on the H100 (130, 20 of them bf16's).
+  int other_way = 0, other_way_bf16 = 0;
+  for (int k = 0; k < 1024; ++k) {
+    CAPTURE(k);
+    const float significand = 1.0f + float(k) / 1024.0f;
+    const float unit = bnb_reciprocal(significand);
+    other_way += unit != 1.0f / significand;
+    other_way_bf16 += k % 8 == 0 && unit != 1.0f / significand;
+    for (int e : {-126, -100, -24, -14, -7, -1, 0, 1, 5, 15, 100, 125}) {
+      CAPTURE(e);
+      const float x = std::ldexp(significand, e);
+      const float r = bnb_reciprocal(x);
+      CHECK(r == std::ldexp(unit, -e));
+      const double exact = 1.0 / double(x);
+      CHECK(std::fabs(double(r) - exact) < double(std::nextafter(r, INFINITY) - r));
+    }
+  }
+  CHECK(other_way == 130);
+  CHECK(other_way_bf16 == 20);
+  // A significand of more than 11 bits (float32 weights) keeps the correctly rounded value.
+  const float wide = std::nextafter(1.5f, 2.0f);
+  CHECK(bnb_reciprocal(wide) == 1.0f / wide);
+  // Flush to zero: a subnormal or zero absmax reads as 0 (1/0 = inf), a subnormal result is +0.
+  CHECK(bnb_reciprocal(0.0f) == INFINITY);
+  CHECK(bnb_reciprocal(std::ldexp(1.0f, -130)) == INFINITY);
+  CHECK(bnb_reciprocal(std::ldexp(1.0f, 126)) == std::ldexp(1.0f, -126));
+  CHECK(bnb_reciprocal(std::ldexp(1.5f, 126)) == 0.0f);
+  CHECK(bnb_reciprocal(std::numeric_limits<float>::max()) == 0.0f);
+}
+
+TEST_CASE("quantize_4bit: subnormals are zeros of the same sign, as in bitsandbytes' fast math") {
+  // Two bf16 blocks of 4 run through kQuantizeBlockwise's statements on the H100
+  // (tools/bnb_rcp_table.cu): {2^-130, -2^-129, 0, -0} gave absmax 0 and NaN for every element;
+  // {1024, 2^-120, -2^-120, -2^-130} gave absmax 1024 and 1, +0, -0, -0 (products below 2^-126
+  // and the subnormal input flushed).
+  const std::vector<uint16_t> bf16 = {0x0008, 0x8010, 0x0000, 0x8000,
+                                      0x4480, 0x0380, 0x8380, 0x8008};
+  HostWeight w;
+  w.name = "w";
+  w.dtype = DType::BF16;
+  w.rows = 1;
+  w.cols = 8;
+  w.data = reinterpret_cast<const uint8_t*>(bf16.data());
+  w.nbytes = 16;
+  const float gpu_scaled[8] = {NAN, NAN, NAN, NAN, 1.0f, 0.0f, -0.0f, -0.0f};
+  for (QuantType t : {QuantType::NF4, QuantType::FP4}) {
+    CAPTURE(int(t));
+    const QuantizedWeight q = quantize_4bit(w, t, 4, false);
+    REQUIRE(q.state.absmax.size() == 2);
+    CHECK(q.state.absmax[0] == 0.0f);
+    CHECK(q.state.absmax[1] == 1024.0f);
+    for (int i = 0; i < 8; ++i) {
+      CAPTURE(i);
+      CHECK(nibble_at(q.packed, i) == quantize_4bit_index(t, gpu_scaled[i]));
+    }
+  }
+  // FP4 tells a negative subnormal (sign bit set) from the -0 bitsandbytes sees.
+  CHECK(quantize_4bit_index(QuantType::FP4, -std::ldexp(1.0f, -140)) == 0b1000);
+  CHECK(quantize_4bit_index(QuantType::FP4, -0.0f) == 0b0000);
 }
 
 TEST_CASE("quantize_4bit: bytes do not depend on the thread count") {
