@@ -103,6 +103,15 @@ void ChatView::draw(Session& session, const Fonts& fonts) {
   if (scroll_to_end_ || (at_end && session.generating())) ImGui::SetScrollHereY(1.0f);
   scroll_to_end_ = false;
   ImGui::EndChild();
+  // Actions clicked in the list change it, so they run once it is drawn.
+  if (regenerate_) session.regenerate();
+  if (resend_) {
+    session.edit_and_resend(*resend_, edit_text_);
+    editing_ = -1;
+    scroll_to_end_ = true;
+  }
+  regenerate_ = false;
+  resend_.reset();
 
   draw_input(session);
 
@@ -225,7 +234,7 @@ void ChatView::draw_message(Session& session, size_t index, const Fonts& fonts, 
         editing_ = int(index);
         edit_text_ = m.content;
       } else {
-        session.regenerate();
+        regenerate_ = true;
       }
     }
     ImGui::EndDisabled();
@@ -235,11 +244,7 @@ void ChatView::draw_message(Session& session, size_t index, const Fonts& fonts, 
     ImGui::InputTextMultiline("##edit", &edit_text_,
                               ImVec2(width - 2 * kBubblePad, ImGui::GetTextLineHeight() * 5));
     ImGui::BeginDisabled(!idle);
-    if (ImGui::Button("Send edited")) {
-      editing_ = -1;
-      session.edit_and_resend(index, edit_text_);
-      scroll_to_end_ = true;
-    }
+    if (ImGui::Button("Send edited")) resend_ = index;
     ImGui::EndDisabled();
     ImGui::SameLine();
     if (ImGui::Button("Cancel")) editing_ = -1;

@@ -2,6 +2,7 @@
 // messages with their actions (copy, edit and resend, regenerate) and the message box with Send /
 // Stop.
 #pragma once
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,9 @@ class ChatView {
   std::string input_;
   int editing_ = -1;  // index of the user message being edited
   std::string edit_text_;
+  // Clicked in the message list this frame; applied after it is drawn (they change the list).
+  bool regenerate_ = false;
+  std::optional<size_t> resend_;  // the edited user message
   bool scroll_to_end_ = false;
   bool refocus_input_ = false;  // Enter sent the message and left the box: go back to it
   bool saving_ = false;         // the file dialog is for saving (else for opening)
