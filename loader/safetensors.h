@@ -17,7 +17,9 @@ struct TensorInfo {
   std::string name;
   DType dtype = DType::F32;  // F32, F16, BF16, U8, I32 (others are rejected)
   std::vector<int64_t> shape;
-  const uint8_t* data = nullptr;  // inside the mmap
+  // Inside the mmap. Aligned to the element size in files HF or nibble wrote; the format does not
+  // promise it, so readers of other files copy (memcpy) rather than cast.
+  const uint8_t* data = nullptr;
   size_t nbytes = 0;
   std::string file;  // for error messages
   int64_t numel() const;
@@ -46,7 +48,8 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-// Writes tensors to `path` atomically (a temporary file renamed on success).
+// Writes tensors to `path` atomically (a temporary file renamed on success), wider dtypes first so
+// that each tensor's data is aligned to its element size (as Hugging Face's writer does).
 struct TensorToWrite {
   std::string name;
   DType dtype;

@@ -62,9 +62,11 @@ TEST_CASE("safetensors: write then open round-trips tensors and metadata") {
   CHECK(file->find("missing") == nullptr);
   CHECK(file->find("a")->numel() == 6);
   CHECK(file->find("empty")->numel() == 0);
-  // tensors() is in file order: offsets increase.
+  // tensors() is in file order: offsets increase; wider dtypes come first, so all are aligned.
   for (size_t i = 1; i < file->tensors().size(); ++i)
     CHECK(file->tensors()[i - 1].data <= file->tensors()[i].data);
+  for (const TensorInfo& t : file->tensors())
+    CHECK(reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) == 0);
 }
 
 TEST_CASE("safetensors: reads the files bitsandbytes and transformers wrote") {
