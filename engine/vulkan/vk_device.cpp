@@ -22,6 +22,9 @@ void load_loader() {
         "driver");
 }
 
+// The process's one VkInstance, created on first use and never destroyed: destroying the last
+// instance unloads the driver, and NVIDIA's driver fails to load again after some dozens of such
+// cycles in one process (vkCreateInstance returns VK_ERROR_INCOMPATIBLE_DRIVER).
 VkInstance create_instance() {
   load_loader();
   if (volkGetInstanceVersion() < VK_API_VERSION_1_2)
@@ -36,6 +39,14 @@ VkInstance create_instance() {
   // Instance-level loading only: device calls go through the loader's trampolines, so several
   // backends on different devices can live in one process.
   volkLoadInstance(instance);
+  return instance;
+}
+
+VkInstance shared_instance() {
+  static std::mutex mutex;
+  static VkInstance instance = VK_NULL_HANDLE;
+  std::lock_guard lock(mutex);
+  if (!instance) instance = create_instance();
   return instance;
 }
 
@@ -190,74 +201,70 @@ std::string DeviceInfo::describe() const {
   return s.str();
 }
 
-std::vector<DeviceInfo> list_devices() {
-  VkInstance instance = create_instance();
-  std::vector<DeviceInfo> out;
+bool loader_present() {
   try {
-    const auto pds = physical_devices(instance);
-    for (size_t i = 0; i < pds.size(); ++i) out.push_back(query(pds[i], int(i)));
-  } catch (...) {
-    vkDestroyInstance(instance, nullptr);
-    throw;
+    load_loader();
+    return true;
+  } catch (const Error&) {
+    return false;
   }
-  vkDestroyInstance(instance, nullptr);
+}
+
+std::vector<DeviceInfo> list_devices() {
+  const auto pds = physical_devices(shared_instance());
+  std::vector<DeviceInfo> out;
+  for (size_t i = 0; i < pds.size(); ++i) out.push_back(query(pds[i], int(i)));
   return out;
 }
 
 Context::Context(int device_index) {
-  instance = create_instance();
-  try {
-    const auto pds = physical_devices(instance);
-    if (pds.empty()) fail("no Vulkan device found (is a Vulkan driver installed?)");
-    int chosen = -1;
-    if (device_index >= 0) {
-      if (device_index >= int(pds.size()))
-        fail("Vulkan device " + std::to_string(device_index) + " does not exist (there are " +
-             std::to_string(pds.size()) + "; see nibble devices)");
-      info = query(pds[size_t(device_index)], device_index);
-      if (!info.unusable.empty())
-        fail("Vulkan device " + std::to_string(device_index) + " (" + info.name +
-             ") cannot run nibble: " + info.unusable);
-      chosen = device_index;
-    } else {
-      for (size_t i = 0; i < pds.size(); ++i) {
-        DeviceInfo d = query(pds[i], int(i));
-        if (d.unusable.empty() && (chosen < 0 || d.type_rank < info.type_rank)) {
-          info = d;
-          chosen = int(i);
-        }
+  instance = shared_instance();
+  const auto pds = physical_devices(instance);
+  if (pds.empty()) fail("no Vulkan device found (is a Vulkan driver installed?)");
+  int chosen = -1;
+  if (device_index >= 0) {
+    if (device_index >= int(pds.size()))
+      fail("Vulkan device " + std::to_string(device_index) + " does not exist (there are " +
+           std::to_string(pds.size()) + "; see nibble devices)");
+    info = query(pds[size_t(device_index)], device_index);
+    if (!info.unusable.empty())
+      fail("Vulkan device " + std::to_string(device_index) + " (" + info.name +
+           ") cannot run nibble: " + info.unusable);
+    chosen = device_index;
+  } else {
+    for (size_t i = 0; i < pds.size(); ++i) {
+      DeviceInfo d = query(pds[i], int(i));
+      if (d.unusable.empty() && (chosen < 0 || d.type_rank < info.type_rank)) {
+        info = d;
+        chosen = int(i);
       }
-      if (chosen < 0) fail("no usable Vulkan device (see nibble devices)");
     }
-    physical = pds[size_t(chosen)];
-    queue_family = uint32_t(compute_queue_family(physical));
-    vkGetPhysicalDeviceMemoryProperties(physical, &memory_properties);
-
-    const float priority = 1.0f;
-    VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
-    qci.queueFamilyIndex = queue_family;
-    qci.queueCount = 1;
-    qci.pQueuePriorities = &priority;
-    VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
-    f12.bufferDeviceAddress = VK_TRUE;
-    std::vector<const char*> extensions;
-    if (info.memory_budget) extensions.push_back(VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
-    VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, &f12};
-    dci.queueCreateInfoCount = 1;
-    dci.pQueueCreateInfos = &qci;
-    dci.enabledExtensionCount = uint32_t(extensions.size());
-    dci.ppEnabledExtensionNames = extensions.data();
-    check(vkCreateDevice(physical, &dci, nullptr, &device), "vkCreateDevice");
-    vkGetDeviceQueue(device, queue_family, 0, &queue);
-  } catch (...) {
-    vkDestroyInstance(instance, nullptr);
-    throw;
+    if (chosen < 0) fail("no usable Vulkan device (see nibble devices)");
   }
+  physical = pds[size_t(chosen)];
+  queue_family = uint32_t(compute_queue_family(physical));
+  vkGetPhysicalDeviceMemoryProperties(physical, &memory_properties);
+
+  const float priority = 1.0f;
+  VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+  qci.queueFamilyIndex = queue_family;
+  qci.queueCount = 1;
+  qci.pQueuePriorities = &priority;
+  VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  f12.bufferDeviceAddress = VK_TRUE;
+  std::vector<const char*> extensions;
+  if (info.memory_budget) extensions.push_back(VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+  VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, &f12};
+  dci.queueCreateInfoCount = 1;
+  dci.pQueueCreateInfos = &qci;
+  dci.enabledExtensionCount = uint32_t(extensions.size());
+  dci.ppEnabledExtensionNames = extensions.data();
+  check(vkCreateDevice(physical, &dci, nullptr, &device), "vkCreateDevice");
+  vkGetDeviceQueue(device, queue_family, 0, &queue);
 }
 
 Context::~Context() {
   vkDestroyDevice(device, nullptr);
-  vkDestroyInstance(instance, nullptr);
 }
 
 }  // namespace nibble::vk

@@ -30,10 +30,13 @@ struct DeviceInfo {
   std::string describe() const;  // multi-line, for `nibble devices`
 };
 
+// Whether a Vulkan loader (libvulkan.so.1) can be loaded at all.
+bool loader_present();
 // Every physical device of the loader. Throws nibble::Error when there is no Vulkan loader.
 std::vector<DeviceInfo> list_devices();
 
-// An instance and a logical device with one compute queue. Non-copyable; owns its handles.
+// A logical device with one compute queue on the process-wide instance. Non-copyable; owns the
+// device.
 class Context {
  public:
   explicit Context(int device_index);  // -1: the best usable device

@@ -72,6 +72,10 @@ struct ElementwisePush {
   uint64_t out, a, b;
   uint32_t n;
 };
+struct CopyPush {
+  uint64_t dst, src;
+  uint32_t n;
+};
 struct ArgmaxPush {
   uint64_t ids, logits;
   uint32_t rows, cols;
@@ -96,6 +100,7 @@ class VulkanBackend final : public Backend {
   Tensor upload_weight(const HostWeight& w) override;
   Tensor alloc_kv(int64_t rows, int64_t cols) override;
   MemoryInfo memory() const override { return memory_.info(); }
+  double measure_bandwidth() override;
 
   void write(Tensor dst, const void* src) override;
   void read(Tensor src, void* dst) override;
@@ -143,7 +148,11 @@ class VulkanBackend final : public Backend {
   template <class Push>
   void dispatch(const std::string& shader, const std::vector<uint32_t>& spec, const Push& push,
                 uint64_t groups_x, uint32_t groups_y = 1);
-  void barrier(VkPipelineStageFlags src, VkAccessFlags src_access);
+  template <class Push>
+  void record_dispatch(VkCommandBuffer cmd, const std::string& shader,
+                       const std::vector<uint32_t>& spec, const Push& push, uint64_t groups_x,
+                       uint32_t groups_y);
+  void barrier(VkCommandBuffer cmd, VkPipelineStageFlags src, VkAccessFlags src_access);
   void elementwise(uint32_t op, Tensor out, Tensor a, Tensor b);
   void close_phase();
 
@@ -360,7 +369,7 @@ void VulkanBackend::write(Tensor dst, const void* src) {
   VkBufferCopy region{step_staging_.offset + step_staging_used_, target.offset + offset, bytes};
   step_staging_used_ += size;
   vkCmdCopyBuffer(step_cmd_, step_staging_.buffer, target.buffer, 1, &region);
-  barrier(VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT);
+  barrier(step_cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT);
 }
 
 void VulkanBackend::read(Tensor src, void* dst) {
@@ -432,12 +441,13 @@ void VulkanBackend::end_step() {
   submitted_phases_ = phases_;
 }
 
-void VulkanBackend::barrier(VkPipelineStageFlags src, VkAccessFlags src_access) {
+void VulkanBackend::barrier(VkCommandBuffer cmd, VkPipelineStageFlags src,
+                            VkAccessFlags src_access) {
   VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
   mb.srcAccessMask = src_access;
   mb.dstAccessMask =
       VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT;
-  vkCmdPipelineBarrier(step_cmd_, src,
+  vkCmdPipelineBarrier(cmd, src,
                        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1,
                        &mb, 0, nullptr, 0, nullptr);
 }
@@ -445,6 +455,13 @@ void VulkanBackend::barrier(VkPipelineStageFlags src, VkAccessFlags src_access) 
 template <class Push>
 void VulkanBackend::dispatch(const std::string& shader, const std::vector<uint32_t>& spec,
                              const Push& push, uint64_t groups_x, uint32_t groups_y) {
+  record_dispatch(step_cmd_, shader, spec, push, groups_x, groups_y);
+}
+
+template <class Push>
+void VulkanBackend::record_dispatch(VkCommandBuffer cmd, const std::string& shader,
+                                    const std::vector<uint32_t>& spec, const Push& push,
+                                    uint64_t groups_x, uint32_t groups_y) {
   static_assert(sizeof(Push) <= vk::kPushConstantBytes);
   if (groups_x == 0 || groups_y == 0) return;
   // A long 1-D grid folds into y; shaders use group_index() and bound-check it.
@@ -454,11 +471,10 @@ void VulkanBackend::dispatch(const std::string& shader, const std::vector<uint32
     groups_x = kMaxGroups;
   }
   if (groups_y > kMaxGroups) fail("internal error: grid too large for " + shader);
-  vkCmdBindPipeline(step_cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipelines_.get(shader, spec));
-  vkCmdPushConstants(step_cmd_, pipelines_.layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(Push),
-                     &push);
-  vkCmdDispatch(step_cmd_, uint32_t(groups_x), groups_y, 1);
-  barrier(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT);
+  vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipelines_.get(shader, spec));
+  vkCmdPushConstants(cmd, pipelines_.layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(Push), &push);
+  vkCmdDispatch(cmd, uint32_t(groups_x), groups_y, 1);
+  barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT);
 }
 
 // --- ops ----------------------------------------------------------------------------------------
@@ -581,6 +597,40 @@ void VulkanBackend::argmax(Tensor ids, Tensor logits) {
   if (ids.numel() != logits.rows) fail("argmax shape mismatch");
   const ArgmaxPush p{address(ids), address(logits), uint32_t(logits.rows), uint32_t(logits.cols)};
   dispatch("argmax", {}, p, uint64_t(logits.rows));
+}
+
+// --- bandwidth ----------------------------------------------------------------------------------
+
+double VulkanBackend::measure_bandwidth() {
+  if (!queries_ || recording_) return 0;
+  wait_step();
+  // 1 GiB each way on a GPU (far beyond its caches); 8 MiB and few workgroups (each costs tens
+  // of microseconds there) on a CPU device. The buffers stay allocated: bench measures on a
+  // backend of its own.
+  const bool cpu = ctx_.info.type_rank == 3;
+  const VkDeviceSize bytes =
+      cpu ? VkDeviceSize(8) << 20
+          : std::min<VkDeviceSize>(VkDeviceSize(1) << 30, ctx_.info.max_allocation / 2 / 256 * 256);
+  const vk::Allocation src = memory_.device(bytes, Usage::Activations, "the bandwidth test");
+  const vk::Allocation dst = memory_.device(bytes, Usage::Activations, "the bandwidth test");
+  const CopyPush p{dst.address, src.address, uint32_t(bytes / 16)};
+  const int repeats = 5;
+  const uint64_t groups = cpu ? 64 : std::min<uint64_t>(bytes / 16 / 256, 4 * kMaxGroups);
+  double best_ms = 0;
+  for (int round = 0; round < 2; ++round) {  // the first round warms up (pipeline, clocks)
+    one_shot([&](VkCommandBuffer cmd) {
+      vkCmdResetQueryPool(cmd, queries_, 0, 2);
+      vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_, 0);
+      for (int i = 0; i < repeats; ++i) record_dispatch(cmd, "copy", {}, p, groups, 1);
+      vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_, 1);
+    });
+    uint64_t ticks[2] = {};
+    vk::check(vkGetQueryPoolResults(ctx_.device, queries_, 0, 2, sizeof ticks, ticks, 8,
+                                    VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+              "vkGetQueryPoolResults");
+    best_ms = double(ticks[1] - ticks[0]) * ctx_.info.timestamp_period_ns * 1e-6;
+  }
+  return best_ms > 0 ? 2.0 * double(bytes) * repeats / (best_ms * 1e-3) / 1e9 : 0;
 }
 
 // --- timing -------------------------------------------------------------------------------------

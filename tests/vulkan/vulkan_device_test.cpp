@@ -38,3 +38,13 @@ TEST_CASE("vulkan: a tensor larger than the device can allocate is a clear error
   CHECK_THROWS_WITH_AS(gpu->alloc(DType::F32, rows, 1024, Usage::Activations),
                        doctest::Contains("out of device memory"), Error);
 }
+
+TEST_CASE("vulkan: the copy bandwidth is measured with timestamps") {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  if (!vk::list_devices().front().timestamps) return;
+  const double gbs = gpu->measure_bandwidth();
+  MESSAGE("copy bandwidth " << gbs << " GB/s");
+  CHECK(gbs > 0.01);
+  CHECK(gbs < 100000);
+}
