@@ -108,7 +108,13 @@ void Tokenizer::Impl::read_post_processor(const json& spec, const std::string& f
       }
       const std::string name = item.at("SpecialToken").at("id").get<std::string>();
       const json& ids = spec.at("special_tokens").at(name).at("ids");
-      for (const json& id : ids) (seen_sequence ? after : before).push_back(id.get<int>());
+      for (const json& id_json : ids) {
+        const int id = id_json.get<int>();
+        if (id < 0 || size_t(id) >= id_to_token.size())
+          fail(file + ": post_processor id " + std::to_string(id) + " of '" + name +
+               "' is outside the vocabulary");
+        (seen_sequence ? after : before).push_back(id);
+      }
     }
     prefix.insert(prefix.begin(), before.begin(), before.end());
     suffix.insert(suffix.end(), after.begin(), after.end());

@@ -48,7 +48,8 @@ Step metaspace_step(const nlohmann::json& spec, const std::string& origin) {
     split_each(pieces, [&](const PreToken& p) {
       std::string text = unicode::replace_all(p.text, " ", replacement);
       const bool prepend = scheme == "always" || (scheme == "first" && p.at_start);
-      if (prepend && !text.starts_with(replacement)) text.insert(0, replacement);
+      // As HF's NormalizedString::prepend, which does nothing to an empty string.
+      if (prepend && !text.empty() && !text.starts_with(replacement)) text.insert(0, replacement);
       if (!split) return std::vector<std::string>{std::move(text)};
       return on_replacement->split(text, SplitBehavior::MergedWithNext, false);
     });
@@ -63,7 +64,7 @@ Step byte_level_step(const nlohmann::json& spec, const std::string& origin) {
   return [=](std::vector<PreToken>& pieces) {
     split_each(pieces, [&](const PreToken& p) {
       std::string text = p.text;
-      if (add_prefix_space && !text.starts_with(' ')) text.insert(0, " ");
+      if (add_prefix_space && !text.empty() && !text.starts_with(' ')) text.insert(0, " ");
       std::vector<std::string> subs = words ? words->split(text, SplitBehavior::Isolated, false)
                                             : std::vector<std::string>{std::move(text)};
       const auto& table = unicode::byte_to_unicode();

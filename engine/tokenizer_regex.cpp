@@ -6,6 +6,41 @@
 #include "engine/error.h"
 
 namespace nibble {
+namespace {
+
+// Oniguruma's Unicode \w (HF's regex engine) is UTS #18's: Alphabetic | Mark | Decimal_Number |
+// Connector_Punctuation | Join_Control; PCRE2's under UCP is Letter | Number | "_". Rewrite \w
+// and \W to mean what tokenizer.json patterns were written for. (\d and \s agree.)
+std::string onig_to_pcre2(const std::string& pattern) {
+  static const std::string word = R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control})";
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char next = pattern[++i];
+      if (next == 'w')
+        out += in_class ? word : "[" + word + "]";
+      else if (next == 'W' && !in_class)
+        out += "[^" + word + "]";
+      else
+        out += {c, next};
+      continue;
+    }
+    if (c == '[' && !in_class) {
+      in_class = true;
+      out += c;
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') out += pattern[++i];  // a literal ]
+      continue;
+    }
+    if (c == ']') in_class = false;
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
 
 struct Regex::Impl {
   pcre2_code* code = nullptr;
@@ -38,7 +73,8 @@ Regex::Regex(const std::string& pattern, const std::string& origin)
     : impl_(std::make_unique<Impl>()) {
   int err = 0;
   PCRE2_SIZE err_offset = 0;
-  impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+  const std::string converted = onig_to_pcre2(pattern);
+  impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(converted.data()), converted.size(),
                               PCRE2_UTF | PCRE2_UCP, &err, &err_offset, nullptr);
   if (!impl_->code) {
     PCRE2_UCHAR message[256];

@@ -104,3 +104,23 @@ TEST_CASE("tokenizer: special token ids and config") {
   CHECK(kjv.eos_id() == kjv.token_id("<|eot_id|>"));  // {"content": ...} form in the config
   CHECK(kjv.encode("hi").front() == kjv.token_id("<|begin_of_text|>"));
 }
+
+TEST_CASE(
+    "tokenizer: Metaspace, Whitespace, Split behaviors and more on patched tokenizers match HF") {
+  const nlohmann::json fixture = load_json(kDir + "variants.json");
+  for (const auto& [name, variant] : fixture.at("variants").items()) {
+    CAPTURE(name);
+    nlohmann::json spec =
+        load_json(kDir + variant.at("base").get<std::string>() + "/tokenizer.json");
+    for (const auto& [key, value] : variant.at("patch").items()) spec[key] = value;
+    const auto tok = nibble::Tokenizer::from_json(spec.dump(), "", name);
+    for (const auto& c : variant.at("cases")) {
+      const std::string text = c.at("text");
+      CAPTURE(text);
+      const auto ids = c.at("ids").get<std::vector<int>>();
+      CHECK(tok.encode(text) == ids);
+      CHECK(tok.decode(ids) == c.at("decoded").get<std::string>());
+      CHECK(stream_decode(tok, ids, false) == c.at("decoded").get<std::string>());
+    }
+  }
+}

@@ -142,6 +142,56 @@ def token_cases(name, folder):
         "cases": cases, "decodes": decodes})
 
 
+# Pre-tokenizer/normalizer/decoder variants on a base tokenizer's vocabulary, for the pipeline
+# steps the three real tokenizers do not use: {name: (base folder, top-level fields replaced)}.
+METASPACE = "\u2581"
+VARIANTS = {
+    # Llama 2 / Mistral v0.3 non-legacy: Metaspace(prepend_scheme=first) instead of the normalizer.
+    "llama2-metaspace-first": ("llama2", {
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Metaspace", "replacement": METASPACE, "prepend_scheme": "first", "split": False},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "ByteFallback"}, {"type": "Metaspace", "replacement": METASPACE, "prepend_scheme": "first",
+                                       "split": False}]}}),
+    "llama2-metaspace-split": ("llama2", {
+        "normalizer": {"type": "Strip", "strip_left": False, "strip_right": True},
+        "pre_tokenizer": {"type": "Metaspace", "replacement": METASPACE, "prepend_scheme": "always", "split": True},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "ByteFallback"}, {"type": "Metaspace", "replacement": METASPACE, "prepend_scheme": "always",
+                                       "split": True}]}}),
+    "kjv-whitespace": ("llama3-kjv", {
+        "normalizer": {"type": "Replace", "pattern": {"Regex": "[0-9]"}, "content": "#"},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Whitespace"}, {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": False}]}}),
+    "kjv-split-behaviors": ("llama3-kjv", {
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithNext", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "[aeiou]"}, "behavior": "MergedWithPrevious", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "\\p{N}"}, "behavior": "Contiguous", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "[.,!?]"}, "behavior": "Removed", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "\\p{L}+"}, "behavior": "Isolated", "invert": True},
+            {"type": "Digits", "individual_digits": False},
+            {"type": "WhitespaceSplit"},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}}),
+}
+
+
+def variant_cases():
+    out = {}
+    for name, (base, patch) in VARIANTS.items():
+        spec = json.load(open(f"{OUT}/{base}/tokenizer.json", encoding="utf-8"))
+        spec.update(patch)
+        tok = Tokenizer.from_str(json.dumps(spec))
+        cases = []
+        for text in COMMON_TEXTS + SPECIAL_TEXTS[base]:
+            enc = tok.encode(text, add_special_tokens=True)
+            cases.append({"text": text, "ids": enc.ids, "decoded": tok.decode(enc.ids, skip_special_tokens=False)})
+        out[name] = {"base": base, "patch": patch, "cases": cases}
+    write_json(f"{OUT}/variants.json", {
+        "oracle": "HF tokenizers (Python) on the base folder's tokenizer.json with `patch`'s fields replaced",
+        "variants": out})
+
+
 CHAT_MESSAGES = {
     "user": [{"role": "user", "content": "Hello!"}],
     "system_user": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hi there"}],
@@ -212,6 +262,7 @@ def main():
                "llama3-kjv": make_llama3_kjv(args.kjv)}
     for name, folder in folders.items():
         token_cases(name, folder)
+    variant_cases()
     chat_cases()
 
 
