@@ -11,6 +11,7 @@
 #include "engine/vulkan/vk_check.h"
 #include "engine/vulkan/vk_device.h"
 #include "engine/vulkan/vk_memory.h"
+#include "engine/vulkan/vk_op_timer.h"
 #include "engine/vulkan/vk_pipelines.h"
 
 namespace nibble {
@@ -88,6 +89,11 @@ uint32_t align4(size_t bytes) {
   return uint32_t((bytes + 3) / 4 * 4);
 }
 
+std::string shape_label(uint32_t kind, Tensor w) {
+  static const char* const names[] = {"f32", "f16", "bf16", "4bit", "4bit+dq"};
+  return std::string(names[kind]) + " " + std::to_string(w.rows) + "x" + std::to_string(w.cols);
+}
+
 class VulkanBackend final : public Backend {
  public:
   explicit VulkanBackend(int device);
@@ -145,9 +151,10 @@ class VulkanBackend final : public Backend {
   void wait(VkFence fence, const char* what);
   void wait_step();  // for the submitted step, if any; collects its timestamps
   void require_step(const char* op) const;
+  // `label` names the dispatch for NIBBLE_VK_OP_TIMES (default: the shader).
   template <class Push>
   void dispatch(const std::string& shader, const std::vector<uint32_t>& spec, const Push& push,
-                uint64_t groups_x, uint32_t groups_y = 1);
+                uint64_t groups_x, uint32_t groups_y = 1, const std::string& label = {});
   template <class Push>
   void record_dispatch(VkCommandBuffer cmd, const std::string& shader,
                        const std::vector<uint32_t>& spec, const Push& push, uint64_t groups_x,
@@ -159,6 +166,7 @@ class VulkanBackend final : public Backend {
   vk::Context ctx_;
   vk::Memory memory_;
   vk::Pipelines pipelines_;
+  vk::OpTimer op_timer_;
   VkCommandPool pool_ = VK_NULL_HANDLE;
   VkCommandBuffer step_cmd_ = VK_NULL_HANDLE, transfer_cmd_ = VK_NULL_HANDLE;
   VkFence step_fence_ = VK_NULL_HANDLE, transfer_fence_ = VK_NULL_HANDLE;
@@ -173,7 +181,8 @@ class VulkanBackend final : public Backend {
   std::vector<LayerTime> phases_, submitted_phases_, last_times_;
 };
 
-VulkanBackend::VulkanBackend(int device) : ctx_(device), memory_(ctx_), pipelines_(ctx_.device) {
+VulkanBackend::VulkanBackend(int device)
+    : ctx_(device), memory_(ctx_), pipelines_(ctx_.device), op_timer_(ctx_) {
   // Lets the tests (and anyone chasing a driver bug) run the shared-memory fallbacks on a device
   // that has subgroup arithmetic.
   if (const char* off = std::getenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC"); off && *off == '1')
@@ -398,6 +407,7 @@ void VulkanBackend::wait_step() {
   if (!in_flight_) return;
   wait(step_fence_, "a step");
   in_flight_ = false;
+  op_timer_.collect();
   last_times_.clear();
   if (submitted_phases_.empty()) return;
   std::vector<uint64_t> ticks(submitted_phases_.size() * 2);
@@ -428,6 +438,7 @@ void VulkanBackend::begin_step(const StepInfo& step) {
   bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
   vk::check(vkBeginCommandBuffer(step_cmd_, &bi), "vkBeginCommandBuffer");
   if (profiling_ && queries_) vkCmdResetQueryPool(step_cmd_, queries_, 0, 2 * kMaxPhases);
+  op_timer_.begin_step(step_cmd_);
   recording_ = true;
 }
 
@@ -454,8 +465,10 @@ void VulkanBackend::barrier(VkCommandBuffer cmd, VkPipelineStageFlags src,
 
 template <class Push>
 void VulkanBackend::dispatch(const std::string& shader, const std::vector<uint32_t>& spec,
-                             const Push& push, uint64_t groups_x, uint32_t groups_y) {
+                             const Push& push, uint64_t groups_x, uint32_t groups_y,
+                             const std::string& label) {
   record_dispatch(step_cmd_, shader, spec, push, groups_x, groups_y);
+  if (op_timer_.enabled()) op_timer_.after(step_cmd_, label.empty() ? shader : label);
 }
 
 template <class Push>
@@ -507,11 +520,14 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
     const uint32_t per_chunk = w.kind >= kQ4 ? 32 : w.kind == kF32 ? 4 : 8;
     const bool vec =
         wt.cols % per_chunk == 0 && p.x % 16 == 0 && (w.kind < kQ4 || w.ref.blocksize % 32 == 0);
-    dispatch(ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec",
-             {w.kind, w.round, uint32_t(vec)}, p, (uint64_t(wt.rows) + 3) / 4);
+    const std::string shader = ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec";
+    dispatch(
+        shader, {w.kind, w.round, uint32_t(vec)}, p, (uint64_t(wt.rows) + 3) / 4, 1,
+        op_timer_.enabled() ? shader + " " + shape_label(w.kind, wt) + (vec ? " vec" : "") : "");
   } else {
     dispatch("matmul", {w.kind, w.round}, p, uint64_t(wt.rows + 31) / 32,
-             uint32_t((x.rows + 31) / 32));
+             uint32_t((x.rows + 31) / 32),
+             op_timer_.enabled() ? "matmul " + shape_label(w.kind, wt) : "");
   }
 }
 
