@@ -114,17 +114,30 @@ float QuantState::block_absmax(int64_t block) const {
 }
 
 void dequantize(const uint8_t* packed, const QuantState& s, int64_t begin, int64_t count,
-                float* out) {
+                float* out, ComputeDType round) {
   const int64_t end = begin + count;
   for (int64_t e = begin; e < end;) {
-    // One absmax per block: the product code * absmax in float32, as bitsandbytes' kernel does.
+    // A block's 16 possible values, computed once: code * absmax in float32 as bitsandbytes'
+    // kernel does (absmax decoded once per block), then rounded.
     const int64_t block = e / s.blocksize;
     const int64_t block_end = std::min(end, (block + 1) * s.blocksize);
     const float absmax = s.block_absmax(block);
-    for (; e < block_end; ++e) {
+    float value[16];
+    for (size_t q = 0; q < 16; ++q) value[q] = round_to(round, s.code[q] * absmax);
+    // The even element is in the high nibble; blocks have an even size, so only the range's
+    // first and last element can be half a byte.
+    if (e & 1) {
+      out[e - begin] = value[packed[e >> 1] & 0x0f];
+      ++e;
+    }
+    for (; e + 1 < block_end; e += 2) {
       const uint8_t byte = packed[e >> 1];
-      const int q = (e & 1) ? (byte & 0x0f) : (byte >> 4);  // even element in the high nibble
-      out[e - begin] = s.code[size_t(q)] * absmax;
+      out[e - begin] = value[byte >> 4];
+      out[e + 1 - begin] = value[byte & 0x0f];
+    }
+    if (e < block_end) {
+      out[e - begin] = value[packed[e >> 1] >> 4];
+      ++e;
     }
   }
 }

@@ -96,11 +96,7 @@ void CpuBackend::weight_row(const HostWeight& w, int64_t row, float* out) const 
       break;
     }
     case DType::NF4:
-    case DType::FP4:
-      dequantize(w.data, *w.quant, first, n, out);
-      if (w.compute != ComputeDType::F32)
-        for (int64_t i = 0; i < n; ++i) out[i] = round_to(w.compute, out[i]);
-      break;
+    case DType::FP4: dequantize(w.data, *w.quant, first, n, out, w.compute); break;
     default: fail("weight " + w.name + " has an unsupported dtype");
   }
 }
@@ -140,17 +136,37 @@ void CpuBackend::matmul(Tensor out, Tensor x, Tensor wt) {
     for (float& v : x_rounded_) v = round_to(w.compute, v);
     in = x_rounded_.data();
   }
-  float* o = f32(out);
-  pool_.parallel_for(w.rows, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> row;
-    row.resize(size_t(k));
-    for (int64_t j = begin; j < end; ++j) {
-      weight_row(w, j, row.data());
-      for (int64_t r = 0; r < n; ++r) {
-        const float* xr = in + r * k;
-        float acc = 0;
-        for (int64_t i = 0; i < k; ++i) acc += xr[i] * row[size_t(i)];
-        o[r * w.rows + j] = acc;
+  // Output rows are computed kRows at a time: their sums are independent, so the CPU overlaps
+  // them, while each stays the same float32 sum in the same order as one row alone.
+  static constexpr int64_t kRows = 4;
+  // One captured reference: std::function then holds the lambda without allocating per call.
+  const struct {
+    const CpuBackend* self;
+    const HostWeight& w;
+    const float* in;
+    float* out;
+    int64_t n, k;
+  } job{this, w, in, f32(out), n, k};
+  pool_.parallel_for(w.rows, [&job](int64_t begin, int64_t end) {
+    const int64_t k = job.k, m = job.w.rows;
+    thread_local std::vector<float> rows;
+    rows.resize(size_t(kRows * k));
+    for (int64_t j = begin; j < end; j += kRows) {
+      const int64_t count = std::min(kRows, end - j);
+      for (int64_t t = 0; t < kRows; ++t) {
+        float* row = rows.data() + t * k;
+        if (t < count)
+          job.self->weight_row(job.w, j + t, row);
+        else
+          std::fill(row, row + k, 0.0f);
+      }
+      const float* w_rows = rows.data();
+      for (int64_t r = 0; r < job.n; ++r) {
+        const float* xr = job.in + r * k;
+        float acc[kRows] = {};
+        for (int64_t i = 0; i < k; ++i)
+          for (int64_t t = 0; t < kRows; ++t) acc[t] += xr[i] * w_rows[t * k + i];
+        for (int64_t t = 0; t < count; ++t) job.out[r * m + j + t] = acc[t];
       }
     }
   });
