@@ -6,6 +6,7 @@
 #include <random>
 
 #include "app/nibble/command.h"
+#include "app/nibble/progress.h"
 #include "app/nibble/quant_flags.h"
 #include "engine/error.h"
 #include "engine/make_backend.h"
@@ -36,10 +37,7 @@ nlohmann::json bench_one(const BenchSettings& b, const QuantConfig& quant, doubl
   ModelOptions mo;
   mo.context = b.prompt + b.generate + 1;
   mo.max_batch = std::max(1, b.prompt);
-  mo.on_progress = [](int done, int total, const std::string&) {
-    std::fprintf(stderr, "\rbench: loading %d/%d", done, total);
-    if (done == total) std::fputc('\n', stderr);
-  };
+  mo.on_progress = progress_callback("loading");
   LoadedModel m = load_model(b.dir, *backend, quant, mo);
   Model& model = *m.model;
   std::mt19937 rng(1);
@@ -66,11 +64,10 @@ nlohmann::json bench_one(const BenchSettings& b, const QuantConfig& quant, doubl
   if (b.generate > 0) run_generation();
   std::vector<double> pp, tg;
   for (int r = 0; r < b.repeats; ++r) {
-    std::fprintf(stderr, "\rbench: repeat %d/%d", r + 1, b.repeats);
     if (b.prompt > 0) pp.push_back(b.prompt / run_prompt());
     if (b.generate > 0) tg.push_back(b.generate / run_generation());
+    draw_progress("bench", r + 1, b.repeats);
   }
-  std::fputc('\n', stderr);
 
   const Spread p = spread(pp), g = spread(tg);
   const double bytes = double(model.weight_bytes_per_token());

@@ -1,9 +1,6 @@
 // nibble quantize: a Hugging Face model folder in, a bitsandbytes 4-bit checkpoint out, in the
 // exact layout transformers saves (so HF + bitsandbytes load it, and so do we, without
 // re-quantizing).
-#include <unistd.h>
-
-#include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +9,7 @@
 #include <set>
 
 #include "app/nibble/command.h"
+#include "app/nibble/progress.h"
 #include "app/nibble/quant_flags.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/error.h"
@@ -42,19 +40,6 @@ class RecordingWeights final : public WeightSource {
   WeightSource& inner_;
 };
 
-void draw_progress(int done, int total, const std::string& name) {
-  static const bool tty = isatty(STDERR_FILENO);
-  const int width = 30, filled = total ? done * width / total : width;
-  if (tty) {
-    std::fprintf(stderr, "\rquantizing [%.*s%*s] %3d%% %-40.40s", filled,
-                 "##############################", width - filled, "",
-                 total ? done * 100 / total : 100, name.c_str());
-    if (done == total) std::fputc('\n', stderr);
-  } else if (done == total || done * 10 / total != (done - 1) * 10 / total) {
-    std::fprintf(stderr, "quantizing: %d/%d tensors\n", done, total);
-  }
-}
-
 // config.json with the quantization_config transformers writes for BitsAndBytesConfig.
 std::string quantized_config_json(const ModelFolder& folder, const QuantConfig& q) {
   nlohmann::json config = nlohmann::json::parse(folder.config_json());
@@ -79,7 +64,7 @@ void write_checkpoint(const ModelFolder& folder, const QuantConfig& q, const fs:
   ModelOptions options;
   options.context = 1;
   options.max_batch = 1;
-  options.on_progress = draw_progress;
+  options.on_progress = progress_callback("quantizing");
   Model model(cpu, folder.config(), recorder, options);
 
   std::vector<TensorToWrite> tensors;

@@ -1,9 +1,8 @@
 #include "app/nibble/model_flags.h"
 
-#include <cstdio>
 #include <iostream>
-#include <unistd.h>
 
+#include "app/nibble/progress.h"
 #include "app/nibble/quant_flags.h"
 #include "engine/error.h"
 
@@ -31,23 +30,6 @@ const char* const kSamplingFlagsHelp =
     "  --ignore-eos           keep generating past end-of-sequence\n"
     "  --truncate             drop the oldest prompt tokens when the prompt exceeds the context\n";
 
-namespace {
-
-void draw_progress(int done, int total, const std::string& name) {
-  static const bool tty = isatty(STDERR_FILENO);
-  const int width = 30, filled = total ? done * width / total : width;
-  if (tty) {
-    std::fprintf(stderr, "\rloading [%.*s%*s] %3d%% %-40.40s", filled,
-                 "##############################", width - filled, "", total ? done * 100 / total : 100,
-                 name.c_str());
-    if (done == total) std::fputc('\n', stderr);
-  } else if (done == total || done * 10 / total != (done - 1) * 10 / total) {
-    std::fprintf(stderr, "loading: %d/%d tensors\n", done, total);
-  }
-}
-
-}  // namespace
-
 ModelRun load_from_flags(Args& args) {
   const std::string dir = args.get_or({"-m", "--model"}, default_model_dir().string());
   BackendOptions bo;
@@ -59,7 +41,7 @@ ModelRun load_from_flags(Args& args) {
   ModelOptions mo;
   mo.context = args.get_int({"-c", "--ctx"}, 0);
   if (mo.context < 0) fail("--ctx must be positive");
-  mo.on_progress = draw_progress;
+  mo.on_progress = progress_callback("loading");
   const QuantConfig quant = quant_from_flags(args);
 
   ModelRun run;
