@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
   try {
     Renderer renderer(options.width, options.height, "nibble-chat");
     apply_theme();
-    Session session(renderer.device_index());
+    Session session(renderer.engine_device());
     session.model_choice = options.model;
     if (session.model_choice.path.empty()) {
       const auto bundled = nibble::default_model_dir();

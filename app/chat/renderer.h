@@ -40,8 +40,10 @@ class Renderer {
 
   const Fonts& fonts() const { return fonts_; }
   std::string device_name() const;
-  // Index of our physical device in vkEnumeratePhysicalDevices order, for the engine to share it.
-  int device_index() const { return device_index_; }
+  // The device the engine should run on, in vkEnumeratePhysicalDevices order: ours when it is a
+  // GPU, so that one device holds the model and the frames; -1 (the engine's best) when we draw
+  // with a software rasterizer, e.g. on a server whose GPU cannot present to this display.
+  int engine_device() const { return software_ ? -1 : device_index_; }
   uint64_t device_local_bytes() const;  // largest device-local heap
 
  private:
@@ -56,6 +58,7 @@ class Renderer {
   VkInstance instance_ = VK_NULL_HANDLE;
   VkPhysicalDevice physical_ = VK_NULL_HANDLE;
   int device_index_ = 0;
+  bool software_ = false;  // a CPU device (lavapipe, SwiftShader)
   VkDevice device_ = VK_NULL_HANDLE;
   uint32_t queue_family_ = 0;
   VkQueue queue_ = VK_NULL_HANDLE;

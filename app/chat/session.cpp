@@ -70,9 +70,9 @@ void Session::load_model() {
   LoadRequest r;
   r.dir = model_choice.path;
   r.backend.name = model_choice.backend;
-  // Run on the window's GPU: one device holds both the model and the frames being drawn.
+  // Run on the window's GPU where we can: one device holds the model and the frames drawn.
   if (model_choice.backend == "auto" || model_choice.backend == "vulkan")
-    r.backend.device = render_device_;
+    r.backend.device = engine_device_;
   r.quant = model_choice.quant;
   r.context = model_choice.context;
   worker_.load(std::move(r));

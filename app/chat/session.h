@@ -22,8 +22,8 @@ struct ModelChoice {
 
 class Session {
  public:
-  // `render_device`: the window's Vulkan device index, which the engine shares when it can.
-  explicit Session(int render_device) : render_device_(render_device) {}
+  // `engine_device`: the Vulkan device index the engine should use (-1: its best).
+  explicit Session(int engine_device) : engine_device_(engine_device) {}
 
   void update();  // once per frame: takes in the worker's news
 
@@ -58,7 +58,7 @@ class Session {
   void sample_speed();
   void push_speed(float tokens_per_second);
 
-  int render_device_ = -1;
+  int engine_device_ = -1;
   Worker worker_;
   WorkerStatus status_;
   int answers_finished_ = 0;
