@@ -7,8 +7,11 @@
 // GQA: query head h reads KV head h / (n_heads / n_kv_heads).
 #include "common.glsl"
 
+// HEAD_DIM: even, at most 256. K_VEC: cache rows and heads start on 16-byte boundaries
+// (kv_cols and HEAD_DIM multiples of 8), so keys are read 8 halves per load.
+layout(constant_id = 0) const uint HEAD_DIM = 128;
+layout(constant_id = 1) const bool K_VEC = false;
 const uint WG = 128;
-const uint MAX_HEAD_DIM = 256;
 const float NO_SCORE = -3.0e38;  // finite, so exp(NO_SCORE - m) is 0 without inf - inf
 layout(local_size_x = WG) in;
 
@@ -24,14 +27,15 @@ layout(push_constant) uniform Push {
   uint kv_cols;
   uint n_heads;
   uint n_kv_heads;
-  uint head_dim;  // even, at most MAX_HEAD_DIM
   uint window;    // 0: none
   uint split_len;
   float scale;
 } p;
 
-shared float qs[MAX_HEAD_DIM];
-shared float acc[MAX_HEAD_DIM];
+layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uvec4 v[]; };
+
+shared float qs[HEAD_DIM];
+shared float acc[HEAD_DIM];
 shared float probs[WG];
 
 void main() {
@@ -44,23 +48,33 @@ void main() {
   const uint begin = max(uint(first), split * p.split_len);
   const uint end = min(uint(pos) + 1, (split + 1) * p.split_len);
 
-  for (uint d = t; d < p.head_dim; d += WG) {
-    qs[d] = p.q.v[row * p.q_cols + head * p.head_dim + d];
+  for (uint d = t; d < HEAD_DIM; d += WG) {
+    qs[d] = p.q.v[row * p.q_cols + head * HEAD_DIM + d];
     acc[d] = 0.0;
   }
   barrier();
 
   float m = NO_SCORE, l = 0.0;
-  const uint head_base = kv_head * p.head_dim;  // in halves from the caches' row 0
+  const uint head_base = kv_head * HEAD_DIM;  // in halves from the caches' row 0
   for (uint tile = begin; tile < end; tile += WG) {
     const uint j = tile + t;
     float score = NO_SCORE;
     if (j < end) {
-      const uint word = (head_base + j * p.kv_cols) / 2;
+      const uint first_half = head_base + j * p.kv_cols;
       float dot = 0.0;
-      for (uint i = 0; i < p.head_dim / 2; ++i) {
-        const vec2 k = unpackHalf2x16(p.k_cache.v[word + i]);
-        dot += qs[2 * i] * k.x + qs[2 * i + 1] * k.y;
+      if (K_VEC) {
+        [[unroll]] for (uint i = 0; i < HEAD_DIM / 8; ++i) {
+          const uvec4 k = UVec4s(p.k_cache).v[first_half / 8 + i];
+          [[unroll]] for (uint c = 0; c < 4; ++c) {
+            const vec2 kk = unpackHalf2x16(k[c]);
+            dot += qs[8 * i + 2 * c] * kk.x + qs[8 * i + 2 * c + 1] * kk.y;
+          }
+        }
+      } else {
+        [[unroll]] for (uint i = 0; i < HEAD_DIM / 2; ++i) {
+          const vec2 k = unpackHalf2x16(p.k_cache.v[first_half / 2 + i]);
+          dot += qs[2 * i] * k.x + qs[2 * i + 1] * k.y;
+        }
       }
       score = dot * p.scale;
     }
@@ -70,20 +84,26 @@ void main() {
     const float alpha = exp(m - new_m);
     l = l * alpha + workgroup_sum(prob);  // its barriers also publish probs[]
     const uint count = min(WG, end - tile);
-    for (uint d = t; d < p.head_dim; d += WG) {
-      float o = acc[d] * alpha;
-      for (uint jj = 0; jj < count; ++jj)
-        o += probs[jj] * f16_at(p.v_cache, head_base + (tile + jj) * p.kv_cols + d);
-      acc[d] = o;
+    for (uint d = t; d < HEAD_DIM; d += WG) {
+      // Four independent sums keep four value loads in flight.
+      vec4 o = vec4(acc[d] * alpha, 0.0, 0.0, 0.0);
+      const uint base = head_base + tile * p.kv_cols + d;
+      uint jj = 0;
+      for (; jj + 4 <= count; jj += 4)
+        o += vec4(probs[jj], probs[jj + 1], probs[jj + 2], probs[jj + 3]) *
+             vec4(f16_at(p.v_cache, base + jj * p.kv_cols), f16_at(p.v_cache, base + (jj + 1) * p.kv_cols),
+                  f16_at(p.v_cache, base + (jj + 2) * p.kv_cols), f16_at(p.v_cache, base + (jj + 3) * p.kv_cols));
+      for (; jj < count; ++jj) o.x += probs[jj] * f16_at(p.v_cache, base + jj * p.kv_cols);
+      acc[d] = (o.x + o.y) + (o.z + o.w);
     }
     m = new_m;
     barrier();
   }
 
-  const uint base = (item * gl_NumWorkGroups.x + split) * (2 + p.head_dim);
+  const uint out_base = (item * gl_NumWorkGroups.x + split) * (2 + HEAD_DIM);
   if (t == 0) {
-    p.partial.v[base] = m;
-    p.partial.v[base + 1] = l;
+    p.partial.v[out_base] = m;
+    p.partial.v[out_base + 1] = l;
   }
-  for (uint d = t; d < p.head_dim; d += WG) p.partial.v[base + 2 + d] = acc[d];
+  for (uint d = t; d < HEAD_DIM; d += WG) p.partial.v[out_base + 2 + d] = acc[d];
 }

@@ -62,7 +62,7 @@ struct KvStorePush {
 };
 struct AttentionPush {
   uint64_t q, k_cache, v_cache, partial, step;
-  uint32_t q_cols, kv_cols, n_heads, n_kv_heads, head_dim, window, split_len;
+  uint32_t q_cols, kv_cols, n_heads, n_kv_heads, window, split_len;
   float scale;
 };
 struct CombinePush {
@@ -565,9 +565,10 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
     fail("attention shape mismatch (the Vulkan backend supports even head_dim <= 256)");
   if (length > k_cache.rows) fail("attention: the step runs past the KV cache");
   const uint64_t items = uint64_t(q.rows) * s.n_heads;
-  // Split the context when rows x heads alone would leave the GPU idle (decode, short prompts).
+  // Split the context when rows x heads alone would leave the GPU idle (decode, short prompts):
+  // one 128-position tile per workgroup, up to 64 splits.
   const uint32_t splits =
-      items >= 512 ? 1 : uint32_t(std::clamp<int64_t>((length + 255) / 256, 1, 32));
+      items >= 512 ? 1 : uint32_t(std::clamp<int64_t>((length + 127) / 128, 1, 64));
   const uint32_t split_len = uint32_t((length + splits - 1) / splits);
   const VkDeviceSize partial_bytes = items * splits * (2 + s.head_dim) * sizeof(float);
   if (partial_.size < partial_bytes)
@@ -581,11 +582,11 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
                         uint32_t(k_cache.cols),
                         uint32_t(s.n_heads),
                         uint32_t(s.n_kv_heads),
-                        uint32_t(s.head_dim),
                         uint32_t(std::max(0, s.sliding_window)),
                         split_len,
                         1.0f / std::sqrt(float(s.head_dim))};
-  dispatch("attention", {}, p, splits, uint32_t(items));
+  const bool k_vec = k_cache.cols % 8 == 0 && s.head_dim % 8 == 0 && p.k_cache % 16 == 0;
+  dispatch("attention", {uint32_t(s.head_dim), uint32_t(k_vec)}, p, splits, uint32_t(items));
   const CombinePush c{
       address(out),         partial_.address,   uint32_t(items), uint32_t(s.n_heads),
       uint32_t(s.head_dim), uint32_t(out.cols), splits};
