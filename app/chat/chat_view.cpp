@@ -128,15 +128,18 @@ void ChatView::draw_toolbar(Session& session, const Fonts& fonts) {
   ImGui::PushFont(fonts.large);
   ImGui::TextUnformatted("Chat");
   ImGui::PopFont();
+  const float buttons = 3 * 80 + 2 * ImGui::GetStyle().ItemSpacing.x;
+  const float buttons_x = ImGui::GetContentRegionMax().x - buttons;
   if (const auto& model = session.status().model) {
+    const std::string with = "with " + model->dir.filename().string() + " on " + model->backend;
     ImGui::SameLine();
-    ImGui::AlignTextToFramePadding();
-    ImGui::TextColored(color::kMuted, "with %s on %s", model->dir.filename().c_str(),
-                       model->backend.c_str());
+    if (ImGui::GetCursorPosX() + ImGui::CalcTextSize(with.c_str()).x < buttons_x) {  // if room
+      ImGui::AlignTextToFramePadding();
+      ImGui::TextColored(color::kMuted, "%s", with.c_str());
+    }
   }
   const bool idle = !session.generating();
-  const float buttons = 3 * 80 + 2 * ImGui::GetStyle().ItemSpacing.x;
-  ImGui::SameLine(ImGui::GetContentRegionMax().x - buttons);
+  ImGui::SameLine(buttons_x);
   ImGui::BeginDisabled(!idle);
   if (ImGui::Button("New chat", ImVec2(80, 0))) {
     session.new_chat();
@@ -283,10 +286,12 @@ void ChatView::draw_input(Session& session) {
   if (input_.empty() && !ImGui::IsItemActive()) {
     // A placeholder (ImGui 1.86 has none for multi-line fields).
     const ImVec2 at = ImGui::GetItemRectMin();
-    ImGui::GetWindowDrawList()->AddText(
-        ImVec2(at.x + 8, at.y + 6), ImGui::GetColorU32(color::kMuted),
-        ready ? "Message (Enter sends, Ctrl+Enter for a new line, Esc stops)"
-              : "Load a model to chat");
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    dl->PushClipRect(at, ImGui::GetItemRectMax(), true);
+    dl->AddText(ImVec2(at.x + 8, at.y + 6), ImGui::GetColorU32(color::kMuted),
+                ready ? "Message (Enter sends, Ctrl+Enter for a new line, Esc stops)"
+                      : "Load a model to chat");
+    dl->PopClipRect();
   }
   ImGui::SameLine();
   ImGui::BeginGroup();

@@ -34,8 +34,8 @@ void legend(ImU32 colour, const char* text) {
 
 void GpuView::draw(const Session& session, const Fonts& fonts) {
   const WorkerStatus& status = session.status();
+  ImGui::PushTextWrapPos(0);  // the column may be narrow: wrap every line
   section("Device", fonts);
-  ImGui::PushTextWrapPos(0);
   if (status.model) {
     ImGui::Text("%s", status.model->device.c_str());
     ImGui::TextColored(color::kMuted, "%s backend; window drawn on %s",
@@ -44,7 +44,6 @@ void GpuView::draw(const Session& session, const Fonts& fonts) {
     ImGui::Text("%s", window_device_.c_str());
     ImGui::TextColored(color::kMuted, "no model loaded");
   }
-  ImGui::PopTextWrapPos();
 
   section("Memory", fonts);
   draw_memory(session);
@@ -52,6 +51,7 @@ void GpuView::draw(const Session& session, const Fonts& fonts) {
   draw_layers(session);
   section("Speed", fonts);
   draw_speed(session);
+  ImGui::PopTextWrapPos();
 }
 
 void GpuView::draw_memory(const Session& session) {
@@ -83,12 +83,19 @@ void GpuView::draw_memory(const Session& session) {
   ImGui::Dummy(ImVec2(width, height));
   ImGui::Text("%s of %s%s", format_bytes(used).c_str(), format_bytes(budget).c_str(),
               m.device_budget ? "" : (cpu ? " (host memory)" : " (device heap)"));
-  legend(color::kWeights, ("model " + format_bytes(m.weights)).c_str());
-  ImGui::SameLine();
-  legend(color::kKvCache, ("KV cache " + format_bytes(m.kv_cache)).c_str());
-  legend(color::kOther, ("rest " + format_bytes(rest)).c_str());
-  ImGui::SameLine();
-  legend(color::kFree, ("free " + format_bytes(budget > used ? budget - used : 0)).c_str());
+  // Two legend entries a row when the column is wide enough.
+  if (ImGui::BeginTable("legend", width > 300 ? 2 : 1)) {
+    const std::pair<ImU32, std::string> entries[] = {
+        {color::kWeights, "model " + format_bytes(m.weights)},
+        {color::kKvCache, "KV cache " + format_bytes(m.kv_cache)},
+        {color::kOther, "rest " + format_bytes(rest)},
+        {color::kFree, "free " + format_bytes(budget > used ? budget - used : 0)}};
+    for (const auto& [colour, text] : entries) {
+      ImGui::TableNextColumn();
+      legend(colour, text.c_str());
+    }
+    ImGui::EndTable();
+  }
 }
 
 void GpuView::draw_layers(const Session& session) {
@@ -147,9 +154,12 @@ void GpuView::draw_speed(const Session& session) {
   for (float v : history) peak = std::max(peak, v);
   char overlay[64];
   std::snprintf(overlay, sizeof overlay, "%.1f tok/s", history.empty() ? 0.0f : history.back());
-  ImGui::PlotLines("##speed", history.data(), int(history.size()), 0,
-                   history.empty() ? "no answers yet" : overlay, 0.0f, peak * 1.5f,
-                   ImVec2(ImGui::GetContentRegionAvail().x, 80));
+  // Bars rather than a line: a single sample (one quick answer) still shows.
+  ImGui::PushStyleColor(ImGuiCol_PlotHistogram, ImGui::ColorConvertU32ToFloat4(color::kMlp));
+  ImGui::PlotHistogram("##speed", history.data(), int(history.size()), 0,
+                       history.empty() ? "no answers yet" : overlay, 0.0f, peak * 1.5f,
+                       ImVec2(ImGui::GetContentRegionAvail().x, 80));
+  ImGui::PopStyleColor();
   if (session.generating()) {
     ImGui::Text("answering: %d tokens, %.1f tok/s", status.answer_tokens, status.answer_tps);
     return;

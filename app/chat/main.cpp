@@ -2,6 +2,7 @@
 // follows Dear ImGui's example_glfw_vulkan; the engine runs on the Worker's thread.
 #include <imgui.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -21,8 +22,6 @@ using namespace nibble::chat;
 
 namespace {
 
-constexpr float kLeftWidth = 330, kRightWidth = 340;
-
 // One window filling the screen: model and settings | conversation | device.
 void draw_layout(Session& session, ModelPanel& model_panel, ChatView& chat_view, GpuView& gpu_view,
                  const Fonts& fonts) {
@@ -31,12 +30,16 @@ void draw_layout(Session& session, ModelPanel& model_panel, ChatView& chat_view,
   ImGui::Begin("nibble-chat", nullptr,
                ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove |
                    ImGuiWindowFlags_NoBringToFrontOnFocus | ImGuiWindowFlags_NoSavedSettings);
-  ImGui::BeginChild("left", ImVec2(kLeftWidth, 0), true);
+  // The side columns shrink a little on small screens; the conversation takes what is left.
+  const float width = ImGui::GetIO().DisplaySize.x;
+  const float left_width = std::clamp(width * 0.24f, 250.0f, 330.0f);
+  const float right_width = std::clamp(width * 0.25f, 250.0f, 340.0f);
+  ImGui::BeginChild("left", ImVec2(left_width, 0), true);
   model_panel.draw(session, fonts);
   ImGui::EndChild();
   ImGui::SameLine();
   const float center =
-      ImGui::GetContentRegionAvail().x - kRightWidth - ImGui::GetStyle().ItemSpacing.x;
+      ImGui::GetContentRegionAvail().x - right_width - ImGui::GetStyle().ItemSpacing.x;
   ImGui::BeginChild("center", ImVec2(center, 0), false);
   chat_view.draw(session, fonts);
   ImGui::EndChild();
@@ -80,6 +83,7 @@ int main(int argc, char** argv) {
     if (!options.prompts.empty() || options.screenshot || options.save) script.emplace(options);
     if (!session.model_choice.path.empty()) session.load_model();
 
+    std::string title_model;
     while (!renderer.should_close()) {
       // Redraw often while the model works; otherwise sleep until the user does something.
       const bool busy = session.status().state == WorkerState::Loading || session.generating();
@@ -88,6 +92,13 @@ int main(int argc, char** argv) {
       renderer.begin_frame();
       draw_layout(session, model_panel, chat_view, gpu_view, renderer.fonts());
       renderer.end_frame();
+      // The title names the model in use.
+      const std::string model =
+          session.model_ready() ? session.status().model->dir.filename().string() : "";
+      if (model != title_model) {
+        title_model = model;
+        renderer.set_title(model.empty() ? "nibble-chat" : model + " - nibble-chat");
+      }
       if (script && script->after_frame(session, renderer)) break;
     }
     return script ? script->exit_code() : 0;

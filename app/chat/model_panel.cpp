@@ -89,16 +89,11 @@ void ModelPanel::draw_model(Session& session, const Fonts& fonts) {
   if (ImGui::Combo("##compute", &compute, "fp32\0fp16\0bf16\0"))
     choice.quant.compute = ComputeDType(compute);
   ImGui::SetCursorPosX(110);
-  ImGui::Checkbox("Double quantization", &choice.quant.double_quant);
+  ImGui::Checkbox("Double quant", &choice.quant.double_quant);
   ImGui::EndDisabled();
-  row_label("Context");
+  row_label("Context");  // 0: the model's (the estimate below shows it)
   ImGui::InputInt("##context", &choice.context, 256, 1024);
   if (choice.context < 0) choice.context = 0;
-  if (choice.context == 0 && !ImGui::IsItemActive()) {
-    const ImVec2 at = ImGui::GetItemRectMin();
-    ImGui::GetWindowDrawList()->AddText(ImVec2(at.x + 60, at.y + 5),
-                                        ImGui::GetColorU32(color::kMuted), "(model's)");
-  }
   ImGui::EndDisabled();
 
   draw_estimate(session);

@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "app/chat/renderer.h"
 #include "engine/error.h"
 
 namespace nibble::chat {
@@ -110,7 +111,9 @@ Options parse_options(int argc, char** argv) {
     }
   }
   if (o.model.context < 0) fail("--ctx must be positive");
-  if (o.width < 320 || o.height < 240) fail("--size: the window must be at least 320x240");
+  if (o.width < Renderer::kMinWidth || o.height < Renderer::kMinHeight)
+    fail("--size: the window must be at least " + std::to_string(Renderer::kMinWidth) + "x" +
+         std::to_string(Renderer::kMinHeight));
   if (o.max_new_tokens && *o.max_new_tokens < 1) fail("-n must be at least 1");
   if (o.exit_after_answer && o.prompts.empty() && !o.screenshot && !o.save)
     fail("--exit-after-answer needs something to do: --prompt, --screenshot or --save");

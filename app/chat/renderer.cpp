@@ -15,30 +15,32 @@ namespace {
 // Our own Vulkan entry points, loaded through GLFW from our instance. The engine's volk keeps
 // process-wide pointers loaded from *its* instance, which lacks the window-system extensions;
 // these, in this file's namespace, shadow them.
-#define NIBBLE_RENDERER_VULKAN_FUNCTIONS(X)                                                    \
-  X(vkDestroyInstance)                                                                         \
-  X(vkEnumeratePhysicalDevices)                                                                \
-  X(vkGetPhysicalDeviceProperties)                                                             \
-  X(vkGetPhysicalDeviceQueueFamilyProperties)                                                  \
-  X(vkGetPhysicalDeviceSurfaceSupportKHR)                                                      \
-  X(vkGetPhysicalDeviceMemoryProperties)                                                       \
-  X(vkCreateDevice)                                                                            \
-  X(vkDestroyDevice)                                                                           \
-  X(vkGetDeviceQueue)                                                                          \
-  X(vkCreateDescriptorPool)                                                                    \
-  X(vkDestroyDescriptorPool)                                                                   \
-  X(vkDestroySurfaceKHR)                                                                       \
-  X(vkDeviceWaitIdle) X(vkResetCommandPool) X(vkBeginCommandBuffer) X(vkEndCommandBuffer)      \
-      X(vkQueueSubmit) X(vkAcquireNextImageKHR) X(vkWaitForFences) X(vkResetFences)            \
-          X(vkCmdBeginRenderPass) X(vkCmdEndRenderPass) X(vkQueuePresentKHR) X(vkCreateImage)  \
-              X(vkGetImageMemoryRequirements) X(vkAllocateMemory) X(vkBindImageMemory)         \
-                  X(vkCreateImageView) X(vkCreateRenderPass) X(vkCreateFramebuffer)            \
-                      X(vkCreateBuffer) X(vkGetBufferMemoryRequirements) X(vkBindBufferMemory) \
-                          X(vkCreateCommandPool) X(vkAllocateCommandBuffers)                   \
-                              X(vkCmdCopyImageToBuffer) X(vkMapMemory) X(vkUnmapMemory)        \
-                                  X(vkDestroyCommandPool) X(vkDestroyBuffer) X(vkFreeMemory)   \
-                                      X(vkDestroyFramebuffer) X(vkDestroyRenderPass)           \
-                                          X(vkDestroyImageView) X(vkDestroyImage)
+#define NIBBLE_RENDERER_VULKAN_FUNCTIONS(X)                                                       \
+  X(vkDestroyInstance)                                                                            \
+  X(vkEnumeratePhysicalDevices)                                                                   \
+  X(vkGetPhysicalDeviceProperties)                                                                \
+  X(vkGetPhysicalDeviceQueueFamilyProperties)                                                     \
+  X(vkGetPhysicalDeviceSurfaceSupportKHR)                                                         \
+  X(vkGetPhysicalDeviceMemoryProperties)                                                          \
+  X(vkCreateDevice)                                                                               \
+  X(vkDestroyDevice)                                                                              \
+  X(vkGetDeviceQueue)                                                                             \
+  X(vkCreateDescriptorPool)                                                                       \
+  X(vkDestroyDescriptorPool)                                                                      \
+  X(vkDestroySurfaceKHR)                                                                          \
+  X(vkDeviceWaitIdle)                                                                             \
+  X(vkResetCommandPool)                                                                           \
+  X(vkBeginCommandBuffer)                                                                         \
+  X(vkEndCommandBuffer)                                                                           \
+  X(vkQueueSubmit) X(vkAcquireNextImageKHR) X(vkWaitForFences) X(vkResetFences)                   \
+      X(vkCmdBeginRenderPass) X(vkCmdEndRenderPass) X(vkQueuePresentKHR) X(vkCreateImage)         \
+          X(vkGetImageMemoryRequirements) X(vkAllocateMemory) X(vkBindImageMemory)                \
+              X(vkCreateImageView) X(vkCreateRenderPass) X(vkCreateFramebuffer) X(vkCreateBuffer) \
+                  X(vkGetBufferMemoryRequirements) X(vkBindBufferMemory) X(vkCreateCommandPool)   \
+                      X(vkAllocateCommandBuffers) X(vkCmdCopyImageToBuffer) X(vkMapMemory)        \
+                          X(vkUnmapMemory) X(vkDestroyCommandPool) X(vkDestroyBuffer)             \
+                              X(vkFreeMemory) X(vkDestroyFramebuffer) X(vkDestroyRenderPass)      \
+                                  X(vkDestroyImageView) X(vkDestroyImage)
 #define NIBBLE_DECLARE(name) PFN_##name name = nullptr;
 NIBBLE_RENDERER_VULKAN_FUNCTIONS(NIBBLE_DECLARE)
 #undef NIBBLE_DECLARE
@@ -100,6 +102,8 @@ Renderer::Renderer(int width, int height, const char* title) {
   glfwWindowHint(GLFW_CLIENT_API, GLFW_NO_API);
   window_ = glfwCreateWindow(width, height, title, nullptr, nullptr);
   if (!window_) throw std::runtime_error("cannot open a window (no display?)");
+  // Below this the three columns no longer fit side by side.
+  glfwSetWindowSizeLimits(window_, kMinWidth, kMinHeight, GLFW_DONT_CARE, GLFW_DONT_CARE);
   if (!glfwVulkanSupported()) throw std::runtime_error("GLFW finds no Vulkan loader or driver");
 
   uint32_t ext_count = 0;
@@ -497,6 +501,10 @@ void Renderer::save_png(const std::filesystem::path& path) {
 
   if (!stbi_write_png(path.c_str(), int(w), int(h), 4, rgba.data(), int(w) * 4))
     throw std::runtime_error("cannot write " + path.string());
+}
+
+void Renderer::set_title(const std::string& title) {
+  glfwSetWindowTitle(window_, title.c_str());
 }
 
 std::string Renderer::device_name() const {

@@ -23,6 +23,8 @@ struct Fonts {
 
 class Renderer {
  public:
+  static constexpr int kMinWidth = 960, kMinHeight = 600;
+
   // Opens the window and its Vulkan device; throws std::runtime_error when either is impossible.
   Renderer(int width, int height, const char* title);
   ~Renderer();
@@ -39,6 +41,7 @@ class Renderer {
   void save_png(const std::filesystem::path& path);
 
   const Fonts& fonts() const { return fonts_; }
+  void set_title(const std::string& title);
   std::string device_name() const;
   // The device the engine should run on, in vkEnumeratePhysicalDevices order: ours when it is a
   // GPU, so that one device holds the model and the frames; -1 (the engine's best) when we draw

@@ -193,7 +193,8 @@ void Worker::run_generate(const std::vector<ChatMessage>& messages,
     // The KV cache may hold part of a step: start the next answer from scratch.
     generator_->reset();
     std::lock_guard lock(mutex_);
-    events_.errors.push_back(std::string("Generation failed: ") + e.what());
+    events_.errors.push_back(std::string("Generation failed: ") + e.what() +
+                             " (if the device was lost, Reload the model or pick the CPU backend)");
     events_.finished = GenerationStats{};
     events_.failed = true;
     status_.state = WorkerState::Ready;
