@@ -242,7 +242,7 @@ namespace {
 // A FILE* that is closed and removed unless commit() renamed it into place.
 class TempFile {
  public:
-  TempFile(std::string target) : target_(std::move(target)) {
+  explicit TempFile(std::string target) : target_(std::move(target)) {
     tmp_ = target_ + ".tmp." + std::to_string(getpid());
     file_ = std::fopen(tmp_.c_str(), "wb");
     if (!file_) fail("cannot write " + target_ + ": " + std::strerror(errno));
@@ -279,7 +279,8 @@ class TempFile {
 void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   const std::string target = path.string();
-  json header = json::object();
+  // Entries in offset order after __metadata__, as the reference writer lays the header out.
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   // Wider dtypes first, as the reference writer orders them: with the data section 8-byte aligned,
   // every tensor then starts at a multiple of its element size and can be read in place.

@@ -42,6 +42,12 @@ TEST_CASE("safetensors: write then open round-trips tensors and metadata") {
   uint64_t header_size = 0;
   std::memcpy(&header_size, bytes.data(), 8);
   CHECK((8 + header_size) % 8 == 0);  // padded so the data section is aligned
+  // The header lists __metadata__ first, then the tensors in offset order: 4-byte dtypes first.
+  const std::string header = bytes.substr(8, header_size);
+  CHECK(header.rfind("{\"__metadata__\":", 0) == 0);
+  CHECK(header.find("\"a\"") < header.find("\"d\""));
+  CHECK(header.find("\"d\"") < header.find("\"b.weight\""));
+  CHECK(header.find("\"b.weight\"") < header.find("\"c\""));
   CHECK(std::distance(std::filesystem::directory_iterator(dir.path()), {}) == 1);  // no temporary
 
   const auto file = SafetensorsFile::open(path);
