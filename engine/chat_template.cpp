@@ -5,6 +5,7 @@
 #include "engine/error.h"
 #include "engine/jinja_ast.h"
 #include "engine/jinja_render.h"
+#include "engine/tokenizer_config.h"
 #include "loader/json_text.h"
 
 namespace nibble {
@@ -14,15 +15,6 @@ namespace {
 constexpr const char* kPlainTemplate =
     "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}assistant: {% endif %}";
-
-std::string token_string(const nlohmann::json& config, const char* key) {
-  if (!config.contains(key)) return "";
-  const auto& v = config[key];
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string())
-    return v["content"].get<std::string>();
-  return "";
-}
 
 // chat_template is a string, or a list of {"name", "template"} of which "default" is the one.
 std::string template_from_config(const nlohmann::json& config, const std::string& file) {
@@ -72,8 +64,8 @@ ChatTemplate ChatTemplate::from_folder(const std::filesystem::path& dir) {
   const std::string origin =
       std::filesystem::exists(jinja_path) ? jinja_path.string() : config_path.string();
   try {
-    return ChatTemplate(std::move(source), token_string(config, "bos_token"),
-                        token_string(config, "eos_token"));
+    return ChatTemplate(std::move(source), config_token(config, "bos_token"),
+                        config_token(config, "eos_token"));
   } catch (const Error& e) {
     fail(origin + ": " + e.what());
   }

@@ -8,6 +8,7 @@
 #include "engine/error.h"
 #include "engine/tokenizer_added.h"
 #include "engine/tokenizer_bpe.h"
+#include "engine/tokenizer_config.h"
 #include "engine/tokenizer_decode.h"
 #include "engine/tokenizer_normalize.h"
 #include "engine/tokenizer_pretokenize.h"
@@ -15,18 +16,8 @@
 #include "loader/json_text.h"
 
 namespace nibble {
-namespace {
 
 using nlohmann::json;
-
-// tokenizer_config.json writes special tokens as a string or as {"content": ...}.
-std::string token_string(const json& value) {
-  if (value.is_string()) return value.get<std::string>();
-  if (value.is_object() && value.contains("content")) return value.at("content").get<std::string>();
-  return {};
-}
-
-}  // namespace
 
 struct Tokenizer::Impl {
   Impl(const json& spec, const std::string& file)
@@ -130,7 +121,7 @@ void Tokenizer::Impl::read_post_processor(const json& spec, const std::string& f
 
 void Tokenizer::Impl::read_config(const json& config, const std::string& file) {
   const auto lookup = [&](const char* key) {
-    const std::string token = config.contains(key) ? token_string(config[key]) : "";
+    const std::string token = config_token(config, key);
     if (token.empty()) return -1;
     const int id = token_id(token);
     if (id < 0) fail(file + ": " + key + " '" + token + "' is not in the vocabulary");
