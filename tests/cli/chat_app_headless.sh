@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# nibble-chat's scripted session, headless: under Xvfb, the window drawn by Vulkan on lavapipe, the
-# app loads the bundled model, sends a prompt, prints the answer, regenerates it (the KV cache then
-# holds the old answer: only the prompt's last token is run again), saves the conversation and a
-# screenshot. Both answers must equal `nibble generate --chat`'s greedy output for the same prompt
-# and model, the saved JSON must hold them, and the screenshot must be a real frame, not a blank.
+# nibble-chat, headless: on an Xvfb display, the window drawn by Vulkan on lavapipe.
+# 1. A scripted session loads the bundled model, sends a prompt, prints the answer, regenerates it
+#    (the KV cache then holds the old answer: only the prompt's last token runs again), saves the
+#    conversation and a screenshot. Both answers must equal `nibble generate --chat`'s greedy
+#    output for the same prompt and model, the saved JSON must hold them, and the screenshot must
+#    be a real frame, not a blank one.
+# 2. Errors are shown in the window and survived: a folder that is not a model, and a model that
+#    does not fit the device (a KV cache far beyond lavapipe's heap) each end a scripted session
+#    with code 2 and a message naming the problem, after drawing it.
 # $1: the nibble binary; nibble-chat is built beside it (exit 77, "skipped", when the build has no
 # app: NIBBLE_APP=OFF or NIBBLE_VULKAN=OFF).
 set -euo pipefail
@@ -13,16 +17,35 @@ if [[ ! -x "$chat" ]]; then
   echo "SKIP: $chat not built (NIBBLE_APP or NIBBLE_VULKAN is OFF)"
   exit 77
 fi
-for tool in xvfb-run identify jq; do
+for tool in Xvfb identify jq; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing (Debian: xvfb, imagemagick, jq)"; exit 1; }
 done
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+xvfb_pid=""
+trap '[[ -n "$xvfb_pid" ]] && kill "$xvfb_pid" 2>/dev/null; rm -rf "$work"' EXIT
 export XDG_RUNTIME_DIR="$work"  # Mesa's WSI wants one
 lavapipe=/usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 if [[ -f "$lavapipe" ]]; then export VK_ICD_FILENAMES="$lavapipe" VK_DRIVER_FILES="$lavapipe"; fi
 
+# One X server for the whole test; -displayfd makes Xvfb pick a free display itself (no race with
+# tests running beside this one) and write its number once it accepts clients.
+Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$work/display" 2>"$work/xvfb.log" &
+xvfb_pid=$!
+for _ in $(seq 100); do [[ -s "$work/display" ]] && break; sleep 0.1; done
+[[ -s "$work/display" ]] || { cat "$work/xvfb.log"; echo "FAIL: Xvfb did not start"; exit 1; }
+export DISPLAY=":$(cat "$work/display")"
+
+# is_real_frame PNG: the window's size, many colours (text is anti-aliased) and real contrast.
+is_real_frame() {
+  local width height colours deviation
+  read -r width height colours deviation < <(identify -format '%w %h %k %[fx:standard_deviation]\n' "$1")
+  echo "$(basename "$1"): ${width}x${height}, $colours colours, standard deviation $deviation"
+  [[ "$width" == 1280 && "$height" == 800 ]] && ((colours >= 64)) &&
+    awk -v d="$deviation" 'BEGIN { exit !(d > 0.05) }'
+}
+
+# --- 1. the answer, regenerated, saved, drawn ---------------------------------------------------
 model=models/kjv-tiny
 # The engine on the CPU keeps this test to seconds on CI's two cores; the window is Vulkan anyway.
 backend="${NIBBLE_CHAT_TEST_BACKEND:-cpu}"
@@ -32,8 +55,7 @@ common=(-m "$model" --backend "$backend" -n 32 --temp 0)
 "$nibble" generate --chat "${common[@]}" -p "$prompt" >"$work/expected.txt" 2>"$work/generate.log" ||
   { cat "$work/generate.log"; echo "FAIL: nibble generate"; exit 1; }
 
-xvfb-run -a -s "-screen 0 1280x800x24" \
-  "$chat" "${common[@]}" -p "$prompt" --regenerate --size 1280x800 --screenshot "$work/shot.png" \
+"$chat" "${common[@]}" -p "$prompt" --regenerate --size 1280x800 --screenshot "$work/chat.png" \
   --save "$work/chat.json" --exit-after-answer >"$work/answers.txt" 2>"$work/chat.log" ||
   { cat "$work/chat.log"; echo "FAIL: nibble-chat exited with an error"; exit 1; }
 
@@ -69,14 +91,34 @@ if [[ "$(cat "$work/saved_prompt.txt")" != "$prompt" ]] || ! cmp -s "$work/saved
   cat "$work/chat.json"
   exit 1
 fi
+is_real_frame "$work/chat.png" || { echo "FAIL: the screenshot is not a real frame"; exit 1; }
+echo "ok: answer and regenerated answer ($answer_chars characters) match nibble generate; JSON saved"
 
-# A real frame: the requested size, many colours (text is anti-aliased) and real contrast.
-read -r width height colours deviation < <(identify -format '%w %h %k %[fx:standard_deviation]\n' "$work/shot.png")
-echo "screenshot: ${width}x${height}, $colours colours, standard deviation $deviation"
-if [[ "$width" != 1280 || "$height" != 800 ]]; then echo "FAIL: screenshot is ${width}x${height}"; exit 1; fi
-if ((colours < 64)); then echo "FAIL: screenshot has only $colours colours (blank?)"; exit 1; fi
-if ! awk -v d="$deviation" 'BEGIN { exit !(d > 0.05) }'; then
-  echo "FAIL: screenshot standard deviation $deviation (blank?)"
-  exit 1
-fi
-echo "PASS: answer and regenerated answer ($answer_chars characters) match nibble generate; JSON saved; screenshot is a real frame"
+# --- 2. errors in the window, no crash ----------------------------------------------------------
+# expect_error NAME PATTERN ARGS...: nibble-chat ARGS fails with code 2, stderr matching PATTERN,
+# and its screenshot (the error banner) is a real frame.
+expect_error() {
+  local name="$1" pattern="$2"
+  shift 2
+  local rc=0
+  "$chat" "$@" -p "hello" --size 1280x800 --screenshot "$work/$name.png" --exit-after-answer \
+    >"$work/$name.out" 2>"$work/$name.err" || rc=$?
+  if ((rc != 2)); then
+    cat "$work/$name.err"
+    echo "FAIL [$name]: exit code $rc, expected 2"
+    exit 1
+  fi
+  if ! grep -Eq "$pattern" "$work/$name.err"; then
+    cat "$work/$name.err"
+    echo "FAIL [$name]: the error does not say /$pattern/"
+    exit 1
+  fi
+  is_real_frame "$work/$name.png" || { echo "FAIL [$name]: the screenshot is not a real frame"; exit 1; }
+  echo "ok [$name]: $(grep -m1 error "$work/$name.err")"
+}
+mkdir "$work/not-a-model"
+echo "just a file" >"$work/not-a-model/notes.txt"
+expect_error not-a-model "not-a-model.*has no config.json" -m "$work/not-a-model" --backend cpu
+expect_error too-big "needs .* GiB .* but .* free" -m "$model" --backend vulkan --ctx 4000000
+
+echo "PASS: nibble-chat answers as nibble generate does, saves, draws, and shows errors"
