@@ -1,5 +1,6 @@
-// The Backend on Vulkan: each step is recorded into one command buffer (a compute barrier after
-// every dispatch), submitted by end_step and waited for only when the host reads.
+// The Backend on Vulkan: each step is recorded into one command buffer (a barrier only where a
+// dispatch depends on an earlier one), submitted by end_step and waited for only when the host
+// reads.
 #include "engine/vulkan/vulkan_backend.h"
 
 #include <algorithm>
@@ -159,7 +160,11 @@ class VulkanBackend final : public Backend {
   void record_dispatch(VkCommandBuffer cmd, const std::string& shader,
                        const std::vector<uint32_t>& spec, const Push& push, uint64_t groups_x,
                        uint32_t groups_y);
-  void barrier(VkCommandBuffer cmd, VkPipelineStageFlags src, VkAccessFlags src_access);
+  void barrier(VkCommandBuffer cmd);
+  // Records that the next command reads and writes these buffers, first placing a barrier if it
+  // depends on (or overwrites) what a command since the last barrier touched. Independent
+  // commands (the q/k/v or gate/up matmuls) thus run without one between them.
+  void access(std::initializer_list<uint32_t> reads, std::initializer_list<uint32_t> writes);
   void elementwise(uint32_t op, Tensor out, Tensor a, Tensor b);
   void close_phase();
 
@@ -179,7 +184,10 @@ class VulkanBackend final : public Backend {
   StepInfo step_;
   bool recording_ = false, in_flight_ = false;
   std::vector<LayerTime> phases_, submitted_phases_, last_times_;
+  std::vector<uint32_t> written_, read_;  // buffers touched since the last barrier
 };
+
+constexpr uint32_t kScratchBuffer = 0xffffffffu;  // attention's partial results
 
 VulkanBackend::VulkanBackend(int device)
     : ctx_(device), memory_(ctx_), pipelines_(ctx_.device), op_timer_(ctx_) {
@@ -377,8 +385,8 @@ void VulkanBackend::write(Tensor dst, const void* src) {
   std::memcpy(step_staging_.mapped + step_staging_used_, src, bytes);
   VkBufferCopy region{step_staging_.offset + step_staging_used_, target.offset + offset, bytes};
   step_staging_used_ += size;
+  access({}, {dst.buffer});
   vkCmdCopyBuffer(step_cmd_, step_staging_.buffer, target.buffer, 1, &region);
-  barrier(step_cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT);
 }
 
 void VulkanBackend::read(Tensor src, void* dst) {
@@ -439,12 +447,15 @@ void VulkanBackend::begin_step(const StepInfo& step) {
   vk::check(vkBeginCommandBuffer(step_cmd_, &bi), "vkBeginCommandBuffer");
   if (profiling_ && queries_) vkCmdResetQueryPool(step_cmd_, queries_, 0, 2 * kMaxPhases);
   op_timer_.begin_step(step_cmd_);
+  written_.clear();
+  read_.clear();
   recording_ = true;
 }
 
 void VulkanBackend::end_step() {
   require_step("end_step");
   close_phase();
+  barrier(step_cmd_);  // the step's results, visible to the transfers of later submissions
   recording_ = false;
   vk::check(vkEndCommandBuffer(step_cmd_), "vkEndCommandBuffer");
   submit(step_cmd_, step_fence_);
@@ -452,15 +463,31 @@ void VulkanBackend::end_step() {
   submitted_phases_ = phases_;
 }
 
-void VulkanBackend::barrier(VkCommandBuffer cmd, VkPipelineStageFlags src,
-                            VkAccessFlags src_access) {
+void VulkanBackend::barrier(VkCommandBuffer cmd) {
   VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
-  mb.srcAccessMask = src_access;
-  mb.dstAccessMask =
-      VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT;
-  vkCmdPipelineBarrier(cmd, src,
-                       VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1,
-                       &mb, 0, nullptr, 0, nullptr);
+  mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+  mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                     VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+  const VkPipelineStageFlags stages =
+      VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+  vkCmdPipelineBarrier(cmd, stages, stages, 0, 1, &mb, 0, nullptr, 0, nullptr);
+}
+
+void VulkanBackend::access(std::initializer_list<uint32_t> reads,
+                           std::initializer_list<uint32_t> writes) {
+  auto touched = [](const std::vector<uint32_t>& set, uint32_t id) {
+    return std::find(set.begin(), set.end(), id) != set.end();
+  };
+  bool conflict = false;
+  for (uint32_t r : reads) conflict |= touched(written_, r);
+  for (uint32_t w : writes) conflict |= touched(written_, w) || touched(read_, w);
+  if (conflict) {
+    barrier(step_cmd_);
+    written_.clear();
+    read_.clear();
+  }
+  read_.insert(read_.end(), reads);
+  written_.insert(written_.end(), writes);
 }
 
 template <class Push>
@@ -487,7 +514,6 @@ void VulkanBackend::record_dispatch(VkCommandBuffer cmd, const std::string& shad
   vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipelines_.get(shader, spec));
   vkCmdPushConstants(cmd, pipelines_.layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(Push), &push);
   vkCmdDispatch(cmd, uint32_t(groups_x), groups_y, 1);
-  barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT);
 }
 
 // --- ops ----------------------------------------------------------------------------------------
@@ -497,6 +523,7 @@ void VulkanBackend::embed(Tensor out, Tensor table, Tensor ids) {
   const Buffer& t = weight(table, "embed");
   if (out.cols != table.cols || ids.rows != out.rows) fail("embed shape mismatch for " + t.name);
   const EmbedPush p{t.ref, address(out), address(ids), uint32_t(out.rows), uint32_t(out.cols)};
+  access({table.buffer, ids.buffer}, {out.buffer});
   dispatch("embed", {t.kind, t.round}, p, (uint64_t(out.numel()) + 255) / 256);
 }
 
@@ -506,6 +533,7 @@ void VulkanBackend::rms_norm(Tensor out, Tensor x, Tensor weight_t, float eps) {
   if (weight_t.numel() != x.cols || out.cols != x.cols || out.rows != x.rows)
     fail("rms_norm shape mismatch for " + g.name);
   const RmsNormPush p{g.ref, address(out), address(x), uint32_t(x.rows), uint32_t(x.cols), eps};
+  access({x.buffer, weight_t.buffer}, {out.buffer});
   dispatch("rms_norm", {g.kind, g.round}, p, uint64_t(x.rows));
 }
 
@@ -516,6 +544,7 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
     fail("matmul shape mismatch for " + w.name);
   const MatmulPush p{
       w.ref, address(out), address(x), uint32_t(x.rows), uint32_t(wt.rows), uint32_t(wt.cols)};
+  access({x.buffer, wt.buffer}, {out.buffer});
   if (x.rows == 1) {  // decode: shaders/matvec.glsl, 4 output columns per workgroup
     const uint32_t per_chunk = w.kind >= kQ4 ? 32 : w.kind == kF32 ? 4 : 8;
     const bool vec =
@@ -537,6 +566,7 @@ void VulkanBackend::rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) {
     fail("rope shape mismatch");
   const RopePush p{address(x),       address(inv_freq), step_data_.address, uint32_t(x.rows),
                    uint32_t(x.cols), uint32_t(n_heads), uint32_t(head_dim)};
+  access({x.buffer, inv_freq.buffer}, {x.buffer});
   dispatch("rope", {}, p, (uint64_t(x.rows) * n_heads * (head_dim / 2) + 255) / 256);
 }
 
@@ -550,6 +580,7 @@ void VulkanBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v)
          std::to_string(k_cache.rows));
   const KvStorePush p{address(k_cache),   address(v_cache), address(k),      address(v),
                       step_data_.address, uint32_t(k.rows), uint32_t(k.cols)};
+  access({k.buffer, v.buffer}, {k_cache.buffer, v_cache.buffer});
   dispatch("kv_store", {}, p, (uint64_t(k.numel()) / 2 + 255) / 256);
 }
 
@@ -586,16 +617,19 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
                         split_len,
                         1.0f / std::sqrt(float(s.head_dim))};
   const bool k_vec = k_cache.cols % 8 == 0 && s.head_dim % 8 == 0 && p.k_cache % 16 == 0;
+  access({q.buffer, k_cache.buffer, v_cache.buffer}, {kScratchBuffer});
   dispatch("attention", {uint32_t(s.head_dim), uint32_t(k_vec)}, p, splits, uint32_t(items));
   const CombinePush c{
       address(out),         partial_.address,   uint32_t(items), uint32_t(s.n_heads),
       uint32_t(s.head_dim), uint32_t(out.cols), splits};
+  access({kScratchBuffer}, {out.buffer});
   dispatch("attention_combine", {}, c, items);
 }
 
 void VulkanBackend::elementwise(uint32_t op, Tensor out, Tensor a, Tensor b) {
   if (out.numel() != a.numel() || a.numel() != b.numel()) fail("elementwise shape mismatch");
   const ElementwisePush p{address(out), address(a), address(b), uint32_t(out.numel())};
+  access({a.buffer, b.buffer}, {out.buffer});
   dispatch("elementwise", {op}, p, (uint64_t(out.numel()) + 255) / 256);
 }
 
@@ -613,6 +647,7 @@ void VulkanBackend::argmax(Tensor ids, Tensor logits) {
   require_step("argmax");
   if (ids.numel() != logits.rows) fail("argmax shape mismatch");
   const ArgmaxPush p{address(ids), address(logits), uint32_t(logits.rows), uint32_t(logits.cols)};
+  access({logits.buffer}, {ids.buffer});
   dispatch("argmax", {}, p, uint64_t(logits.rows));
 }
 
@@ -638,7 +673,10 @@ double VulkanBackend::measure_bandwidth() {
     one_shot([&](VkCommandBuffer cmd) {
       vkCmdResetQueryPool(cmd, queries_, 0, 2);
       vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_, 0);
-      for (int i = 0; i < repeats; ++i) record_dispatch(cmd, "copy", {}, p, groups, 1);
+      for (int i = 0; i < repeats; ++i) {
+        record_dispatch(cmd, "copy", {}, p, groups, 1);
+        barrier(cmd);
+      }
       vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_, 1);
     });
     uint64_t ticks[2] = {};
