@@ -104,9 +104,13 @@ void ModelPanel::draw_model(Session& session, const Fonts& fonts) {
     session.load_model();
   ImGui::EndDisabled();
   ImGui::SameLine();
-  ImGui::BeginDisabled(busy || !session.model_ready());
-  if (ImGui::Button("Unload", ImVec2(half, 0))) session.unload_model();
-  ImGui::EndDisabled();
+  if (loading) {
+    if (ImGui::Button("Cancel", ImVec2(half, 0))) session.cancel_load();
+  } else {
+    ImGui::BeginDisabled(busy || !session.model_ready());
+    if (ImGui::Button("Unload", ImVec2(half, 0))) session.unload_model();
+    ImGui::EndDisabled();
+  }
 
   if (loading) {
     const float fraction =

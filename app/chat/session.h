@@ -30,6 +30,7 @@ class Session {
   // --- model ---
   void load_model();  // loads `model_choice` in the background
   void unload_model();
+  void cancel_load() { worker_.stop(); }
   bool model_ready() const { return status_.model.has_value(); }
 
   // --- chat ---

@@ -10,7 +10,10 @@ namespace nibble::chat {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-}
+// Thrown from the progress callback to abandon a load; the backend, dropped after it, frees
+// whatever was uploaded.
+struct LoadCancelled {};
+}  // namespace
 
 Worker::Worker() : thread_([this] { run(); }) {}
 
@@ -58,6 +61,7 @@ void Worker::load(LoadRequest request) {
     status_.load_done = status_.load_total = 0;
     status_.load_tensor = "opening " + request.dir.string();
   }
+  cancel_ = false;
   post([this, request = std::move(request)] { run_load(request); });
 }
 
@@ -123,6 +127,7 @@ void Worker::run_load(const LoadRequest& request) {
       status_.load_done = done;
       status_.load_total = total;
       status_.load_tensor = name;
+      if (cancel_) throw LoadCancelled{};
     };
     loaded_ = load_model(request.dir, *backend_, request.quant, mo);
     generator_ = std::make_unique<Generator>(*loaded_.model, *loaded_.tokenizer);
@@ -140,6 +145,8 @@ void Worker::run_load(const LoadRequest& request) {
     status_.model = std::move(info);
     status_.memory = memory;
     events_.loaded = true;
+  } catch (const LoadCancelled&) {
+    run_unload();
   } catch (const std::bad_alloc&) {
     run_unload();
     report_error("Cannot load " + request.dir.string() + ": out of memory");

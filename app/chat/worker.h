@@ -70,7 +70,7 @@ class Worker {
   void unload();
   // Renders `messages` with the model's chat template and writes the assistant's answer.
   void generate(std::vector<ChatMessage> messages, GenerationSettings settings);
-  void stop();  // ends the answer being written after the current token
+  void stop();  // ends the answer being written after the current token, or abandons a load
 
   WorkerStatus status() const;
   WorkerEvents poll();
