@@ -18,6 +18,15 @@ struct Weight {
   float offset;
 };
 
+// Where the code tables are read from: the weight's memory unless the including shader staged
+// them in shared memory and defined these first.
+#ifndef CODE_AT
+#define CODE_AT(w, q) uintBitsToFloat(w.data.v[w.code + (q)])
+#endif
+#ifndef NESTED_CODE_AT
+#define NESTED_CODE_AT(w, q) uintBitsToFloat(w.data.v[w.code + 16u + (q)])
+#endif
+
 float round_operand(float v) {
   if (ROUND == 1) return round_f16(v);
   if (ROUND == 2) return round_bf16(v);
@@ -27,7 +36,7 @@ float round_operand(float v) {
 float block_absmax(Weight w, uint block) {
   if (WKIND == 3) return uintBitsToFloat(w.data.v[w.absmax + block]);
   const uint q = byte_at(w.data, w.absmax + block);
-  const float nested_code = uintBitsToFloat(w.data.v[w.code + 16u + q]);
+  const float nested_code = NESTED_CODE_AT(w, q);
   const float scale = uintBitsToFloat(w.data.v[w.nested_absmax + block / w.nested_blocksize]);
   precise float absmax = nested_code * scale;  // no fused multiply-add: match the host's rounding
   precise float shifted = absmax + w.offset;
@@ -41,6 +50,6 @@ float weight_value(Weight w, uint e) {
   if (WKIND == 2) return bf16_at(w.data, 2u * w.values + e);
   const uint packed = byte_at(w.data, 4u * w.values + (e >> 1));
   const uint q = (e & 1u) != 0u ? packed & 15u : packed >> 4;  // even element in the high nibble
-  precise float v = uintBitsToFloat(w.data.v[w.code + q]) * block_absmax(w, e / w.blocksize);
+  precise float v = CODE_AT(w, q) * block_absmax(w, e / w.blocksize);
   return round_operand(v);
 }
