@@ -96,6 +96,16 @@ void GpuView::draw_memory(const Session& session) {
     }
     ImGui::EndTable();
   }
+  // How full the context is: the KV cache is allocated whole, so the gauge cannot show it.
+  if (status.model) {
+    const int context = status.model->context;
+    char overlay[64];
+    std::snprintf(overlay, sizeof overlay, "context %d / %d tokens", status.context_used, context);
+    ImGui::PushStyleColor(ImGuiCol_PlotHistogram, ImGui::ColorConvertU32ToFloat4(color::kKvCache));
+    ImGui::ProgressBar(context ? float(status.context_used) / float(context) : 0, ImVec2(-1, 0),
+                       overlay);
+    ImGui::PopStyleColor();
+  }
 }
 
 void GpuView::draw_layers(const Session& session) {

@@ -204,6 +204,7 @@ void Worker::run_generate(const std::vector<ChatMessage>& messages,
                              " (if the device was lost, Reload the model or pick the CPU backend)");
     events_.finished = GenerationStats{};
     events_.failed = true;
+    status_.context_used = 0;
     status_.state = WorkerState::Ready;
   }
 }
@@ -213,6 +214,7 @@ void Worker::publish_device_state() {
   std::vector<LayerTime> times = loaded_.model->step_times();
   std::lock_guard lock(mutex_);
   status_.memory = memory;
+  status_.context_used = int(generator_->tokens().size());
   if (!times.empty()) status_.step_times = std::move(times);
 }
 

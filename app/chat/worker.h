@@ -46,6 +46,7 @@ struct WorkerStatus {
   std::optional<ModelInfo> model;
   MemoryInfo memory;                  // refreshed while generating
   std::vector<LayerTime> step_times;  // of the last step
+  int context_used = 0;               // tokens in the KV cache (of ModelInfo::context)
   int answer_tokens = 0;              // of the answer being written
   double answer_tps = 0;
 };
