@@ -41,8 +41,8 @@ const uint PER_CHUNK = WKIND >= 3 ? 32 : WKIND == 0 ? 4 : 8;  // values per 16 b
 // The 4-bit value in bits [shift, shift + 4) of `word`, dequantized and rounded like
 // weight_value() does.
 float q4(uint word, uint shift, float absmax) {
-  precise float v = CODE_AT(p.w, (word >> shift) & 15u) * absmax;
-  return round_operand(v);
+  precise float v = CODE_AT(p.w, bitfieldExtract(word, int(shift), 4)) * absmax;
+  return round_dequantized(v);
 }
 
 float lo16(uint word) { return WKIND == 1 ? unpackHalf2x16(word).x : uintBitsToFloat(word << 16); }

@@ -554,8 +554,8 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
         shader, {w.kind, w.round, uint32_t(vec)}, p, (uint64_t(wt.rows) + 3) / 4, 1,
         op_timer_.enabled() ? shader + " " + shape_label(w.kind, wt) + (vec ? " vec" : "") : "");
   } else {
-    dispatch("matmul", {w.kind, w.round}, p, uint64_t(wt.rows + 31) / 32,
-             uint32_t((x.rows + 31) / 32),
+    dispatch("matmul", {w.kind, w.round}, p, uint64_t(wt.rows + 63) / 64,
+             uint32_t((x.rows + 63) / 64),
              op_timer_.enabled() ? "matmul " + shape_label(w.kind, wt) : "");
   }
 }
