@@ -2,11 +2,11 @@
 
 #include <imgui.h>
 
-#include <unistd.h>
 #include <algorithm>
 #include <cstdio>
 #include <map>
 
+#include "app/chat/load_estimate.h"
 #include "app/chat/theme.h"
 
 namespace nibble::chat {
@@ -59,9 +59,7 @@ void GpuView::draw_memory(const Session& session) {
   const MemoryInfo& m = status.memory;
   const bool cpu = status.model && status.model->backend == "cpu";
   uint64_t budget = m.device_budget;
-  if (budget == 0)
-    budget = cpu ? uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGE_SIZE))
-                 : window_device_memory_;
+  if (budget == 0) budget = cpu ? host_memory_bytes() : window_device_memory_;
   // "The rest": what the driver says the process uses beyond our own tally, plus activations.
   const uint64_t used = std::max(m.device_used, m.total());
   const uint64_t rest = used - m.weights - m.kv_cache;

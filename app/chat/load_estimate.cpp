@@ -1,5 +1,7 @@
 #include "app/chat/load_estimate.h"
 
+#include <unistd.h>
+
 #include "engine/error.h"
 #include "engine/model.h"
 #include "loader/model_folder.h"
@@ -16,6 +18,10 @@ LoadEstimate estimate_load(const std::filesystem::path& dir, const QuantConfig& 
   options.context = context;
   options = Model::resolve(folder.config(), options);
   return {folder.config(), options.context, plan_memory(folder, quant, options, kv_dtype)};
+}
+
+uint64_t host_memory_bytes() {
+  return uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGE_SIZE));
 }
 
 }  // namespace nibble::chat

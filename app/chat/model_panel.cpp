@@ -2,7 +2,6 @@
 
 #include <imgui.h>
 #include <imgui_stdlib.h>
-#include <unistd.h>
 
 #include <cstdio>
 
@@ -12,10 +11,6 @@
 namespace nibble::chat {
 
 namespace {
-
-uint64_t host_memory() {
-  return uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGE_SIZE));
-}
 
 void section(const char* title, const Fonts& fonts) {
   ImGui::PushFont(fonts.large);
@@ -170,7 +165,7 @@ void ModelPanel::draw_estimate(const Session& session) {
               c.vocab_size);
   ImGui::PopStyleColor();
   const bool cpu = choice.backend == "cpu";
-  const uint64_t budget = cpu ? host_memory() : device_memory_;
+  const uint64_t budget = cpu ? host_memory_bytes() : device_memory_;
   const bool fits = budget == 0 || e.plan.total() <= budget;
   ImGui::TextColored(fits ? ImGui::GetStyle().Colors[ImGuiCol_Text] : color::kError,
                      "Needs about %s", format_bytes(e.plan.total()).c_str());

@@ -35,8 +35,9 @@ namespace {
   X(vkQueueSubmit)                                                                                \
   X(vkAcquireNextImageKHR)                                                                        \
   X(vkWaitForFences)                                                                              \
-  X(vkResetFences) X(vkCmdBeginRenderPass) X(vkCmdEndRenderPass) X(vkQueuePresentKHR)             \
-      X(vkCreateImage) X(vkGetImageMemoryRequirements) X(vkAllocateMemory) X(vkBindImageMemory)   \
+  X(vkResetFences)                                                                                \
+  X(vkCmdBeginRenderPass) X(vkCmdEndRenderPass) X(vkQueuePresentKHR) X(vkCreateImage)             \
+      X(vkGetImageMemoryRequirements) X(vkAllocateMemory) X(vkBindImageMemory)                    \
           X(vkCreateImageView) X(vkCreateRenderPass) X(vkCreateFramebuffer) X(vkCreateBuffer)     \
               X(vkGetBufferMemoryRequirements) X(vkBindBufferMemory) X(vkCreateCommandPool)       \
                   X(vkAllocateCommandBuffers) X(vkCmdCopyImageToBuffer) X(vkMapMemory)            \

@@ -1,6 +1,5 @@
 #include "app/chat/script.h"
 
-#include <cstdio>
 #include <iostream>
 
 namespace nibble::chat {

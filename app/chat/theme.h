@@ -13,7 +13,6 @@ namespace color {
 inline const ImVec4 kAccent{0.40f, 0.62f, 1.00f, 1.0f};
 inline const ImVec4 kMuted{0.56f, 0.59f, 0.66f, 1.0f};
 inline const ImVec4 kError{1.00f, 0.45f, 0.40f, 1.0f};
-inline const ImVec4 kWarning{1.00f, 0.78f, 0.35f, 1.0f};
 inline const ImVec4 kGood{0.45f, 0.82f, 0.55f, 1.0f};
 inline const ImU32 kUserBubble = IM_COL32(44, 62, 96, 255);
 inline const ImU32 kAssistantBubble = IM_COL32(36, 39, 48, 255);

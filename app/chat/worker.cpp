@@ -4,8 +4,6 @@
 #include <new>
 #include <utility>
 
-#include "engine/error.h"
-
 namespace nibble::chat {
 
 namespace {
