@@ -6,9 +6,9 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libvulkan-dev libvulkan-volk-dev glslang-tools vulkan-validationlayers mesa-vulkan-drivers
-  libglfw3-dev libimgui-dev doctest-dev nlohmann-json3-dev libpcre2-dev
+  libglfw3-dev libimgui-dev doctest-dev nlohmann-json3-dev libpcre2-dev libicu-dev
   clang-14 libclang-rt-14-dev
-  xvfb x11-apps imagemagick jq
+  xvfb x11-apps imagemagick jq fonts-dejavu-core
 )
 
 missing=()
