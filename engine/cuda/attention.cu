@@ -1,8 +1,9 @@
 // Causal attention over the F16 KV cache (GQA, optional sliding window), split over the keys:
-// block (head, query row, split) scores one chunk of kAttentionChunk keys and writes its
-// softmax partial (max, sum, unnormalized output); a second kernel merges the partials. The
-// grid is sized for the most keys a query may see, so a captured decode graph stays valid as
-// the sequence grows; splits past the query's position exit at once.
+// block (head, query row, split) scores one chunk of keys and writes its softmax partial (max,
+// sum, unnormalized output); a second kernel merges the partials. The grid is sized for the most
+// keys a query may see, so a captured decode graph stays valid as the sequence grows; splits
+// past the query's position exit at once. Decode (one query) uses short chunks, so that even a
+// short context spreads over many blocks; a prompt has parallelism enough in its queries.
 #include <cstdint>
 
 #include "engine/cuda/device_math.cuh"
@@ -12,11 +13,16 @@ namespace {
 
 constexpr int kThreads = 128, kWarps = kThreads / 32;
 constexpr int kMaxHeadDim = 256;
+constexpr int kMaxChunk = 256;
 
-int64_t split_count(const AttentionShape& shape, int64_t max_keys) {
+int chunk_size(int64_t rows) {
+  return rows == 1 ? 64 : kMaxChunk;
+}
+
+int64_t split_count(int64_t rows, const AttentionShape& shape, int64_t max_keys) {
   const int64_t keys =
       shape.sliding_window > 0 ? std::min<int64_t>(max_keys, shape.sliding_window) : max_keys;
-  return std::max<int64_t>(1, (keys + kAttentionChunk - 1) / kAttentionChunk);
+  return std::max<int64_t>(1, (keys + chunk_size(rows) - 1) / chunk_size(rows));
 }
 
 struct Range {
@@ -30,16 +36,16 @@ __device__ __forceinline__ Range key_range(const AttentionShape& s, StepPtr step
 
 __global__ void __launch_bounds__(kThreads)
     attention_split(const float* q, int64_t q_cols, const __half* k_cache, const __half* v_cache,
-                    int64_t kv_cols, const AttentionShape s, float* scratch, int splits,
+                    int64_t kv_cols, const AttentionShape s, float* scratch, int splits, int chunk,
                     StepPtr step) {
   __shared__ float qs[kMaxHeadDim];
-  __shared__ float scores[kAttentionChunk];
+  __shared__ float scores[kMaxChunk];
   const int h = blockIdx.x, split = blockIdx.z, hd = s.head_dim;
   const int64_t row = blockIdx.y;
   const int kvh = h / (s.n_heads / s.n_kv_heads);
   const Range range = key_range(s, step, row);
-  const int64_t begin = range.first + int64_t(split) * kAttentionChunk;
-  const int64_t end = min(range.pos + 1, begin + kAttentionChunk);
+  const int64_t begin = range.first + int64_t(split) * chunk;
+  const int64_t end = min(range.pos + 1, begin + chunk);
   float* part = scratch + ((row * s.n_heads + h) * splits + split) * (hd + 2);
   if (begin >= end) {  // past the query: an empty partial
     if (threadIdx.x == 0) part[0] = -INFINITY, part[1] = 0.0f;
@@ -52,6 +58,7 @@ __global__ void __launch_bounds__(kThreads)
   // Scores: one warp per key, lanes over the head dimension.
   const float scale = 1.0f / sqrtf(float(hd));
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll 4  // several keys' loads in flight before their reductions
   for (int j = warp; j < n; j += kWarps) {
     const __half* key = k_cache + (begin + j) * kv_cols + int64_t(kvh) * hd;
     float dot = 0;
@@ -75,6 +82,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int d = threadIdx.x; d < hd; d += kThreads) {
     const __half* value = v_cache + begin * kv_cols + int64_t(kvh) * hd + d;
     float o = 0;
+#pragma unroll 8
     for (int j = 0; j < n; ++j) o += scores[j] * __half2float(value[j * kv_cols]);
     part[2 + d] = o;
   }
@@ -105,7 +113,7 @@ __global__ void attention_merge(float* out, int64_t q_cols, const AttentionShape
 }  // namespace
 
 int64_t attention_scratch_floats(int64_t rows, const AttentionShape& shape, int64_t max_keys) {
-  return rows * shape.n_heads * split_count(shape, max_keys) * (shape.head_dim + 2);
+  return rows * shape.n_heads * split_count(rows, shape, max_keys) * (shape.head_dim + 2);
 }
 
 cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t rows,
@@ -115,11 +123,11 @@ cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t
   if (shape.head_dim > kMaxHeadDim || shape.n_kv_heads <= 0 ||
       shape.n_heads % shape.n_kv_heads != 0)
     return cudaErrorInvalidValue;
-  const int splits = int(split_count(shape, max_keys));
+  const int splits = int(split_count(rows, shape, max_keys));
   const dim3 grid(unsigned(shape.n_heads), unsigned(rows), unsigned(splits));
   attention_split<<<grid, kThreads, 0, s>>>(q, q_cols, reinterpret_cast<const __half*>(k_cache),
                                             reinterpret_cast<const __half*>(v_cache), kv_cols,
-                                            shape, scratch, splits, step);
+                                            shape, scratch, splits, chunk_size(rows), step);
   if (cudaError_t e = launched(); e != cudaSuccess) return e;
   const int threads = std::min(kMaxHeadDim, (shape.head_dim + 31) / 32 * 32);
   attention_merge<<<dim3(unsigned(shape.n_heads), unsigned(rows)), threads, 0, s>>>(

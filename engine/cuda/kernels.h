@@ -46,8 +46,6 @@ cudaError_t launch_rope(cudaStream_t s, float* x, int64_t rows, int64_t cols, in
 cudaError_t launch_kv_store(cudaStream_t s, uint16_t* k_cache, uint16_t* v_cache, const float* k,
                             const float* v, int64_t rows, int64_t cols, StepPtr step);
 
-// Attention splits each query's keys into chunks of this many, one block each, then merges.
-constexpr int kAttentionChunk = 256;
 // Floats of scratch for `max_keys` keys (the most any query of the step can see).
 int64_t attention_scratch_floats(int64_t rows, const AttentionShape& shape, int64_t max_keys);
 cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t rows,

@@ -30,52 +30,60 @@ __host__ __device__ constexpr int64_t row_bytes(int64_t cols) {
   return T == DType::F32 ? cols * 4 : T == DType::NF4 ? cols / 2 : cols * 2;
 }
 
-// Eight 4-bit codes (one 32-bit word, even elements in the high nibbles) to eight weights.
+// The two weights in one byte of 4-bit codes (the even element in the high nibble).
+template <ComputeDType C>
+__device__ __forceinline__ float2 decode_byte(uint32_t byte, const float* code, float absmax) {
+  return round_pair<C>(__fmul_rn(code[(byte >> 4) & 0xfu], absmax),
+                       __fmul_rn(code[byte & 0xfu], absmax));
+}
+
+// Eight 4-bit codes (one 32-bit word) to eight weights.
 template <ComputeDType C>
 __device__ __forceinline__ void decode_codes(uint32_t u, float* out, const float* code,
                                              float absmax) {
 #pragma unroll
   for (int b = 0; b < 4; ++b) {
-    const uint32_t byte = (u >> (8 * b)) & 0xffu;
-    out[2 * b] = round_operand<C>(__fmul_rn(code[byte >> 4], absmax));
-    out[2 * b + 1] = round_operand<C>(__fmul_rn(code[byte & 0xfu], absmax));
+    const float2 v = decode_byte<C>(u >> (8 * b), code, absmax);
+    out[2 * b] = v.x;
+    out[2 * b + 1] = v.y;
   }
 }
 
-// One 16-byte load of a weight row to chunk_elems<T>() floats.
+// Elements 2p and 2p + 1 (p a compile-time constant once unrolled) of one 16-byte load of a
+// weight row. Decoding right where the values are used keeps the GEMV's registers, and so its
+// occupancy, low.
 template <DType T, ComputeDType C>
-__device__ __forceinline__ void decode_chunk(uint4 raw, float* out, const float* code,
+__device__ __forceinline__ float2 chunk_pair(const uint4& raw, int p, const float* code,
                                              float absmax) {
   const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const uint32_t u = words[i];
-    if constexpr (T == DType::F32) {
-      out[i] = __uint_as_float(u);
-    } else if constexpr (T == DType::F16) {
-      out[2 * i] = __half2float(__ushort_as_half(uint16_t(u & 0xffffu)));
-      out[2 * i + 1] = __half2float(__ushort_as_half(uint16_t(u >> 16)));
-    } else if constexpr (T == DType::BF16) {
-      out[2 * i] = __uint_as_float(u << 16);
-      out[2 * i + 1] = __uint_as_float(u & 0xffff0000u);
-    } else {
-      decode_codes<C>(u, out + 8 * i, code, absmax);
-    }
+  if constexpr (T == DType::F32) {
+    return make_float2(__uint_as_float(words[2 * p]), __uint_as_float(words[2 * p + 1]));
+  } else if constexpr (T == DType::F16) {
+    const uint32_t u = words[p];
+    return make_float2(__half2float(__ushort_as_half(uint16_t(u & 0xffffu))),
+                       __half2float(__ushort_as_half(uint16_t(u >> 16))));
+  } else if constexpr (T == DType::BF16) {
+    const uint32_t u = words[p];
+    return make_float2(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
+  } else {
+    return decode_byte<C>(words[p / 4] >> (8 * (p % 4)), code, absmax);
   }
 }
 
-// --- GEMV
-// -----------------------------------------------------------------------------------------
+// --- GEMV ---------------------------------------------------------------------------------------
 
 constexpr int kGemvWarps = 8, kGemvRows = 2;  // rows per warp: each staged x value serves both
 constexpr int kGemvSegment = 4096;            // x elements staged at a time (16 KB)
+constexpr int kGemvDepth = 4;                 // 16-byte loads per lane and row in flight
 
-// Where element i of a staged segment lives. The segment is cut in chunks of kPer elements (one
-// 16-byte weight load each); lane L reads element j of chunk L + 32t, so without the permutation
-// inside each chunk all lanes would hit the same bank.
+// Where the pair of elements (2p, 2p + 1) of chunk c of a staged segment lives (as float2). The
+// segment is cut in chunks of kPer elements (one 16-byte weight load each); lane L reads pair p of
+// chunk L + 32t, so without the permutation of the pairs inside each chunk the lanes' 8-byte
+// reads would fall on the same banks.
 template <int kPer>
-__device__ __forceinline__ int staged_index(int chunk, int j) {
-  return chunk * kPer + (j ^ ((chunk / (32 / kPer)) % kPer));
+__device__ __forceinline__ int staged_pair(int c, int p) {
+  constexpr int kPairs = kPer / 2;
+  return 2 * (c * kPairs + (p ^ ((c / (16 / kPairs)) % kPairs)));
 }
 
 template <DType T, ComputeDType C>
@@ -83,38 +91,57 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
     gemv_staged(float* __restrict__ out, const float* __restrict__ x, const WeightArgs w) {
   constexpr int kPer = chunk_elems<T>();
   __shared__ CodeTables tables;
-  __shared__ float xs[kGemvSegment];
-  load_code_tables(w, tables);
+  __shared__ __align__(16) float xs[kGemvSegment];
   const int lane = threadIdx.x & 31;
   const int64_t row0 = (int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5)) * kGemvRows;
   const int64_t k = w.cols;
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   float acc[kGemvRows] = {};
   for (int64_t s0 = 0; s0 < k; s0 += kGemvSegment) {
-    const int len = int(min(int64_t(kGemvSegment), k - s0));
-    __syncthreads();  // every warp is done with the previous segment
-    for (int i = threadIdx.x; i < len; i += blockDim.x)
-      xs[staged_index<kPer>(i / kPer, i % kPer)] = round_operand<C>(x[s0 + i]);
-    __syncthreads();
-#pragma unroll 2
-    for (int c = lane; c < len / kPer; c += 32) {
-      const int64_t chunk = s0 / kPer + c;
-      float wv[kGemvRows][kPer];
+    const int chunks = int(min(int64_t(kGemvSegment), k - s0)) / kPer;
+    // Groups of kGemvDepth loads per lane and row, all in flight together. The trip count is the
+    // same for every thread, so the barriers below are reached by all.
+    for (int g0 = 0; g0 < chunks; g0 += 32 * kGemvDepth) {
+      uint4 raw[kGemvDepth][kGemvRows];
+      AbsmaxLoad am[kGemvDepth][kGemvRows];
 #pragma unroll
-      for (int r = 0; r < kGemvRows; ++r) {
-        const int64_t row = min(row0 + r, w.rows - 1);  // past the end: computed, not written
-        const uint4 raw =
-            __ldg(reinterpret_cast<const uint4*>(base + row * row_bytes<T>(k)) + chunk);
-        float absmax = 0;
-        if constexpr (T == DType::NF4)
-          absmax = block_absmax(w, tables.nested_code, (row * k + chunk * kPer) >> w.block_shift);
-        decode_chunk<T, C>(raw, wv[r], tables.code, absmax);
+      for (int d = 0; d < kGemvDepth; ++d) {
+        const int c = g0 + 32 * d + lane;
+        if (c >= chunks) break;
+        const int64_t chunk = s0 / kPer + c;
+#pragma unroll
+        for (int r = 0; r < kGemvRows; ++r) {
+          const int64_t row = min(row0 + r, w.rows - 1);  // past the end: computed, not written
+          raw[d][r] = __ldg(reinterpret_cast<const uint4*>(base + row * row_bytes<T>(k)) + chunk);
+          if constexpr (T == DType::NF4)
+            am[d][r] = load_absmax(w, (row * k + chunk * kPer) >> w.block_shift);
+        }
+      }
+      if (g0 == 0) {      // stage the segment's x while the first loads are in flight
+        __syncthreads();  // every warp is done with the previous segment
+        if (s0 == 0) copy_code_tables(w, tables);
+        for (int i = threadIdx.x; i < chunks * kPer; i += blockDim.x)
+          xs[staged_pair<kPer>(i / kPer, i % kPer / 2) + i % 2] = round_operand<C>(x[s0 + i]);
+        __syncthreads();
       }
 #pragma unroll
-      for (int j = 0; j < kPer; ++j) {
-        const float xv = xs[staged_index<kPer>(c, j)];
+      for (int d = 0; d < kGemvDepth; ++d) {
+        const int c = g0 + 32 * d + lane;
+        if (c >= chunks) break;
+        float absmax[kGemvRows] = {};
+        if constexpr (T == DType::NF4)
 #pragma unroll
-        for (int r = 0; r < kGemvRows; ++r) acc[r] += xv * wv[r][j];
+          for (int r = 0; r < kGemvRows; ++r)
+            absmax[r] = decode_absmax(w, tables.nested_code, am[d][r]);
+#pragma unroll
+        for (int p = 0; p < kPer / 2; ++p) {
+          const float2 xv = *reinterpret_cast<const float2*>(&xs[staged_pair<kPer>(c, p)]);
+#pragma unroll
+          for (int r = 0; r < kGemvRows; ++r) {
+            const float2 wv = chunk_pair<T, C>(raw[d][r], p, tables.code, absmax[r]);
+            acc[r] = fmaf(xv.y, wv.y, fmaf(xv.x, wv.x, acc[r]));
+          }
+        }
       }
     }
   }

@@ -8,6 +8,7 @@ namespace nibble::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int kRowThreads = 1024;  // one block per row: enough loads in flight for long rows
 
 __global__ void embed_kernel(float* out, const WeightArgs table, const int32_t* ids) {
   const int64_t r = blockIdx.x, cols = table.cols;
@@ -72,12 +73,12 @@ __global__ void argmax_kernel(int32_t* ids, const float* logits, int64_t cols) {
   int64_t best_i = 0;
   for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
     if (row[i] > best) best = row[i], best_i = i;
-  __shared__ float values[kThreads];
-  __shared__ int64_t indices[kThreads];
+  __shared__ float values[kRowThreads];
+  __shared__ int64_t indices[kRowThreads];
   values[threadIdx.x] = best;
   indices[threadIdx.x] = best_i;
   __syncthreads();
-  for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
+  for (int stride = kRowThreads / 2; stride > 0; stride >>= 1) {
     if (threadIdx.x < stride) {
       const float v = values[threadIdx.x + stride];
       const int64_t j = indices[threadIdx.x + stride];
@@ -93,13 +94,13 @@ __global__ void argmax_kernel(int32_t* ids, const float* logits, int64_t cols) {
 
 cudaError_t launch_embed(cudaStream_t s, float* out, int64_t rows, const WeightArgs& table,
                          const int32_t* ids) {
-  embed_kernel<<<unsigned(rows), kThreads, 0, s>>>(out, table, ids);
+  embed_kernel<<<unsigned(rows), kRowThreads, 0, s>>>(out, table, ids);
   return launched();
 }
 
 cudaError_t launch_rms_norm(cudaStream_t s, float* out, const float* x, int64_t rows,
                             const WeightArgs& weight, float eps) {
-  rms_norm_kernel<<<unsigned(rows), kThreads, 0, s>>>(out, x, weight, eps);
+  rms_norm_kernel<<<unsigned(rows), kRowThreads, 0, s>>>(out, x, weight, eps);
   return launched();
 }
 
@@ -132,7 +133,7 @@ cudaError_t launch_add(cudaStream_t s, float* x, const float* y, int64_t n) {
 
 cudaError_t launch_argmax(cudaStream_t s, int32_t* ids, const float* logits, int64_t rows,
                           int64_t cols) {
-  argmax_kernel<<<unsigned(rows), kThreads, 0, s>>>(ids, logits, cols);
+  argmax_kernel<<<unsigned(rows), kRowThreads, 0, s>>>(ids, logits, cols);
   return launched();
 }
 
