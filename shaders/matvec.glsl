@@ -3,10 +3,10 @@
 // which SPIR-V declares module-wide, hence two modules rather than a specialization constant).
 // Each workgroup computes ROWS output columns; every invocation strides over k for all of them,
 // so each has ROWS coalesced loads in flight; float32 accumulation; one reduction at the end.
-// VEC: the weight's rows are whole 16-byte chunks (32 4-bit, 8 16-bit or 4 float32 values), x is
-// 16-byte aligned and 4-bit blocksizes are multiples of 32 of at least 64 (so a chunk never
-// straddles blocks): weights and x are read with 16-byte loads, x is rounded once per chunk
-// for all ROWS rows, and 4-bit values come from per-block tables (see build_tables).
+// VEC: the weight's rows are whole 16-byte chunks (32 4-bit, 8 16-bit or 4 float32 values) and
+// x is 16-byte aligned: both are read with 16-byte loads, x is rounded once per chunk for all
+// ROWS rows, and the 4-bit absmax is decoded once per chunk (bitsandbytes blocksizes are
+// multiples of 32, so a chunk never straddles blocks) with the code tables in shared memory.
 #include "common.glsl"
 
 layout(constant_id = 0) const uint WKIND = 0;
@@ -38,50 +38,11 @@ shared float sums[ROWS][WG];  // per invocation, or per subgroup (at most WG of 
 
 const uint PER_CHUNK = WKIND >= 3 ? 32 : WKIND == 0 ? 4 : 8;  // values per 16 bytes
 
-// The 4-bit path looks values up in tables of the 16 rounded dequantized values of each (row,
-// absmax block), built once per segment of SEG columns: 16 products and roundings per block
-// instead of one per value. A row's segment touches at most SEG / 64 + 1 blocks (bitsandbytes
-// blocksizes are at least 64); the stride of 17 spreads lookups over the shared-memory banks.
-const uint SEG = 4096;
-const uint MAX_BLOCKS = SEG / 64 + 1;
-const uint TABLE_STRIDE = 17;
-shared float table[WKIND >= 3 ? ROWS * MAX_BLOCKS * TABLE_STRIDE : 1];
-
-uint first_block(uint row, uint s0) { return (row * p.k + s0) / p.w.blocksize; }
-
-void build_tables(uint j0, uint s0, uint seg_len) {
-  for (uint i = gl_LocalInvocationID.x; i < ROWS * MAX_BLOCKS * 16; i += WG) {
-    const uint r = i / (MAX_BLOCKS * 16), lb = (i / 16) % MAX_BLOCKS, q = i % 16;
-    const uint first = first_block(j0 + r, s0);
-    if (j0 + r >= p.n || first + lb > ((j0 + r) * p.k + s0 + seg_len - 1) / p.w.blocksize) continue;
-    precise float v = CODE_AT(p.w, q) * block_absmax(p.w, first + lb);
-    table[(r * MAX_BLOCKS + lb) * TABLE_STRIDE + q] = round_dequantized(v);
-  }
-}
-
-// The 32 4-bit values of weight row j0 + r from column k0 (inside the segment from s0), dotted
-// with x[k0..]. Byte b of word i holds values 8i + 2b (high nibble) and 8i + 2b + 1 (low).
-float table_dot(uint j0, uint r, uint s0, uint k0, float xs[32]) {
-  const uint e0 = (j0 + r) * p.k + k0;
-  const uvec4 c = UVec4s(p.w.data).v[p.w.values / 4 + e0 / 32];
-  const uint base = (r * MAX_BLOCKS + e0 / p.w.blocksize - first_block(j0 + r, s0)) * TABLE_STRIDE;
-  float acc = 0.0;
-  [[unroll]] for (uint i = 0; i < 4; ++i)
-    [[unroll]] for (uint b = 0; b < 4; ++b)
-      acc += xs[8 * i + 2 * b] * table[base + bitfieldExtract(c[i], int(8 * b + 4), 4)] +
-             xs[8 * i + 2 * b + 1] * table[base + bitfieldExtract(c[i], int(8 * b), 4)];
-  return acc;
-}
-
-// x[k0 .. k0 + PER_CHUNK), rounded to the compute dtype.
-void load_x(uint k0, out float xs[32]) {
-  [[unroll]] for (uint i = 0; i < PER_CHUNK / 4; ++i) {
-    const vec4 v = Vec4s(p.x).v[k0 / 4 + i];
-    xs[4 * i] = round_operand(v.x);
-    xs[4 * i + 1] = round_operand(v.y);
-    xs[4 * i + 2] = round_operand(v.z);
-    xs[4 * i + 3] = round_operand(v.w);
-  }
+// The 4-bit value in bits [shift, shift + 4) of `word`, dequantized and rounded like
+// weight_value() does.
+float q4(uint word, uint shift, float absmax) {
+  precise float v = CODE_AT(p.w, bitfieldExtract(word, int(shift), 4)) * absmax;
+  return round_dequantized(v);
 }
 
 float lo16(uint word) { return WKIND == 1 ? unpackHalf2x16(word).x : uintBitsToFloat(word << 16); }
@@ -89,16 +50,23 @@ float hi16(uint word) {
   return WKIND == 1 ? unpackHalf2x16(word).y : uintBitsToFloat(word & 0xffff0000u);
 }
 
-// The 16-byte chunk of 16/32-bit weight row `row` that starts at column k0, dotted with x[k0..],
-// which the caller loaded and rounded once for all ROWS rows.
+// The 16-byte chunk of weight row `row` that starts at column k0, dotted with x[k0..], which
+// the caller loaded and rounded once for all ROWS rows.
 float chunk_dot(uint row, uint k0, float xs[32]) {
   const uint e0 = row * p.k + k0;
   const uvec4 c = UVec4s(p.w.data).v[p.w.values / 4 + e0 / PER_CHUNK];
   float acc = 0.0;
   if (WKIND == 0) {
     [[unroll]] for (uint i = 0; i < 4; ++i) acc += xs[i] * uintBitsToFloat(c[i]);
-  } else {
+  } else if (WKIND <= 2) {
     [[unroll]] for (uint i = 0; i < 4; ++i) acc += xs[2 * i] * lo16(c[i]) + xs[2 * i + 1] * hi16(c[i]);
+  } else {
+    const float absmax = block_absmax(p.w, e0 / p.w.blocksize);
+    // Byte b of word i holds elements 8i + 2b (high nibble) and 8i + 2b + 1 (low nibble).
+    [[unroll]] for (uint i = 0; i < 4; ++i)
+      [[unroll]] for (uint b = 0; b < 4; ++b)
+        acc += xs[8 * i + 2 * b] * q4(c[i], 8 * b + 4, absmax) +
+               xs[8 * i + 2 * b + 1] * q4(c[i], 8 * b, absmax);
   }
   return acc;
 }
@@ -115,23 +83,16 @@ void main() {
   }
   float acc[ROWS];
   [[unroll]] for (uint r = 0; r < ROWS; ++r) acc[r] = 0.0;
-  if (VEC && WKIND >= 3) {
-    for (uint s0 = 0; s0 < p.k; s0 += SEG) {  // uniform: every invocation runs every segment
-      const uint seg_len = min(SEG, p.k - s0);
-      barrier();  // the previous segment's lookups are done
-      build_tables(j0, s0, seg_len);
-      barrier();
-      for (uint c = t; c < seg_len / 32; c += WG) {
-        float xs[32];
-        load_x(s0 + 32 * c, xs);
-        [[unroll]] for (uint r = 0; r < ROWS; ++r)
-          if (j0 + r < p.n) acc[r] += table_dot(j0, r, s0, s0 + 32 * c, xs);
-      }
-    }
-  } else if (VEC) {
+  if (VEC) {
     for (uint c = t; c < p.k / PER_CHUNK; c += WG) {
       float xs[32];
-      load_x(c * PER_CHUNK, xs);
+      [[unroll]] for (uint i = 0; i < PER_CHUNK / 4; ++i) {
+        const vec4 v = Vec4s(p.x).v[c * PER_CHUNK / 4 + i];
+        xs[4 * i] = round_operand(v.x);
+        xs[4 * i + 1] = round_operand(v.y);
+        xs[4 * i + 2] = round_operand(v.z);
+        xs[4 * i + 3] = round_operand(v.w);
+      }
       [[unroll]] for (uint r = 0; r < ROWS; ++r)
         if (j0 + r < p.n) acc[r] += chunk_dot(j0 + r, c * PER_CHUNK, xs);
     }

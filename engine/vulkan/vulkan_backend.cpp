@@ -547,8 +547,8 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
   access({x.buffer, wt.buffer}, {out.buffer});
   if (x.rows == 1) {  // decode: shaders/matvec.glsl, 4 output columns per workgroup
     const uint32_t per_chunk = w.kind >= kQ4 ? 32 : w.kind == kF32 ? 4 : 8;
-    const bool vec = wt.cols % per_chunk == 0 && p.x % 16 == 0 &&
-                     (w.kind < kQ4 || (w.ref.blocksize % 32 == 0 && w.ref.blocksize >= 64));
+    const bool vec =
+        wt.cols % per_chunk == 0 && p.x % 16 == 0 && (w.kind < kQ4 || w.ref.blocksize % 32 == 0);
     const std::string shader = ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec";
     dispatch(
         shader, {w.kind, w.round, uint32_t(vec)}, p, (uint64_t(wt.rows) + 3) / 4, 1,

@@ -37,8 +37,8 @@ void matmul_sweep(const WeightSpec& spec) {
   if (!gpu) return;
   Pair p(std::move(gpu));
   std::mt19937 rng(1234);
-  // (rows of x, rows of w, K): decode (1 row: matvec, 16-byte loads when K allows, 4-bit tables
-  // in segments of 4096 columns) and prompt (tiled) paths.
+  // (rows of x, rows of w, K): decode (1 row: matvec, 16-byte loads when K allows) and prompt
+  // (tiled) paths.
   const int64_t shapes[][3] = {{1, 1, 64},  {1, 37, 64},    {1, 33, 200},  {2, 5, 130},
                                {3, 70, 96}, {5, 1, 64},     {33, 65, 100}, {1, 300, 256},
                                {40, 9, 7},  {17, 129, 192}, {1, 70, 96},   {1, 9, 4096}};
