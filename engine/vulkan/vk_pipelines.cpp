@@ -1,5 +1,7 @@
 #include "engine/vulkan/vk_pipelines.h"
 
+#include <algorithm>
+
 #include "engine/error.h"
 #include "engine/vulkan/vk_check.h"
 #include "shaders/spirv.h"
@@ -15,7 +17,7 @@ Pipelines::Pipelines(VkDevice device) : device_(device) {
 }
 
 Pipelines::~Pipelines() {
-  for (auto& [key, p] : pipelines_) vkDestroyPipeline(device_, p, nullptr);
+  for (const Entry& e : pipelines_) vkDestroyPipeline(device_, e.pipeline, nullptr);
   for (auto& [name, m] : modules_) vkDestroyShaderModule(device_, m, nullptr);
   vkDestroyPipelineLayout(device_, layout_, nullptr);
 }
@@ -34,24 +36,24 @@ VkShaderModule Pipelines::module(const std::string& shader) {
   return m;
 }
 
-VkPipeline Pipelines::get(const std::string& shader, const std::vector<uint32_t>& spec) {
-  auto key = std::make_pair(shader, spec);
-  auto it = pipelines_.find(key);
-  if (it != pipelines_.end()) return it->second;
+VkPipeline Pipelines::get(std::string_view shader, std::span<const uint32_t> spec) {
+  for (const Entry& e : pipelines_)
+    if (e.shader == shader && std::equal(e.spec.begin(), e.spec.end(), spec.begin(), spec.end()))
+      return e.pipeline;
   std::vector<VkSpecializationMapEntry> entries;
   for (uint32_t i = 0; i < spec.size(); ++i) entries.push_back({i, i * 4, 4});
   VkSpecializationInfo si{uint32_t(entries.size()), entries.data(), spec.size() * 4, spec.data()};
   VkComputePipelineCreateInfo ci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
   ci.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
   ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
-  ci.stage.module = module(shader);
+  ci.stage.module = module(std::string(shader));
   ci.stage.pName = "main";
   ci.stage.pSpecializationInfo = spec.empty() ? nullptr : &si;
   ci.layout = layout_;
   VkPipeline p = VK_NULL_HANDLE;
   check(vkCreateComputePipelines(device_, VK_NULL_HANDLE, 1, &ci, nullptr, &p),
-        ("creating the pipeline of " + shader).c_str());
-  pipelines_[key] = p;
+        ("creating the pipeline of " + std::string(shader)).c_str());
+  pipelines_.push_back({std::string(shader), std::vector<uint32_t>(spec.begin(), spec.end()), p});
   return p;
 }
 

@@ -6,8 +6,9 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
-#include <utility>
+#include <string_view>
 #include <vector>
 
 namespace nibble::vk {
@@ -21,17 +22,23 @@ class Pipelines {
   Pipelines(const Pipelines&) = delete;
   Pipelines& operator=(const Pipelines&) = delete;
 
-  // `spec[i]` is specialization constant i (constant_id = i) of shaders/<shader>.comp.
-  VkPipeline get(const std::string& shader, const std::vector<uint32_t>& spec);
+  // `spec[i]` is specialization constant i (constant_id = i) of shaders/<shader>.comp. Called
+  // for every dispatch, so the lookup allocates nothing.
+  VkPipeline get(std::string_view shader, std::span<const uint32_t> spec);
   VkPipelineLayout layout() const { return layout_; }
 
  private:
+  struct Entry {
+    std::string shader;
+    std::vector<uint32_t> spec;
+    VkPipeline pipeline;
+  };
   VkShaderModule module(const std::string& shader);
 
   VkDevice device_;
   VkPipelineLayout layout_ = VK_NULL_HANDLE;
   std::map<std::string, VkShaderModule> modules_;
-  std::map<std::pair<std::string, std::vector<uint32_t>>, VkPipeline> pipelines_;
+  std::vector<Entry> pipelines_;  // a few dozen: a linear search beats hashing a key
 };
 
 }  // namespace nibble::vk

@@ -22,6 +22,7 @@ namespace {
 constexpr VkDeviceSize kStagingBytes = VkDeviceSize(16) << 20;
 constexpr VkDeviceSize kStepStagingBytes = VkDeviceSize(1) << 20;
 constexpr uint32_t kMaxPhases = 1024;  // timed phases per step
+constexpr uint64_t kHostTensorBytes = 64 * 1024;
 constexpr uint64_t kStepTimeoutNs = 600ull * 1000 * 1000 * 1000;
 constexpr uint32_t kMaxGroups = 65535;  // per grid dimension, the minimum devices support
 
@@ -137,6 +138,7 @@ class VulkanBackend final : public Backend {
     // How shaders read it as a weight (matmul, embed, rms_norm operand).
     uint32_t kind = kF32, round = 0;
     WeightRef ref;
+    bool host = false;  // in host memory: read() copies straight from the mapping
   };
 
   Buffer& buffer(Tensor t);
@@ -154,11 +156,11 @@ class VulkanBackend final : public Backend {
   void require_step(const char* op) const;
   // `label` names the dispatch for NIBBLE_VK_OP_TIMES (default: the shader).
   template <class Push>
-  void dispatch(const std::string& shader, const std::vector<uint32_t>& spec, const Push& push,
+  void dispatch(std::string_view shader, std::initializer_list<uint32_t> spec, const Push& push,
                 uint64_t groups_x, uint32_t groups_y = 1, const std::string& label = {});
   template <class Push>
-  void record_dispatch(VkCommandBuffer cmd, const std::string& shader,
-                       const std::vector<uint32_t>& spec, const Push& push, uint64_t groups_x,
+  void record_dispatch(VkCommandBuffer cmd, std::string_view shader,
+                       std::initializer_list<uint32_t> spec, const Push& push, uint64_t groups_x,
                        uint32_t groups_y);
   void barrier(VkCommandBuffer cmd);
   // Records that the next command reads and writes these buffers, first placing a barrier if it
@@ -249,7 +251,11 @@ Tensor VulkanBackend::alloc(DType dtype, int64_t rows, int64_t cols, Usage usage
   if (dtype_size(dtype) == 0) fail("alloc: packed 4-bit tensors come only from upload_weight");
   Buffer b;
   b.name = "a " + std::string(dtype_name(dtype)) + " tensor";
-  b.alloc = memory_.device(uint64_t(rows * cols) * dtype_size(dtype), usage, b.name);
+  const uint64_t bytes = uint64_t(rows * cols) * dtype_size(dtype);
+  // Token ids live in host memory: the GPU reads or writes a few bytes of them per step, and
+  // the host gets the sampled token without a copy submission.
+  b.host = dtype == DType::I32 && bytes <= kHostTensorBytes;
+  b.alloc = b.host ? memory_.host(bytes) : memory_.device(bytes, usage, b.name);
   b.kind = dtype == DType::F16 ? kF16 : dtype == DType::BF16 ? kBF16 : kF32;
   b.ref.data = b.alloc.address;
   return add_buffer(std::move(b), dtype, rows, cols);
@@ -393,12 +399,15 @@ void VulkanBackend::read(Tensor src, void* dst) {
   if (recording_) fail("internal error: read() inside a step");
   wait_step();
   const size_t bytes = size_t(src.numel()) * dtype_size(src.dtype);
-  if (readback_.size < bytes) readback_ = memory_.host(bytes);
+  const VkDeviceSize offset = VkDeviceSize(src.row_offset * src.cols) * dtype_size(src.dtype);
   const vk::Allocation& from = buffer(src).alloc;
+  if (buffer(src).host) {
+    std::memcpy(dst, from.mapped + offset, bytes);
+    return;
+  }
+  if (readback_.size < bytes) readback_ = memory_.host(bytes);
   one_shot([&](VkCommandBuffer cmd) {
-    VkBufferCopy region{
-        from.offset + VkDeviceSize(src.row_offset * src.cols) * dtype_size(src.dtype),
-        readback_.offset, bytes};
+    VkBufferCopy region{from.offset + offset, readback_.offset, bytes};
     vkCmdCopyBuffer(cmd, from.buffer, readback_.buffer, 1, &region);
     VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
     mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
@@ -456,6 +465,12 @@ void VulkanBackend::end_step() {
   require_step("end_step");
   close_phase();
   barrier(step_cmd_);  // the step's results, visible to the transfers of later submissions
+  VkMemoryBarrier to_host{VK_STRUCTURE_TYPE_MEMORY_BARRIER};  // and to the host (token ids)
+  to_host.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+  to_host.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+  vkCmdPipelineBarrier(step_cmd_,
+                       VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                       VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &to_host, 0, nullptr, 0, nullptr);
   recording_ = false;
   vk::check(vkEndCommandBuffer(step_cmd_), "vkEndCommandBuffer");
   submit(step_cmd_, step_fence_);
@@ -491,27 +506,28 @@ void VulkanBackend::access(std::initializer_list<uint32_t> reads,
 }
 
 template <class Push>
-void VulkanBackend::dispatch(const std::string& shader, const std::vector<uint32_t>& spec,
+void VulkanBackend::dispatch(std::string_view shader, std::initializer_list<uint32_t> spec,
                              const Push& push, uint64_t groups_x, uint32_t groups_y,
                              const std::string& label) {
   record_dispatch(step_cmd_, shader, spec, push, groups_x, groups_y);
-  if (op_timer_.enabled()) op_timer_.after(step_cmd_, label.empty() ? shader : label);
+  if (op_timer_.enabled()) op_timer_.after(step_cmd_, label.empty() ? std::string(shader) : label);
 }
 
 template <class Push>
-void VulkanBackend::record_dispatch(VkCommandBuffer cmd, const std::string& shader,
-                                    const std::vector<uint32_t>& spec, const Push& push,
+void VulkanBackend::record_dispatch(VkCommandBuffer cmd, std::string_view shader,
+                                    std::initializer_list<uint32_t> spec, const Push& push,
                                     uint64_t groups_x, uint32_t groups_y) {
   static_assert(sizeof(Push) <= vk::kPushConstantBytes);
   if (groups_x == 0 || groups_y == 0) return;
   // A long 1-D grid folds into y; shaders use group_index() and bound-check it.
   if (groups_x > kMaxGroups) {
-    if (groups_y != 1) fail("internal error: grid too large for " + shader);
+    if (groups_y != 1) fail("internal error: grid too large for " + std::string(shader));
     groups_y = uint32_t((groups_x + kMaxGroups - 1) / kMaxGroups);
     groups_x = kMaxGroups;
   }
-  if (groups_y > kMaxGroups) fail("internal error: grid too large for " + shader);
-  vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipelines_.get(shader, spec));
+  if (groups_y > kMaxGroups) fail("internal error: grid too large for " + std::string(shader));
+  vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE,
+                    pipelines_.get(shader, std::span<const uint32_t>(spec.begin(), spec.size())));
   vkCmdPushConstants(cmd, pipelines_.layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(Push), &push);
   vkCmdDispatch(cmd, uint32_t(groups_x), groups_y, 1);
 }
@@ -549,10 +565,11 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
     const uint32_t per_chunk = w.kind >= kQ4 ? 32 : w.kind == kF32 ? 4 : 8;
     const bool vec =
         wt.cols % per_chunk == 0 && p.x % 16 == 0 && (w.kind < kQ4 || w.ref.blocksize % 32 == 0);
-    const std::string shader = ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec";
-    dispatch(
-        shader, {w.kind, w.round, uint32_t(vec)}, p, (uint64_t(wt.rows) + 3) / 4, 1,
-        op_timer_.enabled() ? shader + " " + shape_label(w.kind, wt) + (vec ? " vec" : "") : "");
+    const char* shader = ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec";
+    dispatch(shader, {w.kind, w.round, uint32_t(vec)}, p, (uint64_t(wt.rows) + 3) / 4, 1,
+             op_timer_.enabled()
+                 ? std::string(shader) + " " + shape_label(w.kind, wt) + (vec ? " vec" : "")
+                 : "");
   } else {
     dispatch("matmul", {w.kind, w.round}, p, uint64_t(wt.rows + 63) / 64,
              uint32_t((x.rows + 63) / 64),
