@@ -1,5 +1,8 @@
 #include "loader/folder_weights.h"
 
+#include <cstdint>
+#include <vector>
+
 #include "engine/error.h"
 #include "loader/bnb_checkpoint.h"
 #include "loader/quantize.h"
@@ -84,6 +87,12 @@ HostWeight FolderWeights::get(const std::string& name, int64_t rows, int64_t col
   w.dtype = t->dtype;
   w.data = t->data;
   w.nbytes = t->nbytes;
+  // safetensors allows any offset; backends read elements in place, so give them aligned data.
+  if (reinterpret_cast<uintptr_t>(t->data) % dtype_size(t->dtype) != 0) {
+    auto copy = std::make_shared<std::vector<uint8_t>>(t->data, t->data + t->nbytes);
+    w.data = copy->data();
+    w.owner = std::move(copy);
+  }
   if (!quantizable || !quant_.enabled || skipped(name, quant_.skip_modules)) return w;
 
   auto q = std::make_shared<QuantizedWeight>(

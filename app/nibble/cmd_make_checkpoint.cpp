@@ -9,7 +9,9 @@
 #include <thread>
 
 #include "app/nibble/command.h"
+#include "app/nibble/progress.h"
 #include "engine/error.h"
+#include "loader/memory_estimate.h"
 #include "loader/model_shapes.h"
 #include "loader/safetensors.h"
 
@@ -17,32 +19,6 @@ namespace nibble::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct PlannedTensor {
-  std::string name;
-  int64_t rows, cols;
-  bool norm;
-};
-
-std::vector<PlannedTensor> plan_tensors(const ModelConfig& c) {
-  const int64_t d = c.hidden_size, f = c.intermediate_size;
-  std::vector<PlannedTensor> t{{"model.embed_tokens.weight", c.vocab_size, d, false}};
-  for (int i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    t.push_back({p + "input_layernorm.weight", 1, d, true});
-    t.push_back({p + "self_attn.q_proj.weight", c.q_dim(), d, false});
-    t.push_back({p + "self_attn.k_proj.weight", c.kv_dim(), d, false});
-    t.push_back({p + "self_attn.v_proj.weight", c.kv_dim(), d, false});
-    t.push_back({p + "self_attn.o_proj.weight", d, c.q_dim(), false});
-    t.push_back({p + "post_attention_layernorm.weight", 1, d, true});
-    t.push_back({p + "mlp.gate_proj.weight", f, d, false});
-    t.push_back({p + "mlp.up_proj.weight", f, d, false});
-    t.push_back({p + "mlp.down_proj.weight", d, f, false});
-  }
-  t.push_back({"model.norm.weight", 1, d, true});
-  if (!c.tie_word_embeddings) t.push_back({"lm_head.weight", c.vocab_size, d, false});
-  return t;
-}
 
 // Normal(mean, std) bf16 values, filled by all cores; each chunk has its own seeded stream, so
 // the output depends only on the seed.
@@ -86,10 +62,10 @@ int run_make_checkpoint(Args& args) {
   const fs::path tmp = out + ".partial";
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  const auto tensors = plan_tensors(c);
+  const std::vector<WeightShape> tensors = model_weight_shapes(c);
   const uint64_t shard_limit = uint64_t(shard_gb * 1e9);
   // Split into shards of at most shard_limit bytes, in order, as save_pretrained does.
-  std::vector<std::vector<PlannedTensor>> shards(1);
+  std::vector<std::vector<WeightShape>> shards(1);
   uint64_t in_shard = 0, total = 0;
   for (const auto& t : tensors) {
     const uint64_t bytes = uint64_t(t.rows * t.cols) * 2;
@@ -109,19 +85,19 @@ int run_make_checkpoint(Args& args) {
     std::vector<std::vector<uint16_t>> data;
     std::vector<TensorToWrite> items;
     for (const auto& t : shards[s]) {
+      const bool norm = t.name.find("norm") != std::string::npos;
       data.emplace_back(size_t(t.rows * t.cols));
-      fill_normal(data.back().data(), data.back().size(), t.norm ? 1.0f : 0.0f,
-                  t.norm ? 0.05f : 0.02f, seed * 1000003 + tensor_index++);
+      fill_normal(data.back().data(), data.back().size(), norm ? 1.0f : 0.0f, norm ? 0.05f : 0.02f,
+                  seed * 1000003 + tensor_index++);
       items.push_back({t.name, DType::BF16, t.rows == 1 ? std::vector<int64_t>{t.cols}
                                                          : std::vector<int64_t>{t.rows, t.cols},
                        data.back().data(), data.back().size() * 2});
       weight_map[t.name] = name;
       done += data.back().size() * 2;
-      std::fprintf(stderr, "\rmake-checkpoint: %5.1f%% (%s)", 100.0 * double(done) / double(total), name);
+      draw_progress("writing", int(done >> 20), int(total >> 20), name);
     }
     write_safetensors(tmp / name, items, {{"format", "pt"}});
   }
-  std::fprintf(stderr, "\n");
   const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
   std::ofstream(tmp / "model.safetensors.index.json") << index.dump(2) << "\n";
   std::ofstream(tmp / "config.json") << config_json(c, "bfloat16");
