@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# nibble bench reports speed, the roofline and memory as JSON (speed itself is not tested here).
+set -eu
+nibble=$1
+json=$("$nibble" bench --backend cpu -t 2 -p 8 -n 4 -r 2 --json 2>/dev/null)
+for key in pp_tps.median tg_tps.min tg_tps.max weight_bytes_per_token bandwidth_gbs roofline_tps \
+           tg_roofline_fraction load_seconds memory_bytes.weights; do
+  v=$(jq -r ".$key" <<<"$json")
+  awk -v v="$v" 'BEGIN { exit !(v + 0 > 0) }' || { echo "FAIL: $key = $v"; exit 1; }
+done
+[ "$(jq -r .quant <<<"$json")" = "nf4 + double quant, bf16 compute, blocksize 64" ] || { echo "FAIL: quant"; exit 1; }
+n=$("$nibble" bench --backend cpu -t 2 -p 4 -n 2 -r 1 --matrix --json 2>/dev/null | jq length)
+[ "$n" = 8 ] || { echo "FAIL: matrix gave $n configurations"; exit 1; }
+"$nibble" bench --backend cpu --bandwidth | grep -q "copy bandwidth: [0-9]* GB/s" || { echo "FAIL: bandwidth"; exit 1; }
+echo ok
