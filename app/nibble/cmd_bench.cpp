@@ -107,7 +107,7 @@ void print_human(const nlohmann::json& j) {
               f("tg_tps", "median"), f("tg_tps", "min"), f("tg_tps", "max"));
   std::printf("  weights per token %8.1f MiB\n", j["weight_bytes_per_token"].get<double>() / (1 << 20));
   if (j.contains("bandwidth_gbs"))
-    std::printf("  roofline          %8.1f tok/s at %.0f GB/s measured; tg reaches %.0f GB/s = %.1f%%\n",
+    std::printf("  roofline          %8.1f tok/s at %.0f GB/s measured; tg reaches %.1f GB/s = %.1f%%\n",
                 j["roofline_tps"].get<double>(), j["bandwidth_gbs"].get<double>(),
                 j["tg_bandwidth_gbs"].get<double>(), 100 * j["tg_roofline_fraction"].get<double>());
   const auto& mem = j["memory_bytes"];
