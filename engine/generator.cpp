@@ -99,7 +99,7 @@ GenerationStats Generator::generate(std::span<const int> prompt,
   const bool device_greedy = settings.sampling.greedy() && settings.sampling.repetition_penalty == 1.0f;
   auto next_token = [&] {
     if (device_greedy) return model_.argmax();
-    logits_ = model_.logits();
+    model_.logits(logits_);
     return sampler.sample(logits_, cached_);
   };
 

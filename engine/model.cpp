@@ -205,9 +205,14 @@ void Model::forward_chunk(std::span<const int> tokens, int pos, bool all_logits)
 }
 
 std::vector<float> Model::logits() {
-  std::vector<float> out(size_t(last_rows_) * size_t(config_.vocab_size));
-  backend().read(logits_.slice_rows(0, last_rows_), out.data());
+  std::vector<float> out;
+  logits(out);
   return out;
+}
+
+void Model::logits(std::vector<float>& out) {
+  out.resize(size_t(last_rows_) * size_t(config_.vocab_size));
+  backend().read(logits_.slice_rows(0, last_rows_), out.data());
 }
 
 int Model::argmax() {

@@ -48,7 +48,8 @@ class Model {
   // Runs `tokens` at positions [pos, pos + n). Afterwards `logits()`/`argmax()` refer to the last
   // token, or, with all_logits, `logits()` holds one row per token of the last chunk.
   void forward(std::span<const int> tokens, int pos, bool all_logits = false);
-  std::vector<float> logits();  // waits for the device
+  std::vector<float> logits();          // waits for the device
+  void logits(std::vector<float>& out);  // the same into a reused vector (once per token)
   int argmax();                 // greedy pick of the last token, computed on the device
 
   const ModelConfig& config() const { return config_; }

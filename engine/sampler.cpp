@@ -16,19 +16,19 @@ Sampler::Sampler(const SamplerConfig& config) : config_(config), rng_(config.see
 }
 
 void apply_repetition_penalty(std::span<float> logits, std::span<const int> history,
-                              float penalty) {
+                              float penalty, std::vector<uint8_t>& seen) {
   if (penalty == 1.0f) return;
-  std::vector<bool> seen(logits.size(), false);
+  seen.assign(logits.size(), 0);
   for (int id : history) {
     if (id < 0 || size_t(id) >= logits.size() || seen[size_t(id)]) continue;
-    seen[size_t(id)] = true;
+    seen[size_t(id)] = 1;
     float& l = logits[size_t(id)];
     l = l > 0 ? l / penalty : l * penalty;
   }
 }
 
 int Sampler::sample(std::span<float> logits, std::span<const int> history) {
-  apply_repetition_penalty(logits, history, config_.repetition_penalty);
+  apply_repetition_penalty(logits, history, config_.repetition_penalty, seen_);
   if (config_.greedy())
     return int(std::max_element(logits.begin(), logits.end()) - logits.begin());
 

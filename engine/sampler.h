@@ -29,9 +29,12 @@ class Sampler {
   SamplerConfig config_;
   std::mt19937_64 rng_;
   std::vector<std::pair<float, int>> candidates_;  // reused between tokens
+  std::vector<uint8_t> seen_;                       // likewise
 };
 
-// Applies the repetition penalty as transformers does: positive logits divided, negative multiplied.
-void apply_repetition_penalty(std::span<float> logits, std::span<const int> history, float penalty);
+// Applies the repetition penalty as transformers does: positive logits divided, negative
+// multiplied, once per distinct token of `history`. `seen` is scratch space, reused by callers.
+void apply_repetition_penalty(std::span<float> logits, std::span<const int> history, float penalty,
+                              std::vector<uint8_t>& seen);
 
 }  // namespace nibble

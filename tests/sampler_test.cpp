@@ -77,7 +77,8 @@ TEST_CASE("sampler: top-k, top-p and min-p cut the candidates") {
 TEST_CASE("sampler: repetition penalty as transformers applies it") {
   std::vector<float> l{2.0f, -2.0f, 1.0f};
   const std::vector<int> history{0, 1, 1};
-  apply_repetition_penalty(l, history, 2.0f);
+  std::vector<uint8_t> seen;
+  apply_repetition_penalty(l, history, 2.0f, seen);
   CHECK(l[0] == doctest::Approx(1.0f));
   CHECK(l[1] == doctest::Approx(-4.0f));
   CHECK(l[2] == doctest::Approx(1.0f));
