@@ -4,6 +4,8 @@
 #include <set>
 
 #include "app/nibble/command.h"
+#include "app/nibble/quant_flags.h"
+#include "loader/load_model.h"
 #include "engine/error.h"
 #include "loader/load_model.h"
 #include "loader/memory_estimate.h"
@@ -41,6 +43,9 @@ void row(const std::string& label, const std::string& value) {
 
 int run_inspect(Args& args) {
   const std::optional<std::string> given = args.get({"-m", "--model"});
+  ModelOptions options;
+  options.context = args.get_int({"-c", "--ctx"}, 0);
+  const QuantConfig quant = quant_from_flags(args);
   args.finish();
   const std::filesystem::path dir = given ? std::filesystem::path(*given) : default_model_dir();
   std::error_code ec;
@@ -105,13 +110,24 @@ int run_inspect(Args& args) {
       row(std::string(type == QuantType::NF4 ? "nf4" : "fp4") + (dq ? " + double quant" : ""),
           human_bytes(model_weight_bytes(c, q)));
     }
+  // The plan load_model checks against the device before allocating (GPU: float16 KV cache).
+  const ModelOptions resolved = Model::resolve(c, options);
+  const MemoryPlan plan = plan_memory(folder, quant, resolved, DType::F16);
+  std::cout << "memory plan on a GPU (" << quant.describe() << ", context " << resolved.context
+            << ", prefill chunks of " << resolved.max_batch << "):\n";
+  row("weights", human_bytes(plan.weights));
+  row("KV cache", human_bytes(plan.kv_cache));
+  row("activations", human_bytes(plan.activations));
+  row("total", human_bytes(plan.total()));
   return 0;
 }
 
 const RegisterCommand reg(
     {"inspect", "show a model folder's architecture, size and memory needs",
-     "usage: nibble inspect [-m DIR]\n\n"
-     "  -m, --model DIR   Hugging Face model folder (default: models/kjv-tiny)\n",
+     std::string("usage: nibble inspect [-m DIR] [-c N] [quantization flags]\n\n"
+                 "  -m, --model DIR        Hugging Face model folder (default: models/kjv-tiny)\n"
+                 "  -c, --ctx N            context of the memory plan (default: the model's, at most 4096)\n") +
+         kQuantFlagsHelp,
      run_inspect});
 
 }  // namespace

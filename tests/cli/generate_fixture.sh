@@ -17,4 +17,7 @@ stats=$("$nibble" generate -m "$dir" --backend cpu -p "$prompt" -n 3 --stats 2>&
 grep -q "generation: " <<<"$stats" || { echo "FAIL: no speed line: $stats"; exit 1; }
 grep -q "per-layer time" <<<"$stats" || { echo "FAIL: no per-layer table: $stats"; exit 1; }
 grep -q "memory on cpu: weights" <<<"$stats" || { echo "FAIL: no memory line: $stats"; exit 1; }
+plan=$("$nibble" inspect -m "$dir" -c 1000 --no-double-quant)
+grep -q "memory plan on a GPU (nf4, bf16 compute, blocksize 64, context 1000" <<<"$plan" || { echo "FAIL: inspect plan: $plan"; exit 1; }
+grep -q "KV cache" <<<"$plan" || { echo "FAIL: no KV cache in the plan"; exit 1; }
 echo ok
