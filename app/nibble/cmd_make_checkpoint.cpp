@@ -62,6 +62,15 @@ int run_make_checkpoint(Args& args) {
   const fs::path tmp = out + ".partial";
   fs::remove_all(tmp);
   fs::create_directories(tmp);
+  // A failure anywhere below (disk full, Ctrl-C aside) leaves no partial folder behind.
+  struct RemoveUnlessDone {
+    fs::path path;
+    bool done = false;
+    ~RemoveUnlessDone() {
+      std::error_code ec;
+      if (!done) fs::remove_all(path, ec);
+    }
+  } cleanup{tmp};
   const std::vector<WeightShape> tensors = model_weight_shapes(c);
   const uint64_t shard_limit = uint64_t(shard_gb * 1e9);
   // Split into shards of at most shard_limit bytes, in order, as save_pretrained does.
@@ -106,6 +115,7 @@ int run_make_checkpoint(Args& args) {
   std::ofstream(tmp / "generation_config.json") << generation.dump(2) << "\n";
   if (!tokenizer.empty()) copy_tokenizer(tokenizer, tmp);
   fs::rename(tmp, out);
+  cleanup.done = true;
   std::printf("wrote %s: %s shape, %d layers, %.2f GB of bf16 weights in %zu shards\n", out.c_str(),
               shape.c_str(), c.num_hidden_layers, double(total) / 1e9, shards.size());
   return 0;
