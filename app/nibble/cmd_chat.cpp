@@ -63,11 +63,7 @@ int run_chat(Args& args) {
     g_generating = false;
     messages.push_back({"assistant", answer});
     std::cout << "\n";
-    print_speed(s);
-    if (run.stats) {
-      print_layer_times(*m.model);
-      print_memory(*m.model);
-    }
+    print_report(s, *m.model, run.stats);
   }
   return 0;
 }

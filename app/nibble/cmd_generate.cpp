@@ -44,11 +44,7 @@ int run_generate(Args& args) {
     std::cout << text << std::flush;
   });
   std::cout << "\n";
-  print_speed(s);
-  if (run.stats) {
-    print_layer_times(*m.model);
-    print_memory(*m.model);
-  }
+  print_report(s, *m.model, run.stats);
   return 0;
 }
 

@@ -51,4 +51,11 @@ void print_memory(const Model& model) {
   }
 }
 
+void print_report(const GenerationStats& s, Model& model, bool stats) {
+  print_speed(s);
+  if (!stats) return;
+  print_layer_times(model);
+  print_memory(model);
+}
+
 }  // namespace nibble::cli
