@@ -83,16 +83,18 @@ class Backend {
   virtual void end_step() = 0;  // submits; does not wait
 
   // --- ops (out-of-place unless noted); all activations are F32, ids are I32 --------------------
-  virtual void embed(Tensor out, Tensor table, Tensor ids) = 0;                  // out[i] = table[ids[i]]
-  virtual void rms_norm(Tensor out, Tensor x, Tensor weight, float eps) = 0;    // per row
-  virtual void matmul(Tensor out, Tensor x, Tensor w) = 0;                       // out = x · wᵀ
-  virtual void rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) = 0;   // in place, HF rotate_half
-  virtual void kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) = 0; // at the step's positions
+  virtual void embed(Tensor out, Tensor table, Tensor ids) = 0;  // out[i] = table[ids[i]]
+  virtual void rms_norm(Tensor out, Tensor x, Tensor weight, float eps) = 0;  // per row
+  virtual void matmul(Tensor out, Tensor x, Tensor w) = 0;                    // out = x · wᵀ
+  virtual void rope(Tensor x, int n_heads, int head_dim,
+                    Tensor inv_freq) = 0;  // in place, HF rotate_half
+  virtual void kv_store(Tensor k_cache, Tensor v_cache, Tensor k,
+                        Tensor v) = 0;  // at the step's positions
   virtual void attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
-                         const AttentionShape& shape) = 0;                       // causal
-  virtual void swiglu(Tensor out, Tensor gate, Tensor up) = 0;                   // silu(gate) * up
-  virtual void add(Tensor x, Tensor y) = 0;                                      // x += y
-  virtual void argmax(Tensor ids, Tensor logits) = 0;                            // per row
+                         const AttentionShape& shape) = 0;      // causal
+  virtual void swiglu(Tensor out, Tensor gate, Tensor up) = 0;  // silu(gate) * up
+  virtual void add(Tensor x, Tensor y) = 0;                     // x += y
+  virtual void argmax(Tensor ids, Tensor logits) = 0;           // per row
 
   // --- per-layer timing -------------------------------------------------------------------------
   virtual void set_profiling(bool on) { profiling_ = on; }

@@ -18,11 +18,15 @@ std::string_view compute_dtype_name(ComputeDType t);
 inline size_t dtype_size(DType t) {
   switch (t) {
     case DType::F32:
-    case DType::I32: return 4;
+    case DType::I32:
+      return 4;
     case DType::F16:
-    case DType::BF16: return 2;
-    case DType::U8: return 1;
-    default: return 0;
+    case DType::BF16:
+      return 2;
+    case DType::U8:
+      return 1;
+    default:
+      return 0;
   }
 }
 
@@ -37,7 +41,9 @@ inline uint32_t f32_to_bits(float f) {
   return u;
 }
 
-inline float bf16_to_f32(uint16_t h) { return bits_to_f32(uint32_t(h) << 16); }
+inline float bf16_to_f32(uint16_t h) {
+  return bits_to_f32(uint32_t(h) << 16);
+}
 
 // Round to nearest even, as torch does; NaN stays NaN.
 inline uint16_t f32_to_bf16(float f) {
@@ -62,9 +68,12 @@ inline uint16_t f32_to_f16(float f) {
 // Round a float32 to the nearest value of the compute dtype, returned as float32.
 inline float round_to(ComputeDType t, float f) {
   switch (t) {
-    case ComputeDType::F16: return float(_Float16(f));
-    case ComputeDType::BF16: return bf16_to_f32(f32_to_bf16(f));
-    default: return f;
+    case ComputeDType::F16:
+      return float(_Float16(f));
+    case ComputeDType::BF16:
+      return bf16_to_f32(f32_to_bf16(f));
+    default:
+      return f;
   }
 }
 

@@ -9,11 +9,16 @@ namespace nibble {
 
 std::string_view stop_reason_name(StopReason r) {
   switch (r) {
-    case StopReason::Eos: return "eos";
-    case StopReason::StopString: return "stop string";
-    case StopReason::MaxTokens: return "max tokens";
-    case StopReason::ContextFull: return "context full";
-    case StopReason::Cancelled: return "cancelled";
+    case StopReason::Eos:
+      return "eos";
+    case StopReason::StopString:
+      return "stop string";
+    case StopReason::MaxTokens:
+      return "max tokens";
+    case StopReason::ContextFull:
+      return "context full";
+    case StopReason::Cancelled:
+      return "cancelled";
   }
   return "?";
 }
@@ -66,8 +71,7 @@ class StopFilter {
 
 }  // namespace
 
-GenerationStats Generator::generate(std::span<const int> prompt,
-                                    const GenerationSettings& settings,
+GenerationStats Generator::generate(std::span<const int> prompt, const GenerationSettings& settings,
                                     const std::function<void(std::string_view)>& on_text,
                                     const std::atomic<bool>* cancel) {
   if (prompt.empty()) fail("the prompt is empty (no tokens to start from)");
@@ -89,14 +93,14 @@ GenerationStats Generator::generate(std::span<const int> prompt,
 
   // Reuse the cached prefix, but always run at least the last prompt token to get its logits.
   size_t keep = 0;
-  while (keep < cached_.size() && keep + 1 < prompt.size() && cached_[keep] == prompt[keep])
-    ++keep;
+  while (keep < cached_.size() && keep + 1 < prompt.size() && cached_[keep] == prompt[keep]) ++keep;
   cached_.assign(prompt.begin(), prompt.end());
   stats.reused_tokens = int(keep);
   stats.prompt_tokens = int(prompt.size() - keep);
 
   Sampler sampler(settings.sampling);
-  const bool device_greedy = settings.sampling.greedy() && settings.sampling.repetition_penalty == 1.0f;
+  const bool device_greedy =
+      settings.sampling.greedy() && settings.sampling.repetition_penalty == 1.0f;
   auto next_token = [&] {
     if (device_greedy) return model_.argmax();
     model_.logits(logits_);
@@ -113,7 +117,8 @@ GenerationStats Generator::generate(std::span<const int> prompt,
   t0 = Clock::now();
   stats.stop = StopReason::MaxTokens;
   for (int i = 0; i < settings.max_new_tokens; ++i) {
-    if (std::find(settings.eos_ids.begin(), settings.eos_ids.end(), token) != settings.eos_ids.end()) {
+    if (std::find(settings.eos_ids.begin(), settings.eos_ids.end(), token) !=
+        settings.eos_ids.end()) {
       stats.stop = StopReason::Eos;
       break;
     }

@@ -28,8 +28,8 @@ enum class StopReason { Eos, StopString, MaxTokens, ContextFull, Cancelled };
 std::string_view stop_reason_name(StopReason r);
 
 struct GenerationStats {
-  int prompt_tokens = 0;  // tokens actually run through prefill (the reused prefix excluded)
-  int reused_tokens = 0;  // tokens whose KV cache was kept from the previous call
+  int prompt_tokens = 0;   // tokens actually run through prefill (the reused prefix excluded)
+  int reused_tokens = 0;   // tokens whose KV cache was kept from the previous call
   int dropped_tokens = 0;  // oldest prompt tokens dropped by truncate_prompt
   double prompt_seconds = 0;
   int generated_tokens = 0;

@@ -112,8 +112,8 @@ Model::Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource&
     weight_bytes_per_token_ += uint64_t(c.vocab_size) * uint64_t(d) * dtype_size(embed_.dtype);
     if (options.on_progress) options.on_progress(++done, total, "lm_head (tied)");
   } else {
-    lm_head_ = load(last, tied ? "model.embed_tokens.weight" : "lm_head.weight", c.vocab_size, d,
-                    false);
+    lm_head_ =
+        load(last, tied ? "model.embed_tokens.weight" : "lm_head.weight", c.vocab_size, d, false);
   }
   logits_ = last.alloc(DType::F32, b, c.vocab_size, Usage::Activations);
   next_id_ = last.alloc(DType::I32, 1, 1, Usage::Activations);

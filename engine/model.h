@@ -48,9 +48,9 @@ class Model {
   // Runs `tokens` at positions [pos, pos + n). Afterwards `logits()`/`argmax()` refer to the last
   // token, or, with all_logits, `logits()` holds one row per token of the last chunk.
   void forward(std::span<const int> tokens, int pos, bool all_logits = false);
-  std::vector<float> logits();          // waits for the device
+  std::vector<float> logits();           // waits for the device
   void logits(std::vector<float>& out);  // the same into a reused vector (once per token)
-  int argmax();                 // greedy pick of the last token, computed on the device
+  int argmax();                          // greedy pick of the last token, computed on the device
 
   const ModelConfig& config() const { return config_; }
   int context() const { return context_; }
@@ -80,7 +80,8 @@ class Model {
   ModelConfig config_;
   int context_ = 0, max_batch_ = 0;
   std::vector<StageState> state_;
-  Tensor embed_, final_norm_, lm_head_, logits_, next_id_;  // embed_ on the first stage, rest on the last
+  Tensor embed_, final_norm_, lm_head_, logits_,
+      next_id_;                // embed_ on the first stage, rest on the last
   std::vector<float> hidden_;  // the hidden state crossing between stages
   int last_rows_ = 0;          // rows of logits_ holding the last forward's output
   uint64_t weight_bytes_per_token_ = 0;

@@ -22,8 +22,8 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
     if (wavelen > low_wavelen) {
       f = float(f / s.factor);
     } else if (wavelen >= high_wavelen) {
-      const double smooth = (old_ctx / wavelen - s.low_freq_factor) /
-                            (s.high_freq_factor - s.low_freq_factor);
+      const double smooth =
+          (old_ctx / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
       f = float((1.0 - smooth) * f / s.factor + smooth * f);
     }
   }

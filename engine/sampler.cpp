@@ -15,8 +15,8 @@ Sampler::Sampler(const SamplerConfig& config) : config_(config), rng_(config.see
   if (!(config.repetition_penalty > 0)) fail("--repeat-penalty must be > 0");
 }
 
-void apply_repetition_penalty(std::span<float> logits, std::span<const int> history,
-                              float penalty, std::vector<uint8_t>& seen) {
+void apply_repetition_penalty(std::span<float> logits, std::span<const int> history, float penalty,
+                              std::vector<uint8_t>& seen) {
   if (penalty == 1.0f) return;
   seen.assign(logits.size(), 0);
   for (int id : history) {
@@ -29,8 +29,7 @@ void apply_repetition_penalty(std::span<float> logits, std::span<const int> hist
 
 int Sampler::sample(std::span<float> logits, std::span<const int> history) {
   apply_repetition_penalty(logits, history, config_.repetition_penalty, seen_);
-  if (config_.greedy())
-    return int(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  if (config_.greedy()) return int(std::max_element(logits.begin(), logits.end()) - logits.begin());
 
   // Order as transformers' logits warpers: temperature, top-k, top-p, min-p.
   candidates_.clear();

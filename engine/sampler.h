@@ -8,10 +8,10 @@
 namespace nibble {
 
 struct SamplerConfig {
-  float temperature = 0.0f;  // 0: greedy
-  int top_k = 0;             // 0: off
-  float top_p = 1.0f;        // 1: off
-  float min_p = 0.0f;        // 0: off
+  float temperature = 0.0f;         // 0: greedy
+  int top_k = 0;                    // 0: off
+  float top_p = 1.0f;               // 1: off
+  float min_p = 0.0f;               // 0: off
   float repetition_penalty = 1.0f;  // 1: off (HF/CTRL semantics over prompt and output)
   uint64_t seed = 0;
 
@@ -29,7 +29,7 @@ class Sampler {
   SamplerConfig config_;
   std::mt19937_64 rng_;
   std::vector<std::pair<float, int>> candidates_;  // reused between tokens
-  std::vector<uint8_t> seen_;                       // likewise
+  std::vector<uint8_t> seen_;                      // likewise
 };
 
 // Applies the repetition penalty as transformers does: positive logits divided, negative

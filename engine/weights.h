@@ -15,9 +15,9 @@ struct HostWeight {
   int64_t rows = 0, cols = 0;  // [out, in]; a vector is [1, n]
   const uint8_t* data = nullptr;
   size_t nbytes = 0;
-  std::shared_ptr<const void> owner;        // keeps `data` alive when it is not the mmap
-  std::shared_ptr<const QuantState> quant;  // set for NF4/FP4
-  ComputeDType compute = ComputeDType::F32; // operand rounding of the 4-bit matmul
+  std::shared_ptr<const void> owner;         // keeps `data` alive when it is not the mmap
+  std::shared_ptr<const QuantState> quant;   // set for NF4/FP4
+  ComputeDType compute = ComputeDType::F32;  // operand rounding of the 4-bit matmul
 
   bool quantized() const { return dtype == DType::NF4 || dtype == DType::FP4; }
   // Element i of a 16/32-bit weight as float32.

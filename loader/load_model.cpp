@@ -22,7 +22,8 @@ fs::path default_model_dir() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec)
-    for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path())
+    for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
+         dir = dir.parent_path())
       if (fs::exists(dir / relative / "config.json")) return dir / relative;
   return relative;
 }
@@ -129,8 +130,7 @@ LoadedModel load_model(const fs::path& dir, const std::vector<Backend*>& backend
   m.placement = describe_placement(stages);
   FolderWeights weights(*m.folder, quant);
   m.model = std::make_unique<Model>(stages, m.folder->config(), weights, options);
-  m.load_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return m;
 }
 

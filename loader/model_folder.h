@@ -22,10 +22,10 @@ class ModelFolder {
   const std::filesystem::path& dir() const { return dir_; }
   const ModelConfig& config() const { return config_; }
   const std::string& config_json() const { return config_json_; }  // raw text, for re-export
-  const TensorInfo* find(std::string_view name) const;           // nullptr if absent
-  const TensorInfo& require(std::string_view name) const;        // error naming tensor and folder
-  std::vector<const TensorInfo*> tensors() const;                 // in file order
-  uint64_t total_bytes() const;                                   // of all tensors' data
+  const TensorInfo* find(std::string_view name) const;             // nullptr if absent
+  const TensorInfo& require(std::string_view name) const;          // error naming tensor and folder
+  std::vector<const TensorInfo*> tensors() const;                  // in file order
+  uint64_t total_bytes() const;                                    // of all tensors' data
 
  private:
   std::filesystem::path dir_;

@@ -72,17 +72,20 @@ std::string config_json(const ModelConfig& c, const std::string& torch_dtype) {
       {"hidden_act", "silu"},
       {"tie_word_embeddings", c.tie_word_embeddings},
       {"torch_dtype", torch_dtype},
-      {"bos_token_id", c.bos_token_ids.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.bos_token_ids[0])},
-      {"eos_token_id", c.eos_token_ids.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.eos_token_ids[0])},
-      {"sliding_window", c.sliding_window ? nlohmann::json(c.sliding_window) : nlohmann::json(nullptr)},
+      {"bos_token_id",
+       c.bos_token_ids.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.bos_token_ids[0])},
+      {"eos_token_id",
+       c.eos_token_ids.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.eos_token_ids[0])},
+      {"sliding_window",
+       c.sliding_window ? nlohmann::json(c.sliding_window) : nlohmann::json(nullptr)},
   };
   if (c.rope_scaling)
-    j["rope_scaling"] = {{"rope_type", c.rope_scaling->type},
-                         {"factor", c.rope_scaling->factor},
-                         {"low_freq_factor", c.rope_scaling->low_freq_factor},
-                         {"high_freq_factor", c.rope_scaling->high_freq_factor},
-                         {"original_max_position_embeddings",
-                          c.rope_scaling->original_max_position_embeddings}};
+    j["rope_scaling"] = {
+        {"rope_type", c.rope_scaling->type},
+        {"factor", c.rope_scaling->factor},
+        {"low_freq_factor", c.rope_scaling->low_freq_factor},
+        {"high_freq_factor", c.rope_scaling->high_freq_factor},
+        {"original_max_position_embeddings", c.rope_scaling->original_max_position_embeddings}};
   return j.dump(2) + "\n";
 }
 

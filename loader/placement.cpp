@@ -65,9 +65,11 @@ std::vector<Stage> place_layers(const ModelFolder& folder, const QuantConfig& qu
       capacity[i] = total;
       continue;
     }
-    const uint64_t fixed = Model::runtime_memory(c, options, backends[i]->kv_dtype(), 0).activations +
-                           (i == 0 ? k.embedding : 0) + (i + 1 == n ? k.head : 0);
-    capacity[i] = free > fixed ? int(std::min<uint64_t>(uint64_t(total), (free - fixed) / k.per_layer)) : -1;
+    const uint64_t fixed =
+        Model::runtime_memory(c, options, backends[i]->kv_dtype(), 0).activations +
+        (i == 0 ? k.embedding : 0) + (i + 1 == n ? k.head : 0);
+    capacity[i] =
+        free > fixed ? int(std::min<uint64_t>(uint64_t(total), (free - fixed) / k.per_layer)) : -1;
     if (capacity[i] < 0 && (i == 0 || i + 1 == n))
       fail("the model in " + folder.dir().string() + " needs " + gib(fixed) + " on " +
            backends[i]->device_name() + " before any layer, which has " + gib(free) + " free");
@@ -79,8 +81,11 @@ std::vector<Stage> place_layers(const ModelFolder& folder, const QuantConfig& qu
 
   std::vector<int> layers(n, 0);
   if (gpu_layers >= 0) {
-    if (gpu_layers > total) fail("--gpu-layers " + std::to_string(gpu_layers) + ": the model has " + std::to_string(total) + " layers");
-    if (n == 1 && gpu_layers != total) fail("--gpu-layers needs a CPU backend to run the other layers");
+    if (gpu_layers > total)
+      fail("--gpu-layers " + std::to_string(gpu_layers) + ": the model has " +
+           std::to_string(total) + " layers");
+    if (n == 1 && gpu_layers != total)
+      fail("--gpu-layers needs a CPU backend to run the other layers");
     layers[0] = gpu_layers;
     int left = total - gpu_layers;
     for (size_t i = 1; i < n; ++i) {
@@ -92,7 +97,8 @@ std::vector<Stage> place_layers(const ModelFolder& folder, const QuantConfig& qu
     for (int cap : capacity) sum += cap;
     if (sum < total) {
       fail("the model in " + folder.dir().string() + " does not fit: " + std::to_string(total) +
-           " layers of " + gib(costs_of(folder, quant, options, backends[0]->kv_dtype()).per_layer) +
+           " layers of " +
+           gib(costs_of(folder, quant, options, backends[0]->kv_dtype()).per_layer) +
            " each, room for " + std::to_string(sum) +
            " (try a shorter --ctx, 4-bit quantization, or a CPU backend for the rest)");
     }
@@ -104,7 +110,10 @@ std::vector<Stage> place_layers(const ModelFolder& folder, const QuantConfig& qu
     if (gpu_room >= total) {
       // Everything fits on the GPUs: share in proportion to what each can hold.
       for (size_t i = 0; i < gpus; ++i) {
-        layers[i] = i + 1 == gpus ? left : std::min(left, int(std::lround(double(total) * capacity[i] / double(gpu_room))));
+        layers[i] =
+            i + 1 == gpus
+                ? left
+                : std::min(left, int(std::lround(double(total) * capacity[i] / double(gpu_room))));
         left -= layers[i];
       }
     } else {
@@ -128,8 +137,9 @@ std::string describe_placement(const std::vector<Stage>& stages) {
   for (const Stage& s : stages) {
     if (!out.empty()) out += ", ";
     out += s.layers == 0 ? "no layers"
-           : s.layers == 1 ? "layer " + std::to_string(first)
-                           : "layers " + std::to_string(first) + "-" + std::to_string(first + s.layers - 1);
+           : s.layers == 1
+               ? "layer " + std::to_string(first)
+               : "layers " + std::to_string(first) + "-" + std::to_string(first + s.layers - 1);
     out += " on " + s.backend->name() + " (" + s.backend->device_name() + ")";
     first += s.layers;
   }

@@ -13,10 +13,11 @@ namespace nibble {
 // Splits the layers over `backends`, in order. A backend without a device budget (the CPU) takes
 // whatever the others cannot hold. With gpu_layers >= 0 the first backend takes exactly that many
 // and the next ones the rest; otherwise (auto) the GPUs share the layers in proportion to their
-// free memory when all fit, else each takes as many as fit. Fails, naming sizes, when no split fits.
+// free memory when all fit, else each takes as many as fit. Fails, naming sizes, when no split
+// fits.
 std::vector<Stage> place_layers(const ModelFolder& folder, const QuantConfig& quant,
-                                const ModelOptions& options,
-                                const std::vector<Backend*>& backends, int gpu_layers = -1);
+                                const ModelOptions& options, const std::vector<Backend*>& backends,
+                                int gpu_layers = -1);
 
 // "layers 0-11 on vulkan (NVIDIA ...), layers 12-31 on cpu (...)"
 std::string describe_placement(const std::vector<Stage>& stages);

@@ -16,7 +16,7 @@ struct QuantConfig {
   int blocksize = 64;
   std::vector<std::string> skip_modules = {"lm_head"};
 
-  void validate() const;  // clear error for an invalid combination (e.g. blocksize 100)
+  void validate() const;         // clear error for an invalid combination (e.g. blocksize 100)
   std::string describe() const;  // "nf4 + double quant, bf16 compute, blocksize 64"
 };
 

@@ -9,7 +9,6 @@ using namespace nibble;
 
 namespace {
 
-
 double relative_gap(uint64_t planned, uint64_t actual) {
   return std::abs(double(planned) - double(actual)) / double(actual);
 }

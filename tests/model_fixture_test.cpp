@@ -72,7 +72,8 @@ TEST_CASE("fixture models: CPU logits equal HF transformers' (float32, rel. erro
     double worst = 0;
     for (int r = 0; r < ref.rows; ++r) {
       const auto row = [&](const std::vector<float>& v) {
-        return std::vector<float>(v.begin() + long(r) * ref.vocab, v.begin() + long(r + 1) * ref.vocab);
+        return std::vector<float>(v.begin() + long(r) * ref.vocab,
+                                  v.begin() + long(r + 1) * ref.vocab);
       };
       worst = std::max(worst, test::rel_error(row(logits), row(ref.logits)));
     }
@@ -105,6 +106,7 @@ TEST_CASE("fixture models: the tokenizer reproduces the prompt ids HF used") {
     std::ifstream in(dir + "/reference.json");
     const auto j = nlohmann::json::parse(in);
     const Tokenizer tokenizer = Tokenizer::from_folder(dir);
-    CHECK(tokenizer.encode(j["prompt"].get<std::string>()) == j["prompt_ids"].get<std::vector<int>>());
+    CHECK(tokenizer.encode(j["prompt"].get<std::string>()) ==
+          j["prompt_ids"].get<std::vector<int>>());
   }
 }

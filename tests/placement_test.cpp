@@ -17,7 +17,9 @@ class SmallDevice final : public CpuBackend {
  public:
   explicit SmallDevice(uint64_t budget) : CpuBackend(1), budget_(budget) {}
   std::string name() const override { return "small-device"; }
-  std::string device_name() const override { return "a device of " + std::to_string(budget_) + " bytes"; }
+  std::string device_name() const override {
+    return "a device of " + std::to_string(budget_) + " bytes";
+  }
   MemoryInfo memory() const override {
     MemoryInfo m = CpuBackend::memory();
     m.device_budget = budget_;
@@ -52,7 +54,8 @@ TEST_CASE("placement: a model split over two backends gives the same logits as o
     CHECK(test::rel_error(run_logits({{&first, split}, {&second, 4 - split}}, c, weights, kOptions),
                           reference) < 1e-6);
   }
-  CHECK(test::rel_error(run_logits({{&a, 1}, {&b, 2}, {&c1, 1}}, c, weights, kOptions), reference) < 1e-6);
+  CHECK(test::rel_error(run_logits({{&a, 1}, {&b, 2}, {&c1, 1}}, c, weights, kOptions), reference) <
+        1e-6);
   CpuBackend x(1);
   CHECK_THROWS_AS(Model({{&x, 3}}, c, weights, kOptions), Error);  // stages must hold every layer
 }
@@ -98,6 +101,7 @@ TEST_CASE("placement: --gpu-layers forces the split; a model that fits nowhere i
   CHECK(forced[0].layers == 3);
   CHECK(forced[1].layers == folder.config().num_hidden_layers - 3);
   SmallDevice tiny(1 << 20), also_tiny(1 << 20);
-  CHECK_THROWS_WITH_AS(place_layers(folder, quant, kOptions, {&tiny}), doctest::Contains("needs"), Error);
+  CHECK_THROWS_WITH_AS(place_layers(folder, quant, kOptions, {&tiny}), doctest::Contains("needs"),
+                       Error);
   CHECK_THROWS_AS(place_layers(folder, quant, kOptions, {&big}, 3), Error);  // nowhere for the rest
 }

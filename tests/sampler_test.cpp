@@ -9,7 +9,9 @@
 using namespace nibble;
 
 namespace {
-std::vector<float> logits_of(std::initializer_list<float> v) { return std::vector<float>(v); }
+std::vector<float> logits_of(std::initializer_list<float> v) {
+  return std::vector<float>(v);
+}
 }  // namespace
 
 TEST_CASE("sampler: greedy picks the first maximum") {

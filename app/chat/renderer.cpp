@@ -15,34 +15,35 @@ namespace {
 // Our own Vulkan entry points, loaded through GLFW from our instance. The engine's volk keeps
 // process-wide pointers loaded from *its* instance, which lacks the window-system extensions;
 // these, in this file's namespace, shadow them.
-#define NIBBLE_RENDERER_VULKAN_FUNCTIONS(X)                                                       \
-  X(vkDestroyInstance)                                                                            \
-  X(vkEnumeratePhysicalDevices)                                                                   \
-  X(vkGetPhysicalDeviceProperties)                                                                \
-  X(vkGetPhysicalDeviceQueueFamilyProperties)                                                     \
-  X(vkGetPhysicalDeviceSurfaceSupportKHR)                                                         \
-  X(vkGetPhysicalDeviceMemoryProperties)                                                          \
-  X(vkCreateDevice)                                                                               \
-  X(vkDestroyDevice)                                                                              \
-  X(vkGetDeviceQueue)                                                                             \
-  X(vkCreateDescriptorPool)                                                                       \
-  X(vkDestroyDescriptorPool)                                                                      \
-  X(vkDestroySurfaceKHR)                                                                          \
-  X(vkDeviceWaitIdle)                                                                             \
-  X(vkResetCommandPool)                                                                           \
-  X(vkBeginCommandBuffer)                                                                         \
-  X(vkEndCommandBuffer)                                                                           \
-  X(vkQueueSubmit)                                                                                \
-  X(vkAcquireNextImageKHR)                                                                        \
-  X(vkWaitForFences)                                                                              \
-  X(vkResetFences)                                                                                \
-  X(vkCmdBeginRenderPass) X(vkCmdEndRenderPass) X(vkQueuePresentKHR) X(vkCreateImage)             \
-      X(vkGetImageMemoryRequirements) X(vkAllocateMemory) X(vkBindImageMemory)                    \
-          X(vkCreateImageView) X(vkCreateRenderPass) X(vkCreateFramebuffer) X(vkCreateBuffer)     \
-              X(vkGetBufferMemoryRequirements) X(vkBindBufferMemory) X(vkCreateCommandPool)       \
-                  X(vkAllocateCommandBuffers) X(vkCmdCopyImageToBuffer) X(vkMapMemory)            \
-                      X(vkUnmapMemory) X(vkDestroyCommandPool) X(vkDestroyBuffer) X(vkFreeMemory) \
-                          X(vkDestroyFramebuffer) X(vkDestroyRenderPass) X(vkDestroyImageView)    \
+#define NIBBLE_RENDERER_VULKAN_FUNCTIONS(X)                                                    \
+  X(vkDestroyInstance)                                                                         \
+  X(vkEnumeratePhysicalDevices)                                                                \
+  X(vkGetPhysicalDeviceProperties)                                                             \
+  X(vkGetPhysicalDeviceQueueFamilyProperties)                                                  \
+  X(vkGetPhysicalDeviceSurfaceSupportKHR)                                                      \
+  X(vkGetPhysicalDeviceMemoryProperties)                                                       \
+  X(vkCreateDevice)                                                                            \
+  X(vkDestroyDevice)                                                                           \
+  X(vkGetDeviceQueue)                                                                          \
+  X(vkCreateDescriptorPool)                                                                    \
+  X(vkDestroyDescriptorPool)                                                                   \
+  X(vkDestroySurfaceKHR)                                                                       \
+  X(vkDeviceWaitIdle)                                                                          \
+  X(vkResetCommandPool)                                                                        \
+  X(vkBeginCommandBuffer)                                                                      \
+  X(vkEndCommandBuffer)                                                                        \
+  X(vkQueueSubmit)                                                                             \
+  X(vkAcquireNextImageKHR)                                                                     \
+  X(vkWaitForFences)                                                                           \
+  X(vkResetFences)                                                                             \
+  X(vkCmdBeginRenderPass)                                                                      \
+  X(vkCmdEndRenderPass) X(vkQueuePresentKHR) X(vkCreateImage) X(vkGetImageMemoryRequirements)  \
+      X(vkAllocateMemory) X(vkBindImageMemory) X(vkCreateImageView) X(vkCreateRenderPass)      \
+          X(vkCreateFramebuffer) X(vkCreateBuffer) X(vkGetBufferMemoryRequirements)            \
+              X(vkBindBufferMemory) X(vkCreateCommandPool) X(vkAllocateCommandBuffers)         \
+                  X(vkCmdCopyImageToBuffer) X(vkMapMemory) X(vkUnmapMemory)                    \
+                      X(vkDestroyCommandPool) X(vkDestroyBuffer) X(vkFreeMemory)               \
+                          X(vkDestroyFramebuffer) X(vkDestroyRenderPass) X(vkDestroyImageView) \
                               X(vkDestroyImage)
 #define NIBBLE_DECLARE(name) PFN_##name name = nullptr;
 NIBBLE_RENDERER_VULKAN_FUNCTIONS(NIBBLE_DECLARE)

@@ -11,7 +11,8 @@ std::optional<std::string> Args::get(std::initializer_list<const char*> names) {
   for (const char* name : names) {
     auto it = std::find(argv_.begin(), argv_.end(), name);
     if (it == argv_.end()) continue;
-    if (it + 1 == argv_.end()) fail(std::string(name) + " needs a value (see nibble " + command_ + " --help)");
+    if (it + 1 == argv_.end())
+      fail(std::string(name) + " needs a value (see nibble " + command_ + " --help)");
     std::string value = *(it + 1);
     argv_.erase(it, it + 2);
     return value;

@@ -83,7 +83,11 @@ nlohmann::json bench_one(const BenchSettings& b, const QuantConfig& quant, doubl
       {"tg_tokens", b.generate},
       {"tg_tps", {{"median", g.median}, {"min", g.min}, {"max", g.max}}},
       {"weight_bytes_per_token", bytes},
-      {"memory_bytes", {{"weights", mem.weights}, {"kv_cache", mem.kv_cache}, {"activations", mem.activations}, {"device_used", mem.device_used}}},
+      {"memory_bytes",
+       {{"weights", mem.weights},
+        {"kv_cache", mem.kv_cache},
+        {"activations", mem.activations},
+        {"device_used", mem.device_used}}},
   };
   if (bandwidth_gbs > 0) {
     const double achieved = g.median * bytes / 1e9;
@@ -105,14 +109,18 @@ void print_human(const nlohmann::json& j) {
               f("pp_tps", "median"), f("pp_tps", "min"), f("pp_tps", "max"));
   std::printf("  tg%-4d            %8.1f tok/s (min %.1f, max %.1f)\n", j["tg_tokens"].get<int>(),
               f("tg_tps", "median"), f("tg_tps", "min"), f("tg_tps", "max"));
-  std::printf("  weights per token %8.1f MiB\n", j["weight_bytes_per_token"].get<double>() / (1 << 20));
+  std::printf("  weights per token %8.1f MiB\n",
+              j["weight_bytes_per_token"].get<double>() / (1 << 20));
   if (j.contains("bandwidth_gbs"))
-    std::printf("  roofline          %8.1f tok/s at %.0f GB/s measured; tg reaches %.1f GB/s = %.1f%%\n",
-                j["roofline_tps"].get<double>(), j["bandwidth_gbs"].get<double>(),
-                j["tg_bandwidth_gbs"].get<double>(), 100 * j["tg_roofline_fraction"].get<double>());
+    std::printf(
+        "  roofline          %8.1f tok/s at %.0f GB/s measured; tg reaches %.1f GB/s = %.1f%%\n",
+        j["roofline_tps"].get<double>(), j["bandwidth_gbs"].get<double>(),
+        j["tg_bandwidth_gbs"].get<double>(), 100 * j["tg_roofline_fraction"].get<double>());
   const auto& mem = j["memory_bytes"];
   std::printf("  memory            %8.1f MiB (weights %.1f, KV %.1f, activations %.1f)\n",
-              (mem["weights"].get<double>() + mem["kv_cache"].get<double>() + mem["activations"].get<double>()) / (1 << 20),
+              (mem["weights"].get<double>() + mem["kv_cache"].get<double>() +
+               mem["activations"].get<double>()) /
+                  (1 << 20),
               mem["weights"].get<double>() / (1 << 20), mem["kv_cache"].get<double>() / (1 << 20),
               mem["activations"].get<double>() / (1 << 20));
 }
@@ -165,19 +173,20 @@ int run_bench(Args& args) {
   return 0;
 }
 
-const RegisterCommand reg({"bench", "prompt and generation speed beside the bandwidth roofline",
-                           std::string("usage: nibble bench [-m DIR] [options]\n\n"
-                                       "  -p, --n-prompt N       prompt tokens (default 512)\n"
-                                       "  -n, --n-gen N          generated tokens (default 128)\n"
-                                       "  -r, --repetitions N    repeats after a warm-up; median, min, max (default 5)\n"
-                                       "  --backend NAME         auto, vulkan, cuda, cpu\n"
-                                       "  --device N             GPU index\n"
-                                       "  -t, --threads N        CPU threads\n"
-                                       "  --bandwidth            only measure the device's copy bandwidth\n"
-                                       "  --matrix               nf4/fp4 x double quant on/off x bf16/fp16 compute\n"
-                                       "  --json                 machine-readable output\n") +
-                               kQuantFlagsHelp,
-                           run_bench});
+const RegisterCommand reg(
+    {"bench", "prompt and generation speed beside the bandwidth roofline",
+     std::string("usage: nibble bench [-m DIR] [options]\n\n"
+                 "  -p, --n-prompt N       prompt tokens (default 512)\n"
+                 "  -n, --n-gen N          generated tokens (default 128)\n"
+                 "  -r, --repetitions N    repeats after a warm-up; median, min, max (default 5)\n"
+                 "  --backend NAME         auto, vulkan, cuda, cpu\n"
+                 "  --device N             GPU index\n"
+                 "  -t, --threads N        CPU threads\n"
+                 "  --bandwidth            only measure the device's copy bandwidth\n"
+                 "  --matrix               nf4/fp4 x double quant on/off x bf16/fp16 compute\n"
+                 "  --json                 machine-readable output\n") +
+         kQuantFlagsHelp,
+     run_bench});
 
 }  // namespace
 }  // namespace nibble::cli

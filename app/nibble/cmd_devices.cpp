@@ -31,11 +31,12 @@ int run_devices(Args& args) {
   return 0;
 }
 
-const RegisterCommand reg({"devices", "list the GPUs and backends nibble can use",
-                           "usage: nibble devices\n\n"
-                           "Lists the backends built into this nibble and every Vulkan device with\n"
-                           "its type, driver, memory heaps and the features nibble uses.\n",
-                           run_devices});
+const RegisterCommand reg(
+    {"devices", "list the GPUs and backends nibble can use",
+     "usage: nibble devices\n\n"
+     "Lists the backends built into this nibble and every Vulkan device with\n"
+     "its type, driver, memory heaps and the features nibble uses.\n",
+     run_devices});
 
 }  // namespace
 }  // namespace nibble::cli

@@ -40,23 +40,23 @@ int run_generate(Args& args) {
   }
   Generator generator(*m.model, *m.tokenizer);
   std::cout << prompt << std::flush;
-  const GenerationStats s = generator.generate(ids, settings, [](std::string_view text) {
-    std::cout << text << std::flush;
-  });
+  const GenerationStats s = generator.generate(
+      ids, settings, [](std::string_view text) { std::cout << text << std::flush; });
   std::cout << "\n";
   print_report(s, *m.model, run.stats);
   return 0;
 }
 
-const RegisterCommand reg({"generate", "continue a prompt, streaming tokens",
-                           std::string("usage: nibble generate [-m DIR] -p TEXT [options]\n\n"
-                                       "  -p, --prompt TEXT      the text to continue\n"
-                                       "  -f, --file FILE        read the prompt from FILE\n"
-                                       "  --chat                 wrap the prompt in the model's chat template\n"
-                                       "  --system TEXT          system prompt (with --chat)\n"
-                                       "  --no-bos               do not add the BOS token\n") +
-                               kModelFlagsHelp + kSamplingFlagsHelp + kQuantFlagsHelp,
-                           run_generate});
+const RegisterCommand reg(
+    {"generate", "continue a prompt, streaming tokens",
+     std::string("usage: nibble generate [-m DIR] -p TEXT [options]\n\n"
+                 "  -p, --prompt TEXT      the text to continue\n"
+                 "  -f, --file FILE        read the prompt from FILE\n"
+                 "  --chat                 wrap the prompt in the model's chat template\n"
+                 "  --system TEXT          system prompt (with --chat)\n"
+                 "  --no-bos               do not add the BOS token\n") +
+         kModelFlagsHelp + kSamplingFlagsHelp + kQuantFlagsHelp,
+     run_generate});
 
 }  // namespace
 }  // namespace nibble::cli

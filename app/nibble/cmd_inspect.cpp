@@ -5,7 +5,6 @@
 
 #include "app/nibble/command.h"
 #include "app/nibble/quant_flags.h"
-#include "loader/load_model.h"
 #include "engine/error.h"
 #include "loader/load_model.h"
 #include "loader/memory_estimate.h"
@@ -126,7 +125,8 @@ const RegisterCommand reg(
     {"inspect", "show a model folder's architecture, size and memory needs",
      std::string("usage: nibble inspect [-m DIR] [-c N] [quantization flags]\n\n"
                  "  -m, --model DIR        Hugging Face model folder (default: models/kjv-tiny)\n"
-                 "  -c, --ctx N            context of the memory plan (default: the model's, at most 4096)\n") +
+                 "  -c, --ctx N            context of the memory plan (default: the model's, at "
+                 "most 4096)\n") +
          kQuantFlagsHelp,
      run_inspect});
 

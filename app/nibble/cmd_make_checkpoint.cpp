@@ -41,8 +41,8 @@ void fill_normal(uint16_t* out, size_t n, float mean, float std, uint64_t seed) 
 
 void copy_tokenizer(const fs::path& from, const fs::path& to) {
   if (!fs::exists(from / "tokenizer.json")) fail("no tokenizer.json in " + from.string());
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                        "tokenizer.model"})
+  for (const char* f :
+       {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model"})
     if (fs::exists(from / f)) fs::copy_file(from / f, to / f, fs::copy_options::overwrite_existing);
 }
 
@@ -98,9 +98,10 @@ int run_make_checkpoint(Args& args) {
       data.emplace_back(size_t(t.rows * t.cols));
       fill_normal(data.back().data(), data.back().size(), norm ? 1.0f : 0.0f, norm ? 0.05f : 0.02f,
                   seed * 1000003 + tensor_index++);
-      items.push_back({t.name, DType::BF16, t.rows == 1 ? std::vector<int64_t>{t.cols}
-                                                         : std::vector<int64_t>{t.rows, t.cols},
-                       data.back().data(), data.back().size() * 2});
+      items.push_back(
+          {t.name, DType::BF16,
+           t.rows == 1 ? std::vector<int64_t>{t.cols} : std::vector<int64_t>{t.rows, t.cols},
+           data.back().data(), data.back().size() * 2});
       weight_map[t.name] = name;
       done += data.back().size() * 2;
       draw_progress("writing", int(done >> 20), int(total >> 20), name);
@@ -121,15 +122,16 @@ int run_make_checkpoint(Args& args) {
   return 0;
 }
 
-const RegisterCommand reg({"make-checkpoint", "write a random-weight checkpoint of a known shape",
-                           "usage: nibble make-checkpoint --shape NAME -o DIR [options]\n\n"
-                           "  --shape NAME           llama-2-7b, llama-3-8b, mistral-7b, tinyllama-1.1b, llama-2-13b\n"
-                           "  -o, --output DIR       the new model folder (must not exist)\n"
-                           "  --tokenizer DIR        copy tokenizer files from DIR\n"
-                           "  --layers N             fewer decoder layers (quick tests)\n"
-                           "  --shard-size GB        largest shard (default 4)\n"
-                           "  --seed S               random seed (default 0)\n",
-                           run_make_checkpoint});
+const RegisterCommand reg(
+    {"make-checkpoint", "write a random-weight checkpoint of a known shape",
+     "usage: nibble make-checkpoint --shape NAME -o DIR [options]\n\n"
+     "  --shape NAME           llama-2-7b, llama-3-8b, mistral-7b, tinyllama-1.1b, llama-2-13b\n"
+     "  -o, --output DIR       the new model folder (must not exist)\n"
+     "  --tokenizer DIR        copy tokenizer files from DIR\n"
+     "  --layers N             fewer decoder layers (quick tests)\n"
+     "  --shard-size GB        largest shard (default 4)\n"
+     "  --seed S               random seed (default 0)\n",
+     run_make_checkpoint});
 
 }  // namespace
 }  // namespace nibble::cli

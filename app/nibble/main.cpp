@@ -17,7 +17,9 @@ int main(int argc, char** argv) {
   const std::string name = argc > 1 ? argv[1] : "--help";
   if (name == "-h" || name == "--help" || name == "help") {
     std::cout << "usage: nibble COMMAND [options]   (nibble COMMAND --help for its options)\n\n";
-    for (const Command& c : all) std::cout << "  " << c.name << std::string(16 - std::min<size_t>(15, c.name.size()), ' ') << c.summary << "\n";
+    for (const Command& c : all)
+      std::cout << "  " << c.name << std::string(16 - std::min<size_t>(15, c.name.size()), ' ')
+                << c.summary << "\n";
     return argc > 1 ? 0 : 2;
   }
   for (const Command& c : all) {

@@ -10,7 +10,8 @@ namespace nibble::cli {
 
 const char* const kModelFlagsHelp =
     "  -m, --model DIR        Hugging Face model folder (default: the bundled models/kjv-tiny)\n"
-    "  --backend NAME         auto (default: Vulkan if a device works, else CPU), vulkan, cuda, cpu\n"
+    "  --backend NAME         auto (default: Vulkan if a device works, else CPU), vulkan, cuda, "
+    "cpu\n"
     "  --device N[,M...]      GPU index (see nibble devices); several split the layers\n"
     "  -ngl, --gpu-layers N   run the first N layers on the GPU, the rest on the CPU\n"
     "                         (default: as many as fit, by the memory plan)\n"
@@ -79,7 +80,8 @@ GenerationSettings generation_from_flags(Args& args, const GenerationDefaults& d
   GenerationSettings g;
   SamplerConfig& s = g.sampling;
   s = defaults.sampling;
-  g.max_new_tokens = args.get_int({"-n", "--n-predict"}, defaults.max_new_tokens > 0 ? defaults.max_new_tokens : 128);
+  g.max_new_tokens = args.get_int({"-n", "--n-predict"},
+                                  defaults.max_new_tokens > 0 ? defaults.max_new_tokens : 128);
   if (g.max_new_tokens < 0) fail("-n must be >= 0");
   s.temperature = args.get_float({"--temp"}, s.temperature);
   s.top_k = args.get_int({"--top-k"}, s.top_k);

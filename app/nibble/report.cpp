@@ -40,10 +40,11 @@ void print_memory(const Model& model) {
     if (stage.backend == previous) continue;
     previous = stage.backend;
     const MemoryInfo m = stage.backend->memory();
-    std::fprintf(stderr,
-                 "memory on %s: weights %.1f MiB, KV cache %.1f MiB, activations %.1f MiB, total %.1f MiB",
-                 stage.backend->name().c_str(), m.weights / mib, m.kv_cache / mib,
-                 m.activations / mib, m.total() / mib);
+    std::fprintf(
+        stderr,
+        "memory on %s: weights %.1f MiB, KV cache %.1f MiB, activations %.1f MiB, total %.1f MiB",
+        stage.backend->name().c_str(), m.weights / mib, m.kv_cache / mib, m.activations / mib,
+        m.total() / mib);
     if (m.device_budget)
       std::fprintf(stderr, " (device: %.1f of %.1f MiB used)", m.device_used / mib,
                    m.device_budget / mib);

@@ -16,7 +16,9 @@ std::string CpuBackend::device_name() const {
   return "CPU (" + std::to_string(pool_.size()) + " threads)";
 }
 
-CpuBackend::Buffer& CpuBackend::buffer(Tensor t) { return buffers_.at(t.buffer - 1); }
+CpuBackend::Buffer& CpuBackend::buffer(Tensor t) {
+  return buffers_.at(t.buffer - 1);
+}
 
 float* CpuBackend::f32(Tensor t) {
   return reinterpret_cast<float*>(buffer(t).bytes.data()) + t.row_offset * t.cols;
@@ -30,7 +32,7 @@ Tensor CpuBackend::alloc(DType dtype, int64_t rows, int64_t cols, Usage usage) {
   Buffer b;
   b.bytes.assign(bytes, 0);
   buffers_.push_back(std::move(b));
-  (usage == Usage::Weights ? memory_.weights
+  (usage == Usage::Weights   ? memory_.weights
    : usage == Usage::KvCache ? memory_.kv_cache
                              : memory_.activations) += bytes;
   return Tensor{uint32_t(buffers_.size()), dtype, rows, cols, 0};
@@ -55,9 +57,11 @@ double CpuBackend::measure_bandwidth() {
   for (int rep = 0; rep < 3; ++rep) {
     const auto start = std::chrono::steady_clock::now();
     pool_.parallel_for(int64_t(bytes >> 20), [&](int64_t begin, int64_t end) {
-      std::memcpy(dst.data() + (begin << 20), src.data() + (begin << 20), size_t(end - begin) << 20);
+      std::memcpy(dst.data() + (begin << 20), src.data() + (begin << 20),
+                  size_t(end - begin) << 20);
     });
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     best = std::max(best, 2.0 * double(bytes) / s / 1e9);  // read + write, as the GPU figure
   }
   return best;
@@ -79,12 +83,16 @@ void CpuBackend::begin_step(const StepInfo& step) {
   times_.clear();
 }
 
-void CpuBackend::end_step() { last_times_ = times_; }
+void CpuBackend::end_step() {
+  last_times_ = times_;
+}
 
 void CpuBackend::weight_row(const HostWeight& w, int64_t row, float* out) const {
   const int64_t n = w.cols, first = row * w.cols;
   switch (w.dtype) {
-    case DType::F32: std::memcpy(out, w.data + first * 4, size_t(n) * 4); break;
+    case DType::F32:
+      std::memcpy(out, w.data + first * 4, size_t(n) * 4);
+      break;
     case DType::F16: {
       const auto* p = reinterpret_cast<const uint16_t*>(w.data) + first;
       for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(p[i]);
@@ -96,8 +104,11 @@ void CpuBackend::weight_row(const HostWeight& w, int64_t row, float* out) const 
       break;
     }
     case DType::NF4:
-    case DType::FP4: dequantize(w.data, *w.quant, first, n, out, w.compute); break;
-    default: fail("weight " + w.name + " has an unsupported dtype");
+    case DType::FP4:
+      dequantize(w.data, *w.quant, first, n, out, w.compute);
+      break;
+    default:
+      fail("weight " + w.name + " has an unsupported dtype");
   }
 }
 
@@ -210,7 +221,8 @@ void CpuBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
       const int64_t r = item / s.n_heads;
       const int h = int(item % s.n_heads), kvh = h / group;
       const int64_t pos = step_.pos0 + r;
-      const int64_t first = s.sliding_window > 0 ? std::max<int64_t>(0, pos - s.sliding_window + 1) : 0;
+      const int64_t first =
+          s.sliding_window > 0 ? std::max<int64_t>(0, pos - s.sliding_window + 1) : 0;
       const float* qv = qd + r * q.cols + h * hd;
       scores.resize(size_t(pos - first + 1));
       float max_score = -std::numeric_limits<float>::infinity();
@@ -262,7 +274,8 @@ void CpuBackend::phase_begin(int, Phase) {
 void CpuBackend::phase_end(int layer, Phase phase) {
   if (!profiling_) return;
   const auto now = std::chrono::steady_clock::now();
-  times_.push_back({layer, phase, std::chrono::duration<double, std::milli>(now - phase_start_).count()});
+  times_.push_back(
+      {layer, phase, std::chrono::duration<double, std::milli>(now - phase_start_).count()});
 }
 
 }  // namespace nibble

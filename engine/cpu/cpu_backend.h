@@ -49,7 +49,7 @@ class CpuBackend : public Backend {
     HostWeight weight;           // weights keep the loader's bytes (often the mmap itself)
   };
   Buffer& buffer(Tensor t);
-  float* f32(Tensor t);        // first element of the view
+  float* f32(Tensor t);  // first element of the view
   int32_t* i32(Tensor t);
   // Row `row` of a weight (any dtype) as float32, rounded for the 4-bit compute dtype.
   void weight_row(const HostWeight& w, int64_t row, float* out) const;

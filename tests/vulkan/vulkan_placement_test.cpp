@@ -27,12 +27,12 @@ std::vector<float> logits_of(const std::vector<Stage>& stages, const ModelFolder
 
 }  // namespace
 
-TEST_CASE("vulkan: a model split over Vulkan and the CPU, or two Vulkan backends, keeps its logits") {
+TEST_CASE(
+    "vulkan: a model split over Vulkan and the CPU, or two Vulkan backends, keeps its logits") {
   auto gpu = test::vulkan_or_skip();
   if (!gpu) return;
   auto second_gpu = make_vulkan_backend(-1);
-  const ModelFolder folder =
-      ModelFolder::open(std::string(NIBBLE_SOURCE_DIR) + "/models/kjv-tiny");
+  const ModelFolder folder = ModelFolder::open(std::string(NIBBLE_SOURCE_DIR) + "/models/kjv-tiny");
   const int layers = folder.config().num_hidden_layers;
   QuantConfig quant;  // the seed's nf4 + double quant, bf16 compute
   FolderWeights weights(folder, quant);
