@@ -27,4 +27,6 @@ expect 2 "does-not-exist" -- "$nibble" generate -m "$empty/does-not-exist" -p hi
 expect 2 "context" -- "$nibble" generate -m tests/fixtures/models/llama-gqa --backend cpu -c 4 -p "And God said, Let there be light"
 expect 2 "--temp must be >= 0" -- "$nibble" generate -m tests/fixtures/models/llama-gqa --backend cpu --temp -1 -p hi
 expect 2 "backend 'metal'" -- "$nibble" generate -m tests/fixtures/models/llama-gqa --backend metal -p hi
+# --truncate drops the oldest prompt tokens instead (and says so).
+expect 0 "oldest [0-9]+ prompt tokens were dropped" -- "$nibble" generate -m tests/fixtures/models/llama-gqa --backend cpu -c 8 --truncate -n 2 -p "And God said, Let there be light"
 exit $fail
