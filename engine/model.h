@@ -16,7 +16,7 @@ struct ModelOptions {
   int context = 0;      // KV cache positions; 0: min(max_position_embeddings, 4096)
   int max_batch = 256;  // tokens per prefill chunk (activation buffers are sized for this)
   // Called after each weight is on the device: (done, total, tensor name).
-  std::function<void(int, int, const std::string&)> on_progress;
+  std::function<void(int, int, const std::string&)> on_progress = {};
 };
 
 // What a model allocates besides its weights, known before anything is allocated.
