@@ -3,6 +3,9 @@
 #include "engine/tokenizer.h"
 
 #include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <climits>
 #include <unordered_map>
 
 #include "engine/error.h"
@@ -52,7 +55,8 @@ void Tokenizer::Impl::read_added_tokens(const json& list, const std::string& fil
   std::vector<AddedToken> raw, normalized;
   for (const json& entry : list) {
     AddedToken t{entry.at("content").get<std::string>(),
-                 entry.at("id").get<int>(),
+                 int(std::clamp<int64_t>(json_integer(entry.at("id"), file + ": added token id"),
+                                         -1, INT32_MAX)),
                  entry.value("special", false),
                  entry.value("lstrip", false),
                  entry.value("rstrip", false),
@@ -100,7 +104,8 @@ void Tokenizer::Impl::read_post_processor(const json& spec, const std::string& f
       const std::string name = item.at("SpecialToken").at("id").get<std::string>();
       const json& ids = spec.at("special_tokens").at(name).at("ids");
       for (const json& id_json : ids) {
-        const int id = id_json.get<int>();
+        const int id = int(std::clamp<int64_t>(json_integer(id_json, file + ": post_processor id"),
+                                               -1, INT32_MAX));
         if (id < 0 || size_t(id) >= id_to_token.size())
           fail(file + ": post_processor id " + std::to_string(id) + " of '" + name +
                "' is outside the vocabulary");

@@ -5,6 +5,7 @@
 
 #include "engine/error.h"
 #include "engine/tokenizer_unicode.h"
+#include "loader/json_text.h"
 
 namespace nibble {
 
@@ -23,7 +24,7 @@ BpeModel::BpeModel(const nlohmann::json& model, const std::string& origin) {
   // Vocabularies are dense; the bound keeps a hostile file from making us allocate gigabytes.
   const int64_t max_id = 2 * int64_t(vocab.size()) + 1024;
   for (const auto& [token, id_json] : vocab.items()) {
-    const int64_t id = id_json.get<int64_t>();
+    const int64_t id = json_integer(id_json, origin + ": vocab id of '" + token + "'");
     if (id < 0 || id >= max_id) fail(origin + ": vocab id " + std::to_string(id) + " out of range");
     vocab_.emplace(token, int(id));
     if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1);

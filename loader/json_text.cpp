@@ -1,6 +1,7 @@
 #include "loader/json_text.h"
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -29,6 +30,13 @@ std::string read_text_file(const std::string& path) {
   text << in.rdbuf();
   if (in.bad()) fail("cannot read " + path + ": " + std::strerror(errno));
   return text.str();
+}
+
+int64_t json_integer(const nlohmann::json& v, const std::string& what) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
+    fail(what + " is out of range (" + v.dump() + ")");
+  if (!v.is_number_integer()) fail(what + " must be an integer (it is " + v.dump() + ")");
+  return v.get<int64_t>();
 }
 
 }  // namespace nibble
