@@ -37,6 +37,10 @@ int main(int argc, char** argv) {
     } catch (const std::bad_alloc&) {
       std::cerr << "error: out of host memory\n";
       return 2;
+    } catch (const std::exception& e) {
+      // Anything a check missed still ends as one message, never as a crash.
+      std::cerr << "error: " << e.what() << "\n";
+      return 2;
     }
   }
   std::cerr << "error: unknown command '" << name << "' (see nibble --help)\n";
