@@ -3,6 +3,9 @@
 # tests/fuzz/fuzz_*.cpp for SECONDS (default 60) from its seed corpus. Fails on the first crash,
 # sanitizer report, leak, timeout or out-of-memory; the input is saved as build-fuzz/crashes/TARGET-*.
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+# With FUZZ_RUNS=N each target instead makes N runs from seed 1 and a fresh corpus (SECONDS stays
+# a cap): the same inputs on every machine, so CI cannot turn red on a lucky new find; a shorter
+# run on a slow machine only sees a prefix of the same inputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -21,11 +24,17 @@ for t in "${targets[@]}"; do
   # New inputs go to a working corpus in build-fuzz/; the seeds in git stay small.
   corpus=build-fuzz/corpus/$t
   log=build-fuzz/logs/$t.log
+  budget=(-max_total_time="$seconds")
+  if [ -n "${FUZZ_RUNS:-}" ]; then
+    corpus=build-fuzz/corpus-fixed/$t
+    rm -rf "$corpus"
+    budget+=(-runs="$FUZZ_RUNS" -seed=1)
+  fi
   mkdir -p "$corpus"
   dict=()
   [ -f "tests/fuzz/$t.dict" ] && dict=("-dict=tests/fuzz/$t.dict")
   echo "fuzz: $t for ${seconds}s"
-  if ! "build-fuzz/$t" "${dict[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  if ! "build-fuzz/$t" "${dict[@]}" "${budget[@]}" -timeout=10 -rss_limit_mb=2048 \
       -max_len=65536 -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$t-" \
       "$corpus" "tests/fuzz/corpus/$t" >"$log" 2>&1; then
     tail -n 40 "$log"
@@ -34,4 +43,4 @@ for t in "${targets[@]}"; do
   fi
   grep -E "stat::number_of_executed_units|cov: .* DONE|^#[0-9]+ +DONE" "$log" || true
 done
-echo "fuzz: all targets ran ${seconds}s each without a failure"
+echo "fuzz: all targets ran ${FUZZ_RUNS:+$FUZZ_RUNS runs or }${seconds}s each without a failure"
