@@ -284,7 +284,7 @@ void ChatView::draw_input(Session& session) {
   }
   bool send = ImGui::InputTextMultiline("##message", &input_, ImVec2(0, height), flags);
   if (input_.empty() && !ImGui::IsItemActive()) {
-    // A placeholder (ImGui 1.86 has none for multi-line fields).
+    // Hint text over the empty field (ImGui 1.86 has no hint for multi-line fields).
     const ImVec2 at = ImGui::GetItemRectMin();
     ImDrawList* dl = ImGui::GetWindowDrawList();
     dl->PushClipRect(at, ImGui::GetItemRectMax(), true);
