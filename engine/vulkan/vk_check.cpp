@@ -1,5 +1,7 @@
 #include "engine/vulkan/vk_check.h"
 
+#include <cstdlib>
+
 #include "engine/error.h"
 
 namespace nibble::vk {
@@ -43,6 +45,23 @@ void check(VkResult r, const char* what) {
   if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
     fail(std::string("out of memory in ") + what + " (" + result_name(r) + ")");
   fail(std::string("Vulkan error in ") + what + ": " + result_name(r));
+}
+
+SimulatedDeviceLoss::SimulatedDeviceLoss() {
+  const char* value = std::getenv("NIBBLE_VK_SIMULATE_DEVICE_LOSS");
+  if (!value || !*value) return;
+  char* end = nullptr;
+  lose_at_ = std::strtol(value, &end, 10);
+  if (*end != '\0' || lose_at_ < 1)
+    fail(std::string("NIBBLE_VK_SIMULATE_DEVICE_LOSS must be a positive integer (the step wait "
+                     "that loses the device), got '") +
+         value + "'");
+}
+
+VkResult SimulatedDeviceLoss::after_wait(VkResult r, bool step) {
+  if (r != VK_SUCCESS) return r;  // a real failure is reported as it is
+  if (step && lose_at_ > 0 && ++step_waits_ == lose_at_) lost_ = true;
+  return lost_ ? VK_ERROR_DEVICE_LOST : VK_SUCCESS;
 }
 
 }  // namespace nibble::vk

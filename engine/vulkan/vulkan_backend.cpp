@@ -174,6 +174,7 @@ class VulkanBackend final : public Backend {
   vk::Memory memory_;
   vk::Pipelines pipelines_;
   vk::OpTimer op_timer_;
+  vk::SimulatedDeviceLoss simulated_loss_;  // NIBBLE_VK_SIMULATE_DEVICE_LOSS, for tests
   VkCommandPool pool_ = VK_NULL_HANDLE;
   VkCommandBuffer step_cmd_ = VK_NULL_HANDLE, transfer_cmd_ = VK_NULL_HANDLE;
   VkFence step_fence_ = VK_NULL_HANDLE, transfer_fence_ = VK_NULL_HANDLE;
@@ -339,7 +340,8 @@ void VulkanBackend::submit(VkCommandBuffer cmd, VkFence fence) {
 }
 
 void VulkanBackend::wait(VkFence fence, const char* what) {
-  const VkResult r = vkWaitForFences(ctx_.device, 1, &fence, VK_TRUE, kStepTimeoutNs);
+  const VkResult r = simulated_loss_.after_wait(
+      vkWaitForFences(ctx_.device, 1, &fence, VK_TRUE, kStepTimeoutNs), fence == step_fence_);
   if (r == VK_TIMEOUT)
     fail(std::string("the Vulkan device did not finish ") + what + " within 10 minutes (hung?)");
   vk::check(r, what);
