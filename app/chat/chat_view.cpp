@@ -55,6 +55,8 @@ std::string answer_footer(const Message& m, bool writing, const WorkerStatus& st
   if (writing) {
     std::snprintf(line, sizeof line, "writing... %d tokens, %.1f tok/s", status.answer_tokens,
                   status.answer_tps);
+  } else if (m.stats && m.stats->stop == "error") {
+    return "cut short by an error";
   } else if (m.stats) {
     const AnswerStats& s = *m.stats;
     std::snprintf(line, sizeof line,

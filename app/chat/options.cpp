@@ -27,10 +27,13 @@ const char* const kUsage =
     "  --temp T                 temperature (0: greedy)\n"
     "  -s, --seed S             sampling seed\n"
     "  --regenerate             then regenerate the last answer (printed too)\n"
+    "  --reload-on-error NAME   after a failed answer, reload the model on backend NAME\n"
+    "                           (auto, vulkan, cpu) and answer the prompt again, once\n"
     "  --save FILE.json         save the conversation after the last answer\n"
     "  --screenshot FILE.png    save the window after the last answer\n"
     "  --exit-after-answer      quit after the last answer (and the screenshot)\n\n"
-    "The scripted session exits with code 2 if the model does not load or an answer fails.\n";
+    "The scripted session exits with code 2 if the model does not load or an answer fails\n"
+    "(even one answered again after --reload-on-error).\n";
 
 namespace {
 
@@ -98,6 +101,8 @@ Options parse_options(int argc, char** argv) {
       o.seed = parse_number<uint64_t>(flag, value());
     } else if (is("--regenerate")) {
       o.regenerate = true;
+    } else if (is("--reload-on-error")) {
+      o.reload_on_error = value();
     } else if (is("--open")) {
       o.open = value();
     } else if (is("--save")) {

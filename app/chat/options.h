@@ -21,6 +21,9 @@ struct Options {
   std::optional<int> max_new_tokens;
   std::optional<uint64_t> seed;
   bool regenerate = false;  // answer the last prompt a second time, as the Regenerate button does
+  // After a failed answer: reload the model on this backend (as the Reload button does) and
+  // answer the prompt again, once. Without it, an error ends the session.
+  std::optional<std::string> reload_on_error;
   std::optional<std::filesystem::path> screenshot;
   std::optional<std::filesystem::path> save;  // the conversation, as JSON
   bool exit_after_answer = false;

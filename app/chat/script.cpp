@@ -10,23 +10,50 @@ namespace {
 constexpr int kSettleFrames = 3;
 }  // namespace
 
-void Script::send_next(Session& session) {
-  // The flags win over the model's generation_config.json defaults.
+void Script::apply_overrides(Session& session) const {
+  // The flags win over the model's generation_config.json defaults (which every load restores).
   if (options_.temperature) session.generation.sampling.temperature = *options_.temperature;
   if (options_.seed) session.generation.sampling.seed = *options_.seed;
   if (options_.max_new_tokens) session.generation.max_new_tokens = *options_.max_new_tokens;
+}
+
+void Script::send_next(Session& session) {
+  apply_overrides(session);
   answers_seen_ = session.answers_finished();
   session.send(options_.prompts[next_prompt_++]);
   step_ = Step::Answering;
 }
 
-bool Script::after_frame(Session& session, Renderer& renderer) {
-  // Any error (a model that does not load, a failed answer) ends a scripted session.
-  if (!session.errors.empty() && step_ != Step::Done) {
-    for (const std::string& e : session.errors) std::cerr << "nibble-chat: error: " << e << "\n";
-    exit_code_ = 2;
-    return finish(session, renderer);
+// A new answer to the last user message, as the Regenerate button asks for.
+void Script::answer_again(Session& session) {
+  apply_overrides(session);
+  answers_seen_ = session.answers_finished();
+  session.regenerate();
+  step_ = Step::Answering;
+}
+
+bool Script::survive_errors(Session& session) {
+  if (session.errors.size() <= errors_reported_) {
+    errors_reported_ = session.errors.size();
+    return true;
   }
+  for (size_t i = errors_reported_; i < session.errors.size(); ++i)
+    std::cerr << "nibble-chat: error: " << session.errors[i] << "\n";
+  errors_reported_ = session.errors.size();
+  exit_code_ = 2;
+  // Only a failed answer gets a second try, and only one: Reload (the banner stays up), then
+  // answer the same prompt again.
+  if (!options_.reload_on_error || reloaded_ || step_ != Step::Answering) return false;
+  reloaded_ = true;
+  session.model_choice.backend = *options_.reload_on_error;
+  session.load_model();
+  step_ = Step::Reloading;
+  return true;
+}
+
+bool Script::after_frame(Session& session, Renderer& renderer) {
+  if (step_ == Step::Done) return false;
+  if (!survive_errors(session)) return finish(session, renderer);
   switch (step_) {
     case Step::WaitForModel:
       if (session.status().state == WorkerState::Ready) {
@@ -40,6 +67,9 @@ bool Script::after_frame(Session& session, Renderer& renderer) {
         return finish(session, renderer);
       }
       return false;
+    case Step::Reloading:
+      if (session.status().state == WorkerState::Ready) answer_again(session);
+      return false;
     case Step::Answering:
       if (session.answers_finished() == answers_seen_) return false;
       std::cout << session.conversation.messages.back().content << std::endl;
@@ -47,8 +77,7 @@ bool Script::after_frame(Session& session, Renderer& renderer) {
         send_next(session);
       } else if (options_.regenerate && !regenerated_) {
         regenerated_ = true;
-        answers_seen_ = session.answers_finished();
-        session.regenerate();
+        answer_again(session);
       } else {
         step_ = Step::Settle;
       }

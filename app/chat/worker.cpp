@@ -4,6 +4,8 @@
 #include <new>
 #include <utility>
 
+#include "engine/vulkan/device_lost.h"
+
 namespace nibble::chat {
 
 namespace {
@@ -194,12 +196,19 @@ void Worker::run_generate(const std::vector<ChatMessage>& messages,
     std::lock_guard lock(mutex_);
     events_.finished = stats;
     status_.state = WorkerState::Ready;
+  } catch (const DeviceLost& e) {
+    // The model went with the device: free it, so that the panel offers Load (on the GPU again, or
+    // on the CPU) rather than a model that can only fail.
+    run_unload();
+    std::lock_guard lock(mutex_);
+    events_.errors.push_back(std::string("Generation failed: ") + e.what());
+    events_.finished = GenerationStats{};
+    events_.failed = true;
   } catch (const std::exception& e) {
     // The KV cache may hold part of a step: start the next answer from scratch.
     generator_->reset();
     std::lock_guard lock(mutex_);
-    events_.errors.push_back(std::string("Generation failed: ") + e.what() +
-                             " (if the device was lost, Reload the model or pick the CPU backend)");
+    events_.errors.push_back(std::string("Generation failed: ") + e.what());
     events_.finished = GenerationStats{};
     events_.failed = true;
     status_.context_used = 0;

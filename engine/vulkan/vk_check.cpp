@@ -1,8 +1,10 @@
 #include "engine/vulkan/vk_check.h"
 
+#include <atomic>
 #include <cstdlib>
 
 #include "engine/error.h"
+#include "engine/vulkan/device_lost.h"
 
 namespace nibble::vk {
 
@@ -40,8 +42,9 @@ std::string result_name(VkResult r) {
 void check(VkResult r, const char* what) {
   if (r == VK_SUCCESS) return;
   if (r == VK_ERROR_DEVICE_LOST)
-    fail(std::string("the Vulkan device was lost during ") + what +
-         " (GPU fault, driver reset or timeout); restart nibble, or use --backend cpu");
+    throw DeviceLost(std::string("the Vulkan device was lost during ") + what +
+                     " (GPU fault, driver reset or timeout); load the model again, or use the "
+                     "CPU backend (--backend cpu)");
   if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
     fail(std::string("out of memory in ") + what + " (" + result_name(r) + ")");
   fail(std::string("Vulkan error in ") + what + ": " + result_name(r));
@@ -59,8 +62,11 @@ SimulatedDeviceLoss::SimulatedDeviceLoss() {
 }
 
 VkResult SimulatedDeviceLoss::after_wait(VkResult r, bool step) {
+  // Counted over the process, so that the backend made by loading the model again (as after a
+  // driver reset) is past the loss and healthy.
+  static std::atomic<long> step_waits{0};
   if (r != VK_SUCCESS) return r;  // a real failure is reported as it is
-  if (step && lose_at_ > 0 && ++step_waits_ == lose_at_) lost_ = true;
+  if (step && lose_at_ > 0 && ++step_waits == lose_at_) lost_ = true;
   return lost_ ? VK_ERROR_DEVICE_LOST : VK_SUCCESS;
 }
 

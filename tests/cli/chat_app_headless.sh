@@ -121,4 +121,52 @@ echo "just a file" >"$work/not-a-model/notes.txt"
 expect_error not-a-model "not-a-model.*has no config.json" -m "$work/not-a-model" --backend cpu
 expect_error too-big "needs .* GiB .* but .* free" -m "$model" --backend vulkan --ctx 4000000
 
-echo "PASS: nibble-chat answers as nibble generate does, saves, draws, and shows errors"
+# --- 3. a lost device ---------------------------------------------------------------------------
+# Simulated (NIBBLE_VK_SIMULATE_DEVICE_LOSS=3: the engine's 3rd step wait reports
+# VK_ERROR_DEVICE_LOST, see docs/RELIABILITY.md), after two tokens of the answer. Alone, it ends the
+# session like any error. With --reload-on-error cpu the app then reloads the model on the CPU, as
+# the Reload button does, and answers the prompt again: that answer must be the CPU's greedy one,
+# and the window must still show the error's banner (its background colour, 89,31,31 in sRGB).
+lost=(-m "$model" --backend vulkan --quant none -n 32 --temp 0)
+NIBBLE_VK_SIMULATE_DEVICE_LOSS=3 expect_error device-lost "Generation failed: the Vulkan device was lost" "${lost[@]}"
+
+"$nibble" generate --chat -m "$model" --backend cpu --quant none -n 32 --temp 0 -p "$prompt" \
+  >"$work/cpu_expected.txt" 2>"$work/cpu_generate.log" ||
+  { cat "$work/cpu_generate.log"; echo "FAIL: nibble generate on the CPU"; exit 1; }
+tail -c +$((${#prompt} + 1)) "$work/cpu_expected.txt" >"$work/cpu_answer.txt"
+rc=0
+NIBBLE_VK_SIMULATE_DEVICE_LOSS=3 "$chat" "${lost[@]}" -p "$prompt" --reload-on-error cpu \
+  --size 1280x800 --screenshot "$work/recovered.png" --exit-after-answer \
+  >"$work/recovered.txt" 2>"$work/recovered.err" || rc=$?
+if ((rc != 2)) || ! grep -q "error: Generation failed: the Vulkan device was lost" "$work/recovered.err"; then
+  cat "$work/recovered.err"
+  echo "FAIL [recovered]: exit code $rc (want 2: an answer failed), or no lost device reported"
+  exit 1
+fi
+if ! cmp -s "$work/cpu_answer.txt" "$work/recovered.txt"; then
+  cat "$work/recovered.err"
+  echo "FAIL [recovered]: the answer after reloading on the CPU differs from nibble generate's"
+  diff "$work/cpu_answer.txt" "$work/recovered.txt" || true
+  exit 1
+fi
+# banner_pixels PNG: how many pixels have the error banner's background colour.
+banner_pixels() {
+  convert "$1" -fill black +opaque "srgb(89,31,31)" -fill white -opaque "srgb(89,31,31)" \
+    -format '%[fx:int(mean*w*h+0.5)]' info:
+}
+is_real_frame "$work/recovered.png" || { echo "FAIL [recovered]: the screenshot is not a real frame"; exit 1; }
+for shot in device-lost recovered; do
+  pixels=$(banner_pixels "$work/$shot.png")
+  if ((pixels < 5000)); then
+    echo "FAIL [$shot]: no error banner in the window ($pixels pixels of its colour)"
+    exit 1
+  fi
+done
+if (($(banner_pixels "$work/chat.png") != 0)); then
+  echo "FAIL: the banner colour test is not specific: the error-free frame has it too"
+  exit 1
+fi
+echo "ok [recovered]: the lost device shown ($pixels banner pixels), then the CPU's answer after Reload"
+[[ -n "${NIBBLE_CHAT_TEST_KEEP:-}" ]] && cp "$work"/*.png "$NIBBLE_CHAT_TEST_KEEP"/
+
+echo "PASS: nibble-chat answers as nibble generate does, saves, draws, and shows errors, a lost device included"
