@@ -62,9 +62,15 @@ void load_functions(VkInstance instance) {
 }
 
 void check(VkResult r, const char* what = "Vulkan call") {
-  if (r != VK_SUCCESS)
-    throw std::runtime_error(std::string("renderer: ") + what + " failed (VkResult " +
-                             std::to_string(int(r)) + ")");
+  if (r == VK_SUCCESS) return;
+  // A GPU reset can take the window's own device too (the engine's is separate): nothing can be
+  // drawn any more, so the app ends with this message rather than a bare number.
+  if (r == VK_ERROR_DEVICE_LOST)
+    throw std::runtime_error(std::string("renderer: the window's Vulkan device was lost in ") +
+                             what +
+                             " (GPU fault, driver reset or timeout); start nibble-chat again");
+  throw std::runtime_error(std::string("renderer: ") + what + " failed (VkResult " +
+                           std::to_string(int(r)) + ")");
 }
 void check_for_imgui(VkResult r) {
   check(r, "Dear ImGui Vulkan backend");
