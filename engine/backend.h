@@ -66,6 +66,14 @@ class Backend {
   // --- memory ---------------------------------------------------------------------------------
   virtual Tensor alloc(DType dtype, int64_t rows, int64_t cols, Usage usage) = 0;
   virtual Tensor upload_weight(const HostWeight& w) = 0;
+  // Stores a 16/32-bit weight in the 4-bit format `spec`, byte for byte what quantize_4bit
+  // (loader/quantize.h) makes of it. The default quantizes on the host and calls upload_weight;
+  // a GPU backend may quantize on the device while the next weights stream in, so the tensor is
+  // complete (and a bad value reported) only once finish_uploads() has returned.
+  virtual Tensor upload_quantized(const HostWeight& w, const QuantSpec& spec);
+  // Completes the uploads still in flight and frees what only loading needed. Model calls it
+  // after uploading its weights.
+  virtual void finish_uploads() {}
   // A KV cache of `rows` positions x `cols` values, of element type kv_dtype().
   virtual Tensor alloc_kv(int64_t rows, int64_t cols) = 0;
   virtual DType kv_dtype() const { return DType::F16; }

@@ -59,7 +59,7 @@ Model::Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource&
   auto load = [&](Backend& be, const std::string& name, int64_t rows, int64_t cols,
                   bool quantizable) {
     const HostWeight w = weights.get(name, rows, cols, quantizable);
-    Tensor t = be.upload_weight(w);
+    Tensor t = w.quantize_to ? be.upload_quantized(w, *w.quantize_to) : be.upload_weight(w);
     weight_bytes_per_token_ += name == "model.embed_tokens.weight" && &be == &first
                                    ? w.nbytes / uint64_t(rows)
                                    : stored_bytes(w);
@@ -117,6 +117,7 @@ Model::Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource&
   }
   logits_ = last.alloc(DType::F32, b, c.vocab_size, Usage::Activations);
   next_id_ = last.alloc(DType::I32, 1, 1, Usage::Activations);
+  for (const Stage& stage : stages_) stage.backend->finish_uploads();
 }
 
 void Model::forward(std::span<const int> tokens, int pos, bool all_logits) {

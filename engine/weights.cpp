@@ -1,6 +1,7 @@
 #include "engine/weights.h"
 
 #include "engine/error.h"
+#include "loader/memory_estimate.h"
 
 namespace nibble {
 
@@ -21,6 +22,8 @@ float HostWeight::at(int64_t i) const {
 }
 
 uint64_t stored_bytes(const HostWeight& w) {
+  if (const auto& q = w.quantize_to)
+    return quantized_weight_bytes(w.rows * w.cols, q->blocksize, q->double_quant);
   uint64_t bytes = w.nbytes;
   if (const QuantState* q = w.quant.get()) {
     bytes += sizeof(q->code);

@@ -42,14 +42,10 @@ bool skipped(const std::string& weight_name, const std::vector<std::string>& ski
   return false;
 }
 
-DType packed_dtype(QuantType t) {
-  return t == QuantType::NF4 ? DType::NF4 : DType::FP4;
-}
-
 }  // namespace
 
-FolderWeights::FolderWeights(const ModelFolder& folder, const QuantConfig& quant)
-    : folder_(folder), quant_(quant) {
+FolderWeights::FolderWeights(const ModelFolder& folder, const QuantConfig& quant, QuantizeIn where)
+    : folder_(folder), quant_(quant), where_(where) {
   quant_.validate();
 }
 
@@ -95,13 +91,9 @@ HostWeight FolderWeights::get(const std::string& name, int64_t rows, int64_t col
   }
   if (!quantizable || !quant_.enabled || skipped(name, quant_.skip_modules)) return w;
 
-  auto q = std::make_shared<QuantizedWeight>(
-      quantize_4bit(w, quant_.type, quant_.blocksize, quant_.double_quant));
-  w.dtype = packed_dtype(quant_.type);
-  w.data = q->packed.data();
-  w.nbytes = q->packed.size();
-  w.quant = std::shared_ptr<const QuantState>(q, &q->state);
-  w.owner = std::move(q);
+  const QuantSpec spec{quant_.type, quant_.blocksize, quant_.double_quant};
+  if (where_ == QuantizeIn::Loader) return quantize_on_host(w, spec);
+  w.quantize_to = spec;
   return w;
 }
 

@@ -128,7 +128,7 @@ LoadedModel load_model(const fs::path& dir, const std::vector<Backend*>& backend
     stages = place_layers(*m.folder, quant, options, backends, gpu_layers);
   }
   m.placement = describe_placement(stages);
-  FolderWeights weights(*m.folder, quant);
+  FolderWeights weights(*m.folder, quant, QuantizeIn::Backend);
   m.model = std::make_unique<Model>(stages, m.folder->config(), weights, options);
   m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return m;

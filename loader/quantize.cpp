@@ -16,35 +16,40 @@
 
 namespace nibble {
 
+namespace {
+
+// The midpoints between neighbouring codes as bitsandbytes' kernel spells them: NF4's 16 codes,
+// and FP4's magnitudes {0, 0.0625, 2, 3, 4, 6, 8, 12} / 12, whose indices are not in value order.
+constexpr FourBitThresholds kThresholds{
+    {-0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
+     -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
+     0.1202552504837513f, 0.2035212516784668f, 0.2920137718319893f, 0.3893125355243683f,
+     0.5016634166240692f, 0.6427869200706482f, 0.8614784181118011f},
+    {0.00260417f, 0.0859375f, 0.20833333f, 0.29166667f, 0.4166667f, 0.583333f, 0.8333333f},
+    {0b0000, 0b0001, 0b0110, 0b0111, 0b0100, 0b0101, 0b0010, 0b0011}};
+
+// How many of the ascending thresholds x exceeds, by the decision tree of bitsandbytes' kernel:
+// strict `>` against the middle threshold first, so a value exactly on a threshold goes down, and
+// NaN (0 * 1/0, an all-zero block) falls through every comparison to 0.
+template <size_t N>
+uint32_t thresholds_exceeded(const std::array<float, N>& t, float x) {
+  static_assert(((N + 1) & N) == 0, "a full tree: 2^k - 1 thresholds");
+  uint32_t i = 0;
+  for (uint32_t step = (N + 1) / 2; step > 0; step /= 2)
+    if (x > t[i + step - 1]) i += step;
+  return i;
+}
+
+}  // namespace
+
+const FourBitThresholds& four_bit_thresholds() {
+  return kThresholds;
+}
+
 uint8_t quantize_4bit_index(QuantType type, float x) {
-  // The decision trees of bitsandbytes' kernel: strict `>` against the midpoints between
-  // neighbouring codes, so a value exactly on a midpoint goes down, and NaN (0 * 1/0, an all-zero
-  // block) falls through every comparison to index 0.
-  if (type == QuantType::NF4) {
-    if (x > 0.03979014977812767f) {
-      if (x > 0.3893125355243683f) {
-        if (x > 0.6427869200706482f) return x > 0.8614784181118011f ? 0b1111 : 0b1110;
-        return x > 0.5016634166240692f ? 0b1101 : 0b1100;
-      }
-      if (x > 0.2035212516784668f) return x > 0.2920137718319893f ? 0b1011 : 0b1010;
-      return x > 0.1202552504837513f ? 0b1001 : 0b1000;
-    }
-    if (x > -0.33967943489551544f) {
-      if (x > -0.13791173323988914f) return x > -0.045525018125772476f ? 0b0111 : 0b0110;
-      return x > -0.23460740596055984f ? 0b0101 : 0b0100;
-    }
-    if (x > -0.6106329262256622f) return x > -0.4599952697753906f ? 0b0011 : 0b0010;
-    return x > -0.8480964004993439f ? 0b0001 : 0b0000;
-  }
-  // FP4: sign bit, then a tree over |x| with the midpoints of {0, 0.0625, 2, 3, 4, 6, 8, 12} / 12.
-  const uint8_t sign = x < 0 ? 0b1000 : 0b0000;
-  x = std::fabs(x);
-  if (x > 0.29166667f) {
-    if (x > 0.583333f) return (x > 0.8333333f ? 0b0011 : 0b0010) + sign;
-    return (x > 0.4166667f ? 0b0101 : 0b0100) + sign;
-  }
-  if (x > 0.0859375f) return (x > 0.20833333f ? 0b0111 : 0b0110) + sign;
-  return (x > 0.00260417f ? 0b0001 : 0b0000) + sign;
+  if (type == QuantType::NF4) return uint8_t(thresholds_exceeded(kThresholds.nf4, x));
+  const uint32_t sign = x < 0 ? 0b1000 : 0b0000;
+  return uint8_t(kThresholds.fp4_index[thresholds_exceeded(kThresholds.fp4, std::fabs(x))] + sign);
 }
 
 uint8_t quantize_8bit_index(const std::array<float, 256>& code, float x) {
@@ -114,24 +119,34 @@ float thread_sum(const float* x, int64_t n, bool vectorized, int64_t first, int6
 
 }  // namespace
 
-float torch_cuda_mean(const float* x, int64_t n) {
+TorchReduce torch_cuda_reduce(int64_t n) {
   // torch's gpu_reduce_kernel configuration for a full reduction of a contiguous float32 vector
   // (setReduceConfig): loads of 4 when n > 128, a block of up to 512 lanes along the data, and,
   // once each lane would see >= 256 values, the input split over several blocks whose partial sums
   // a last block reduces again. The block count assumes an H100 (132 SMs), bitsandbytes' reference.
-  const bool vectorized = n > 128;
-  const int64_t lanes = std::min<int64_t>(last_pow2(vectorized ? n / 4 : n), 512);
-  const int64_t values_per_thread = ceil_div(n, lanes);
-  int64_t blocks = 1;
+  TorchReduce r;
+  r.vectorized = n > 128;
+  r.lanes = std::min<int64_t>(last_pow2(r.vectorized ? n / 4 : n), 512);
+  const int64_t values_per_thread = ceil_div(n, r.lanes);
   if (values_per_thread >= 256) {
-    const int64_t target_grid = 132 * (2048 / lanes);
-    blocks = std::max(std::min(target_grid, ceil_div(values_per_thread, 16)),
-                      ceil_div(values_per_thread, 256));
+    const int64_t target_grid = 132 * (2048 / r.lanes);
+    r.blocks = std::max(std::min(target_grid, ceil_div(values_per_thread, 16)),
+                        ceil_div(values_per_thread, 256));
   }
+  return r;
+}
+
+float torch_mean_of_sum(float sum, int64_t n) {
+  return sum * (1.0f / float(n));
+}
+
+float torch_cuda_mean(const float* x, int64_t n) {
+  const TorchReduce r = torch_cuda_reduce(n);
+  const int64_t lanes = r.lanes, blocks = r.blocks;
   std::vector<float> partial(static_cast<size_t>(blocks)), lane_sum(static_cast<size_t>(lanes));
   for (int64_t b = 0; b < blocks; ++b) {
     for (int64_t t = 0; t < lanes; ++t)
-      lane_sum[size_t(t)] = thread_sum(x, n, vectorized, t + b * lanes, lanes * blocks, b == 0);
+      lane_sum[size_t(t)] = thread_sum(x, n, r.vectorized, t + b * lanes, lanes * blocks, b == 0);
     partial[size_t(b)] = block_reduce(lane_sum);
   }
   float sum = partial[0];
@@ -140,7 +155,7 @@ float torch_cuda_mean(const float* x, int64_t n) {
     for (int64_t b = 0; b < blocks; ++b) lane_sum[size_t(b % lanes)] += partial[size_t(b)];
     sum = block_reduce(lane_sum);
   }
-  return sum * (1.0f / float(n));  // MeanOps: sum * factor
+  return torch_mean_of_sum(sum, n);
 }
 
 namespace {
@@ -160,6 +175,11 @@ float scale_value(float x, float scale) {
 }
 
 }  // namespace
+
+const std::array<uint32_t, 32>& bnb_reciprocal_table() {
+  static const std::array<uint32_t, 32> table = std::to_array(kRoundsOtherWay);
+  return table;
+}
 
 float bnb_reciprocal(float absmax) {
   // rcp.approx.ftz.f32 depends on the significand alone (every exponent checked on the GPU):
@@ -233,7 +253,7 @@ void parallel_blocks(int64_t blocks, int threads, const Body& body) {
 // quantize_blockwise(absmax - offset, blocksize=256) against the signed dynamic map.
 void double_quantize(QuantState& s, const std::vector<float>& absmax) {
   s.nested = true;
-  s.nested_blocksize = 256;
+  s.nested_blocksize = kNestedBlocksize;
   s.nested_code = dynamic_map_signed();
   s.offset = torch_cuda_mean(absmax.data(), int64_t(absmax.size()));
   const int64_t n = int64_t(absmax.size());
@@ -303,6 +323,19 @@ QuantizedWeight quantize_4bit(const HostWeight& w, QuantType type, int blocksize
   else
     s.absmax = std::move(absmax);
   return q;
+}
+
+HostWeight quantize_on_host(const HostWeight& w, const QuantSpec& spec) {
+  auto q = std::make_shared<QuantizedWeight>(
+      quantize_4bit(w, spec.type, spec.blocksize, spec.double_quant));
+  HostWeight out = w;
+  out.dtype = packed_dtype(spec.type);
+  out.data = q->packed.data();
+  out.nbytes = q->packed.size();
+  out.quant = std::shared_ptr<const QuantState>(q, &q->state);
+  out.owner = std::move(q);
+  out.quantize_to.reset();
+  return out;
 }
 
 }  // namespace nibble

@@ -24,11 +24,13 @@ Memory::Memory(const Context& ctx) : ctx_(ctx) {
 }
 
 Memory::~Memory() {
-  for (auto* blocks : {&device_blocks_, &host_blocks_})
-    for (Block& b : *blocks) {
-      vkDestroyBuffer(ctx_.device, b.buffer, nullptr);
-      vkFreeMemory(ctx_.device, b.memory, nullptr);
-    }
+  for (auto* blocks : {&device_blocks_, &host_blocks_, &temporary_blocks_})
+    for (const Block& b : *blocks) destroy(b);
+}
+
+void Memory::destroy(const Block& b) {
+  vkDestroyBuffer(ctx_.device, b.buffer, nullptr);
+  vkFreeMemory(ctx_.device, b.memory, nullptr);
 }
 
 uint32_t Memory::find_type(VkMemoryPropertyFlags required, VkMemoryPropertyFlags preferred) const {
@@ -89,7 +91,8 @@ Memory::Block Memory::create_block(uint32_t type, VkDeviceSize bytes, const std:
   VkBufferDeviceAddressInfo bda{VK_STRUCTURE_TYPE_BUFFER_DEVICE_ADDRESS_INFO};
   bda.buffer = b.buffer;
   b.address = vkGetBufferDeviceAddress(ctx_.device, &bda);
-  if (device_local) device_block_bytes_ += req.size;
+  b.device_bytes = device_local ? req.size : 0;
+  device_block_bytes_ += b.device_bytes;
   return b;
 }
 
@@ -123,6 +126,22 @@ Allocation Memory::device(VkDeviceSize bytes, Usage usage, const std::string& wh
 
 Allocation Memory::host(VkDeviceSize bytes) {
   return suballocate(host_blocks_, host_type_, bytes, "a staging buffer");
+}
+
+Allocation Memory::temporary(VkDeviceSize bytes, bool device_local, const std::string& what) {
+  bytes = std::max<VkDeviceSize>(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+  const Block b = create_block(device_local ? device_type_ : host_type_, bytes, what);
+  temporary_blocks_.push_back(b);
+  return Allocation{b.buffer, 0, bytes, b.address, b.mapped};
+}
+
+void Memory::release(const Allocation& a) {
+  auto it = std::find_if(temporary_blocks_.begin(), temporary_blocks_.end(),
+                         [&](const Block& b) { return b.buffer == a.buffer; });
+  if (it == temporary_blocks_.end()) return;
+  device_block_bytes_ -= it->device_bytes;
+  destroy(*it);
+  temporary_blocks_.erase(it);
 }
 
 MemoryInfo Memory::info() const {

@@ -31,6 +31,10 @@ class Memory {
   Allocation device(VkDeviceSize bytes, Usage usage, const std::string& what);
   // Host-visible, coherent memory for staging and readback (not counted).
   Allocation host(VkDeviceSize bytes);
+  // Memory of its own, device-local or host-visible, not counted under any usage and given back
+  // by release(): what only loading needs (the GPU quantizer's staging ring and scratch).
+  Allocation temporary(VkDeviceSize bytes, bool device_local, const std::string& what);
+  void release(const Allocation& a);
   MemoryInfo info() const;
 
  private:
@@ -40,6 +44,7 @@ class Memory {
     VkDeviceSize size = 0, used = 0;
     VkDeviceAddress address = 0;
     uint8_t* mapped = nullptr;
+    VkDeviceSize device_bytes = 0;  // its share of device_block_bytes_
   };
   Allocation suballocate(std::vector<Block>& blocks, uint32_t type, VkDeviceSize bytes,
                          const std::string& what);
@@ -49,7 +54,9 @@ class Memory {
   const Context& ctx_;
   uint32_t device_type_ = 0, host_type_ = 0;
   VkDeviceSize block_size_ = 0;
-  std::vector<Block> device_blocks_, host_blocks_;
+  void destroy(const Block& b);
+
+  std::vector<Block> device_blocks_, host_blocks_, temporary_blocks_;
   uint64_t device_block_bytes_ = 0;  // all device-local blocks together
   MemoryInfo tally_;
 };

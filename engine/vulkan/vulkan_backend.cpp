@@ -14,6 +14,8 @@
 #include "engine/vulkan/vk_memory.h"
 #include "engine/vulkan/vk_op_timer.h"
 #include "engine/vulkan/vk_pipelines.h"
+#include "engine/vulkan/vk_quantizer.h"
+#include "loader/quantize.h"
 
 namespace nibble {
 
@@ -87,10 +89,6 @@ struct ArgmaxPush {
 // Storage kinds of shaders/weight.glsl (WKIND) and operand rounding (ROUND).
 enum WeightKind : uint32_t { kF32 = 0, kF16 = 1, kBF16 = 2, kQ4 = 3, kQ4Nested = 4 };
 
-uint32_t align4(size_t bytes) {
-  return uint32_t((bytes + 3) / 4 * 4);
-}
-
 std::string shape_label(uint32_t kind, Tensor w) {
   static const char* const names[] = {"f32", "f16", "bf16", "4bit", "4bit+dq"};
   return std::string(names[kind]) + " " + std::to_string(w.rows) + "x" + std::to_string(w.cols);
@@ -106,6 +104,8 @@ class VulkanBackend final : public Backend {
 
   Tensor alloc(DType dtype, int64_t rows, int64_t cols, Usage usage) override;
   Tensor upload_weight(const HostWeight& w) override;
+  Tensor upload_quantized(const HostWeight& w, const QuantSpec& spec) override;
+  void finish_uploads() override { quantizer_.finish(); }
   Tensor alloc_kv(int64_t rows, int64_t cols) override;
   MemoryInfo memory() const override { return memory_.info(); }
   double measure_bandwidth() override;
@@ -146,6 +146,9 @@ class VulkanBackend final : public Backend {
   uint64_t address(Tensor t);
   const Buffer& weight(Tensor t, const char* op);
   Tensor add_buffer(Buffer b, DType dtype, int64_t rows, int64_t cols);
+  // A 4-bit weight's buffer laid out as `at`, allocated but not yet filled.
+  Buffer quantized_buffer(const HostWeight& w, const vk::QuantLayout& at, int blocksize,
+                          bool nested, int nested_blocksize);
 
   void upload(const vk::Allocation& dst, VkDeviceSize offset, const void* src, size_t bytes);
   template <class Record>
@@ -174,6 +177,7 @@ class VulkanBackend final : public Backend {
   vk::Memory memory_;
   vk::Pipelines pipelines_;
   vk::OpTimer op_timer_;
+  vk::Quantizer quantizer_;
   vk::SimulatedDeviceLoss simulated_loss_;  // NIBBLE_VK_SIMULATE_DEVICE_LOSS, for tests
   VkCommandPool pool_ = VK_NULL_HANDLE;
   VkCommandBuffer step_cmd_ = VK_NULL_HANDLE, transfer_cmd_ = VK_NULL_HANDLE;
@@ -193,7 +197,11 @@ class VulkanBackend final : public Backend {
 constexpr uint32_t kScratchBuffer = 0xffffffffu;  // attention's partial results
 
 VulkanBackend::VulkanBackend(int device)
-    : ctx_(device), memory_(ctx_), pipelines_(ctx_.device), op_timer_(ctx_) {
+    : ctx_(device),
+      memory_(ctx_),
+      pipelines_(ctx_.device),
+      op_timer_(ctx_),
+      quantizer_(ctx_, memory_, pipelines_) {
   // Lets the tests (and anyone chasing a driver bug) run the shared-memory fallbacks on a device
   // that has subgroup arithmetic.
   if (const char* off = std::getenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC"); off && *off == '1')
@@ -300,25 +308,46 @@ Tensor VulkanBackend::upload_weight(const HostWeight& w) {
   const size_t nested_bytes = q.nested ? q.nested_absmax.size() * 4 : 0;
   std::vector<float> codes(q.code.begin(), q.code.end());
   if (q.nested) codes.insert(codes.end(), q.nested_code.begin(), q.nested_code.end());
-  const uint32_t absmax_at = align4(packed_bytes), nested_at = absmax_at + align4(absmax_bytes);
-  const uint32_t code_at = nested_at + align4(nested_bytes);
-  b.alloc = memory_.device(code_at + codes.size() * 4, Usage::Weights, "weight " + w.name);
+  const vk::QuantLayout at =
+      vk::quant_layout(packed_bytes, absmax_bytes, nested_bytes, codes.size());
+  b = quantized_buffer(w, at, q.blocksize, q.nested, q.nested_blocksize);
+  b.ref.offset = q.offset;
   upload(b.alloc, 0, w.data, packed_bytes);
-  upload(b.alloc, absmax_at,
+  upload(b.alloc, at.absmax_at,
          q.nested ? static_cast<const void*>(q.absmax_q.data()) : q.absmax.data(), absmax_bytes);
-  if (q.nested) upload(b.alloc, nested_at, q.nested_absmax.data(), nested_bytes);
-  upload(b.alloc, code_at, codes.data(), codes.size() * 4);
+  if (q.nested) upload(b.alloc, at.nested_at, q.nested_absmax.data(), nested_bytes);
+  upload(b.alloc, at.code_at, codes.data(), codes.size() * 4);
+  return add_buffer(std::move(b), w.dtype, w.rows, w.cols);
+}
 
-  b.kind = q.nested ? kQ4Nested : kQ4;
+VulkanBackend::Buffer VulkanBackend::quantized_buffer(const HostWeight& w,
+                                                      const vk::QuantLayout& at, int blocksize,
+                                                      bool nested, int nested_blocksize) {
+  Buffer b;
+  b.name = w.name;
+  b.alloc = memory_.device(at.bytes, Usage::Weights, "weight " + w.name);
+  b.kind = nested ? kQ4Nested : kQ4;
   b.round = w.compute == ComputeDType::F16 ? 1 : w.compute == ComputeDType::BF16 ? 2 : 0;
   b.ref.data = b.alloc.address;
-  b.ref.absmax = q.nested ? absmax_at : absmax_at / 4;
-  b.ref.nested_absmax = nested_at / 4;
-  b.ref.code = code_at / 4;
-  b.ref.blocksize = uint32_t(q.blocksize);
-  b.ref.nested_blocksize = uint32_t(std::max(1, q.nested_blocksize));
-  b.ref.offset = q.offset;
-  return add_buffer(std::move(b), w.dtype, w.rows, w.cols);
+  b.ref.absmax = nested ? at.absmax_at : at.absmax_at / 4;
+  b.ref.nested_absmax = at.nested_at / 4;
+  b.ref.code = at.code_at / 4;
+  b.ref.blocksize = uint32_t(blocksize);
+  b.ref.nested_blocksize = uint32_t(std::max(1, nested_blocksize));
+  return b;
+}
+
+Tensor VulkanBackend::upload_quantized(const HostWeight& w, const QuantSpec& spec) {
+  // NIBBLE_QUANTIZE_ON=cpu keeps the host's quantizer, for comparison.
+  const char* on = std::getenv("NIBBLE_QUANTIZE_ON");
+  if ((on && std::string_view(on) == "cpu") || !vk::Quantizer::supports(w, spec))
+    return Backend::upload_quantized(w, spec);
+  Buffer b = quantized_buffer(w, vk::quant_layout(w.rows * w.cols, spec), spec.blocksize,
+                              spec.double_quant, kNestedBlocksize);
+  const size_t index = buffers_.size();  // the offset of double quantization arrives later
+  quantizer_.quantize(w, spec, b.alloc,
+                      [this, index](float offset) { buffers_[index].ref.offset = offset; });
+  return add_buffer(std::move(b), packed_dtype(spec.type), w.rows, w.cols);
 }
 
 const VulkanBackend::Buffer& VulkanBackend::weight(Tensor t, const char* op) {
