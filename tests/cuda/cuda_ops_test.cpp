@@ -203,8 +203,8 @@ TEST_CASE("cuda: the KV cache store writes F16 rows at the step's positions") {
       if (pos0 + rows > context) continue;
       CAPTURE(pos0);
       CAPTURE(rows);
-      const auto k = test::f16_representable(test::random_floats(size_t(rows * cols), ++seed));
-      const auto v = test::f16_representable(test::random_floats(size_t(rows * cols), ++seed));
+      const auto k = test::f16_rounded(test::random_floats(size_t(rows * cols), ++seed));
+      const auto v = test::f16_rounded(test::random_floats(size_t(rows * cols), ++seed));
       const Tensor kc = gpu->alloc_kv(context, cols), vc = gpu->alloc_kv(context, cols);
       REQUIRE(kc.dtype == DType::F16);
       const Tensor kt = input(*gpu, k, rows, cols), vt = input(*gpu, v, rows, cols);
@@ -247,10 +247,8 @@ TEST_CASE("cuda: attention over the KV cache matches the CPU (GQA, windows, long
           const int64_t kv_cols = int64_t(h.n_kv_heads) * h.head_dim;
           const int64_t keys = pos0 + rows;
           // F16-representable keys and values: both caches then hold the same numbers.
-          const auto k =
-              test::f16_representable(test::random_floats(size_t(keys * kv_cols), ++seed));
-          const auto v =
-              test::f16_representable(test::random_floats(size_t(keys * kv_cols), ++seed));
+          const auto k = test::f16_rounded(test::random_floats(size_t(keys * kv_cols), ++seed));
+          const auto v = test::f16_rounded(test::random_floats(size_t(keys * kv_cols), ++seed));
           const auto q = test::random_floats(size_t(rows * q_cols), ++seed, 0.5f);
           const double err = gpu_error(*gpu, [&](Backend& b) {
             const Tensor kc = b.alloc_kv(context, kv_cols), vc = b.alloc_kv(context, kv_cols);

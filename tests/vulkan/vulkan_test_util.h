@@ -1,6 +1,7 @@
 // Shared by the Vulkan tests: the backend (or a skip when the machine has no Vulkan device at
-// all), random inputs and weights of every storage kind, NaN poisoning, and running one op on
-// the Vulkan backend and on the CPU reference side by side.
+// all), random weights of every storage kind (from tests/random_model.h's, shared with the CUDA
+// tests), NaN poisoning, and running one op on the Vulkan backend and on the CPU reference side
+// by side.
 #pragma once
 #include <doctest/doctest.h>
 
@@ -32,21 +33,8 @@ inline std::unique_ptr<Backend> vulkan_or_skip() {
   return nullptr;
 }
 
-inline std::vector<float> random_floats(std::mt19937& rng, size_t n, float scale = 1.0f) {
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-// Round every value to float16 (the KV cache's type), so CPU and GPU see the same cache values.
-inline std::vector<float> f16_rounded(std::vector<float> v) {
-  for (float& x : v) x = f16_to_f32(f32_to_f16(x));
-  return v;
-}
-
-// A random weight that owns its bytes. 4-bit weights get random codes and absmax values
-// (positive, realistic scale), double-quantized ones random u8 indices, nested scales and offset.
+// A random weight of any storage kind that owns its bytes: 16/32-bit ones normal with std
+// `scale`, 4-bit ones test::random_4bit's (absmax up to `scale`).
 struct WeightSpec {
   DType dtype = DType::F32;  // F32, F16, BF16, NF4, FP4
   bool double_quant = false;
@@ -57,55 +45,12 @@ struct WeightSpec {
 
 inline HostWeight random_weight(std::mt19937& rng, const std::string& name, int64_t rows,
                                 int64_t cols, const WeightSpec& spec, float scale = 0.05f) {
-  HostWeight w;
-  w.name = name;
-  w.dtype = spec.dtype;
-  w.rows = rows;
-  w.cols = cols;
-  w.compute = spec.compute;
-  const size_t n = size_t(rows * cols);
-  auto bytes = std::make_shared<std::vector<uint8_t>>();
-  if (!w.quantized()) {
-    const std::vector<float> v = random_floats(rng, n, scale);
-    bytes->resize(n * dtype_size(spec.dtype));
-    for (size_t i = 0; i < n; ++i) {
-      if (spec.dtype == DType::F32) {
-        std::memcpy(&(*bytes)[i * 4], &v[i], 4);
-      } else {
-        const uint16_t h = spec.dtype == DType::F16 ? f32_to_f16(v[i]) : f32_to_bf16(v[i]);
-        std::memcpy(&(*bytes)[i * 2], &h, 2);
-      }
-    }
-  } else {
-    auto q = std::make_shared<QuantState>();
-    q->type = spec.dtype == DType::NF4 ? QuantType::NF4 : QuantType::FP4;
-    q->code = quant_code(q->type);
-    q->blocksize = spec.blocksize;
-    q->shape = {rows, cols};
-    const int64_t blocks = q->num_blocks();
-    std::uniform_int_distribution<int> byte(0, 255);
-    std::uniform_real_distribution<float> absmax(0.5f * scale, 3.0f * scale);
-    bytes->resize((n + 1) / 2);
-    for (uint8_t& b : *bytes) b = uint8_t(byte(rng));
-    if (spec.double_quant) {
-      q->nested = true;
-      q->nested_code = dynamic_map_signed();
-      q->nested_blocksize = spec.nested_blocksize;
-      q->absmax_q.resize(size_t(blocks));
-      for (uint8_t& b : q->absmax_q) b = uint8_t(byte(rng));
-      q->nested_absmax.resize(size_t((blocks + q->nested_blocksize - 1) / q->nested_blocksize));
-      for (float& a : q->nested_absmax) a = absmax(rng);
-      q->offset = 2.0f * scale;
-    } else {
-      q->absmax.resize(size_t(blocks));
-      for (float& a : q->absmax) a = absmax(rng);
-    }
-    w.quant = q;
-  }
-  w.data = bytes->data();
-  w.nbytes = bytes->size();
-  w.owner = bytes;
-  return w;
+  if (spec.dtype != DType::NF4 && spec.dtype != DType::FP4)
+    return dense_weight(name, spec.dtype, rows, cols,
+                        random_floats(rng, size_t(rows * cols), scale));
+  const Quant4 q{spec.dtype == DType::NF4 ? QuantType::NF4 : QuantType::FP4, spec.blocksize,
+                 spec.double_quant, spec.compute, spec.nested_blocksize};
+  return random_4bit(rng, name, q, rows, cols, scale);
 }
 
 // Runs `op` on the CPU reference and on the Vulkan backend; each gets its own tensors.
