@@ -1,6 +1,7 @@
 #include "engine/vulkan/vk_device.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <sstream>
@@ -79,6 +80,88 @@ int compute_queue_family(VkPhysicalDevice pd) {
   return -1;
 }
 
+// VK_KHR_cooperative_matrix postdates Debian 12's Vulkan headers (1.3.239): its properties
+// struct and query, as the specification defines them.
+constexpr auto kCoopMatPropertiesKHR = VkStructureType(1000506001);
+constexpr uint32_t kComponentBFloat16 = 1000141000;  // VK_COMPONENT_TYPE_BFLOAT16_KHR
+struct CoopMatPropertiesKHR {
+  VkStructureType sType;
+  void* pNext;
+  uint32_t MSize, NSize, KSize;
+  uint32_t AType, BType, CType, ResultType;
+  VkBool32 saturatingAccumulation;
+  uint32_t scope;
+};
+using GetCoopMatPropertiesKHR = VkResult(VKAPI_PTR*)(VkPhysicalDevice, uint32_t*,
+                                                     CoopMatPropertiesKHR*);
+
+std::string component_name(uint32_t type) {
+  static const char* const names[] = {"f16", "f32", "f64", "s8",  "s16", "s32",
+                                      "s64", "u8",  "u16", "u32", "u64"};
+  if (type == kComponentBFloat16) return "bf16";
+  return type < 11 ? names[type] : "type " + std::to_string(type);
+}
+
+std::string shape_name(uint32_t a, uint32_t b, uint32_t c, uint32_t result, uint32_t m, uint32_t n,
+                       uint32_t k, const char* ext) {
+  return component_name(a) + "*" + component_name(b) + "+" + component_name(c) + "->" +
+         component_name(result) + " " + std::to_string(m) + "x" + std::to_string(n) + "x" +
+         std::to_string(k) + " (" + ext + ")";
+}
+
+// Lists the subgroup-scope cooperative matrix configurations of both extensions into `d`, and
+// sets d.coopmat_f16 when the prefill GEMM (shaders/matmul_coopmat.comp) can run.
+void query_cooperative_matrix(VkPhysicalDevice pd, const std::vector<VkExtensionProperties>& exts,
+                              const VkPhysicalDeviceVulkan12Features& f12, DeviceInfo& d) {
+  const bool khr = has_extension(exts, "VK_KHR_cooperative_matrix");
+  const bool nv = has_extension(exts, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+  d.cooperative_matrix = khr || nv;
+  d.shader_bfloat16 = has_extension(exts, "VK_KHR_shader_bfloat16");
+  if (khr) {
+    const auto get = reinterpret_cast<GetCoopMatPropertiesKHR>(vkGetInstanceProcAddr(
+        shared_instance(), "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR"));
+    uint32_t n = 0;
+    if (get && get(pd, &n, nullptr) == VK_SUCCESS) {
+      std::vector<CoopMatPropertiesKHR> props(n, {kCoopMatPropertiesKHR});
+      get(pd, &n, props.data());
+      for (const auto& p : props)
+        if (p.scope == VK_SCOPE_SUBGROUP_NV)
+          d.cooperative_matrix_shapes.push_back(shape_name(p.AType, p.BType, p.CType, p.ResultType,
+                                                           p.MSize, p.NSize, p.KSize, "KHR"));
+    }
+  }
+  if (!nv || !vkGetPhysicalDeviceCooperativeMatrixPropertiesNV) return;
+  uint32_t n = 0;
+  vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, nullptr);
+  std::vector<VkCooperativeMatrixPropertiesNV> props(
+      n, {VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV});
+  vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, props.data());
+  bool f16_16x16x16 = false;
+  for (const auto& p : props) {
+    if (p.scope != VK_SCOPE_SUBGROUP_NV) continue;
+    d.cooperative_matrix_shapes.push_back(
+        shape_name(p.AType, p.BType, p.CType, p.DType, p.MSize, p.NSize, p.KSize, "NV"));
+    f16_16x16x16 |=
+        p.MSize == 16 && p.NSize == 16 && p.KSize == 16 &&
+        p.AType == VK_COMPONENT_TYPE_FLOAT16_NV && p.BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+        p.CType == VK_COMPONENT_TYPE_FLOAT32_NV && p.DType == VK_COMPONENT_TYPE_FLOAT32_NV;
+  }
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV features{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, &features};
+  vkGetPhysicalDeviceFeatures2(pd, &f2);
+  VkPhysicalDeviceCooperativeMatrixPropertiesNV stages{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV};
+  VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, &stages};
+  vkGetPhysicalDeviceProperties2(pd, &p2);
+  // NIBBLE_VK_NO_COOPMAT=1 keeps the tiled float32 fallback (tests, and chasing driver bugs).
+  const char* off = std::getenv("NIBBLE_VK_NO_COOPMAT");
+  d.coopmat_f16 = !(off && *off == '1') && f16_16x16x16 && features.cooperativeMatrix &&
+                  f12.shaderFloat16 && f12.vulkanMemoryModel && d.subgroup_size == 32 &&
+                  (stages.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                  d.shared_memory >= kCoopMatSharedBytes;
+}
+
 DeviceInfo query(VkPhysicalDevice pd, int index) {
   DeviceInfo d;
   d.index = index;
@@ -149,8 +232,7 @@ DeviceInfo query(VkPhysicalDevice pd, int index) {
 
   const auto exts = device_extensions(pd);
   d.memory_budget = has_extension(exts, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
-  d.cooperative_matrix = has_extension(exts, "VK_KHR_cooperative_matrix") ||
-                         has_extension(exts, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+  query_cooperative_matrix(pd, exts, f12, d);
 
   const int family = compute_queue_family(pd);
   if (family >= 0) {
@@ -197,7 +279,18 @@ std::string DeviceInfo::describe() const {
     << yes(buffer_device_address) << "\n    max storage buffer range "
     << mib(max_storage_buffer_range) << ", max allocation " << mib(max_allocation)
     << "\n    timestamps " << yes(timestamps) << ", memory budget " << yes(memory_budget)
-    << ", cooperative matrix " << yes(cooperative_matrix) << "\n";
+    << ", cooperative matrix " << yes(cooperative_matrix) << ", bfloat16 shaders "
+    << yes(shader_bfloat16) << "\n";
+  if (!cooperative_matrix_shapes.empty()) {
+    s << "    cooperative matrix shapes (A*B+C->D MxNxK):";
+    for (size_t i = 0; i < cooperative_matrix_shapes.size(); ++i)
+      s << (i % 4 ? ", " : "\n      ") << cooperative_matrix_shapes[i];
+    s << "\n";
+  }
+  s << "    prefill matmul: "
+    << (coopmat_f16 ? "cooperative matrix (float16 16x16x16, float32 accumulation)"
+                    : "tiled float32 shader")
+    << "\n";
   return s.str();
 }
 
@@ -254,6 +347,16 @@ Context::Context(int device_index) {
   f12.bufferDeviceAddress = VK_TRUE;
   std::vector<const char*> extensions;
   if (info.memory_budget) extensions.push_back(VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+  // The prefill GEMM's SPIR-V: float16 matrix components, the Vulkan memory model (its scopes).
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV coopmat{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  if (info.coopmat_f16) {
+    coopmat.cooperativeMatrix = VK_TRUE;
+    f12.pNext = &coopmat;
+    f12.shaderFloat16 = VK_TRUE;
+    f12.vulkanMemoryModel = VK_TRUE;
+    extensions.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+  }
   VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, &f12};
   dci.queueCreateInfoCount = 1;
   dci.pQueueCreateInfos = &qci;

@@ -8,6 +8,10 @@
 
 namespace nibble::vk {
 
+// Shared memory of shaders/matmul_coopmat.comp: two stages of 128x32 float16 x and weight tiles
+// (rows padded by 16 bytes) and the 4-bit code tables.
+constexpr uint32_t kCoopMatSharedBytes = 2 * 2 * 128 * 80 + (16 + 256) * 4;
+
 struct Heap {
   uint64_t size = 0;
   bool device_local = false;
@@ -21,7 +25,14 @@ struct DeviceInfo {
   std::string unusable;  // why nibble cannot run on it; empty when it can
   bool fp16_arithmetic = false, storage_8bit = false, storage_16bit = false;
   bool buffer_device_address = false, subgroup_arithmetic = false, subgroup_shuffle = false;
-  bool timestamps = false, memory_budget = false, cooperative_matrix = false;
+  bool timestamps = false, memory_budget = false;
+  // Cooperative matrices (matrix units): any extension for them, each subgroup-scope shape and
+  // type the device lists ("f16 16x16x16 -> f32 (KHR)"), whether it offers bfloat16 ones
+  // (VK_KHR_shader_bfloat16), and whether the prefill GEMM's configuration is usable and enabled:
+  // VK_NV_cooperative_matrix (the form Debian 12's glslang emits), float16 16x16x16 with float32
+  // accumulation, subgroup size 32.
+  bool cooperative_matrix = false, shader_bfloat16 = false, coopmat_f16 = false;
+  std::vector<std::string> cooperative_matrix_shapes;
   uint32_t subgroup_size = 0, shared_memory = 0;
   uint64_t max_storage_buffer_range = 0, max_allocation = 0;
   float timestamp_period_ns = 0;

@@ -45,6 +45,16 @@ struct MatmulPush {
   uint64_t out, x;
   uint32_t rows, n, k;
 };
+// shaders/matmul_coopmat.comp and matmul_coopmat_x.comp
+struct MatmulCoopPush {
+  WeightRef w;
+  uint64_t out, x, x16;
+  uint32_t rows, n, k;
+};
+struct CoopXPush {
+  uint64_t x, x16;
+  uint32_t count;
+};
 struct EmbedPush {
   WeightRef table;
   uint64_t out, ids;
@@ -67,6 +77,12 @@ struct KvStorePush {
 struct AttentionPush {
   uint64_t q, k_cache, v_cache, partial, step;
   uint32_t q_cols, kv_cols, n_heads, n_kv_heads, window, split_len;
+  float scale;
+};
+// shaders/attention_prefill.comp
+struct AttentionPrefillPush {
+  uint64_t q, k_cache, v_cache, out, step;
+  uint32_t rows, q_cols, kv_cols, out_cols, n_heads, n_kv_heads, window;
   float scale;
 };
 struct CombinePush {
@@ -186,6 +202,7 @@ class VulkanBackend final : public Backend {
 
   std::vector<Buffer> buffers_;
   vk::Allocation staging_, readback_, step_data_, step_staging_, partial_;
+  vk::Allocation coopmat_x_;  // the prompt matmul's activations as float16 operands
   VkDeviceSize step_staging_used_ = 0;
 
   StepInfo step_;
@@ -195,6 +212,7 @@ class VulkanBackend final : public Backend {
 };
 
 constexpr uint32_t kScratchBuffer = 0xffffffffu;  // attention's partial results
+constexpr uint32_t kCoopMatScratch = 0xfffffffeu;  // coopmat_x_
 
 VulkanBackend::VulkanBackend(int device)
     : ctx_(device),
@@ -601,7 +619,32 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
              op_timer_.enabled()
                  ? std::string(shader) + " " + shape_label(w.kind, wt) + (vec ? " vec" : "")
                  : "");
-  } else {
+  } else if (ctx_.info.coopmat_f16 && w.kind >= kQ4 && w.round != 0) {
+    // prompt, on the matrix units: 4-bit weights with float16/bfloat16 compute, whose operands a
+    // float16 fragment holds (shaders/matmul_coopmat.comp).
+    const bool vec = wt.cols % 32 == 0 && p.x % 16 == 0 && w.ref.blocksize % 16 == 0;
+    MatmulCoopPush c{w.ref, p.out, p.x, 0, p.rows, p.n, p.k};
+    if (vec) {  // x as float16 operands once, not once per column tile
+      const uint64_t groups = uint64_t(x.rows * x.cols) / 8;
+      if (coopmat_x_.size < groups * 16)
+        coopmat_x_ = memory_.device(groups * 16, Usage::Activations, "prompt matmul scratch");
+      c.x16 = coopmat_x_.address;
+      access({x.buffer}, {kCoopMatScratch});
+      dispatch("matmul_coopmat_x", {w.round}, CoopXPush{p.x, c.x16, uint32_t(groups)},
+               (groups + 255) / 256);
+      access({kCoopMatScratch, wt.buffer}, {out.buffer});
+    }
+    // 128x128 tiles (NIBBLE_VK_COOPMAT_BM=64: 64x128, for tuning; 128 measured faster on the
+    // H100 even where it leaves one workgroup per SM).
+    static const char* const bm_env = std::getenv("NIBBLE_VK_COOPMAT_BM");
+    const uint64_t cols = (uint64_t(wt.rows) + 127) / 128;
+    const uint32_t bm = bm_env && std::atoi(bm_env) == 64 ? 64 : 128;
+    dispatch("matmul_coopmat", {w.kind, w.round, uint32_t(vec), bm}, c, cols,
+             uint32_t((x.rows + bm - 1) / bm),
+             op_timer_.enabled()
+                 ? "matmul_coopmat " + shape_label(w.kind, wt) + " bm" + std::to_string(bm)
+                 : "");
+  } else {  // prompt: shaders/matmul.comp, 64x64 tiles in float32
     dispatch("matmul", {w.kind, w.round}, p, uint64_t(wt.rows + 63) / 64,
              uint32_t((x.rows + 63) / 64),
              op_timer_.enabled() ? "matmul " + shape_label(w.kind, wt) : "");
@@ -644,6 +687,27 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
     fail("attention shape mismatch (the Vulkan backend supports even head_dim <= 256)");
   if (length > k_cache.rows) fail("attention: the step runs past the KV cache");
   const uint64_t items = uint64_t(q.rows) * s.n_heads;
+  // A prompt: 64 queries per workgroup share each key/value tile (shaders/attention_prefill.comp).
+  if (items >= 512 && s.head_dim % 8 == 0 && s.head_dim <= 128 && ctx_.info.subgroup_shuffle &&
+      ctx_.info.subgroup_size % 4 == 0) {
+    const AttentionPrefillPush a{address(q),
+                                 address(k_cache),
+                                 address(v_cache),
+                                 address(out),
+                                 step_data_.address,
+                                 uint32_t(q.rows),
+                                 uint32_t(q.cols),
+                                 uint32_t(k_cache.cols),
+                                 uint32_t(out.cols),
+                                 uint32_t(s.n_heads),
+                                 uint32_t(s.n_kv_heads),
+                                 uint32_t(std::max(0, s.sliding_window)),
+                                 1.0f / std::sqrt(float(s.head_dim))};
+    access({q.buffer, k_cache.buffer, v_cache.buffer}, {out.buffer});
+    dispatch("attention_prefill", {uint32_t(s.head_dim)}, a, (uint64_t(q.rows) + 63) / 64,
+             uint32_t(s.n_heads));
+    return;
+  }
   // Split the context when rows x heads alone would leave the GPU idle (decode, short prompts):
   // one 128-position tile per workgroup, up to 64 splits.
   const uint32_t splits =

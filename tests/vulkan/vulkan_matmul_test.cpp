@@ -1,0 +1,110 @@
+// The prompt matmul (x.rows > 1) against the CPU reference backend on fresh random inputs, over a
+// sweep of rows 2..600 and n, k off the 128x128x32 and 64x64x16 tile grids (k = blocksize among
+// them), for 4-bit weights with and without double quantization and every compute dtype, on
+// whichever path the device takes: the cooperative-matrix GEMM (shaders/matmul_coopmat.comp)
+// where the device has it, the tiled float32 shader (shaders/matmul.comp) elsewhere. Outputs are
+// poisoned with NaN first.
+//
+// Tolerance (relative L2 error): 1e-5 on both paths. Both multiply exactly the operands the CPU
+// does (x and the dequantized weight rounded to the compute dtype; on the matrix units those are
+// float16 values, or bfloat16 values that float16 holds exactly in the ranges of these inputs)
+// with float32 accumulation, so only the summation order differs.
+#include <cstdlib>
+
+#include "tests/vulkan/vulkan_test_util.h"
+
+using namespace nibble;
+using namespace nibble::test;
+
+namespace {
+
+constexpr double kTol = 1e-5;
+
+std::vector<float> prompt_matmul(Backend& b, const HostWeight& hw, const std::vector<float>& x,
+                                 int64_t rows) {
+  const Tensor w = b.upload_weight(hw);
+  const Tensor xt = b.alloc(DType::F32, rows, hw.cols, Usage::Activations);
+  const Tensor out = b.alloc(DType::F32, rows, hw.rows, Usage::Activations);
+  b.write(xt, x.data());
+  poison(b, out);
+  b.begin_step({0, int(rows)});
+  b.matmul(out, xt, w);
+  b.end_step();
+  return read_f32(b, out);
+}
+
+// Which path the backend's device takes for 4-bit weights with float16/bfloat16 compute.
+std::string prompt_path() {
+  return vk::Context(-1).info.coopmat_f16 ? "cooperative matrix" : "tiled float32";
+}
+
+void sweep(Pair& p, const WeightSpec& spec, uint32_t seed) {
+  std::mt19937 rng(seed);
+  // (rows of x, rows of w, k): k = 64 is the blocksize; k % 32 != 0 takes the scalar loads.
+  const int64_t shapes[][3] = {{2, 5, 64},      {17, 129, 192}, {33, 65, 100}, {130, 200, 64},
+                               {128, 128, 128}, {129, 257, 96}, {40, 9, 30},   {600, 130, 256},
+                               {7, 300, 4096},  {255, 130, 320}};
+  double worst = 0;
+  for (const auto& s : shapes) {
+    CAPTURE(s[0]);
+    CAPTURE(s[1]);
+    CAPTURE(s[2]);
+    const HostWeight w = random_weight(rng, "w", s[1], s[2], spec);
+    const std::vector<float> x = random_floats(rng, size_t(s[0] * s[2]));
+    const auto want = prompt_matmul(p.cpu, w, x, s[0]);
+    const auto got = prompt_matmul(*p.gpu, w, x, s[0]);
+    const double err = checked_error(got, want);
+    CHECK(err < kTol);
+    worst = std::max(worst, err);
+  }
+  const std::string what = std::string(dtype_name(spec.dtype)) +
+                           (spec.double_quant ? " + dq, " : ", ") +
+                           std::string(compute_dtype_name(spec.compute)) + " compute, blocksize " +
+                           std::to_string(spec.blocksize);
+  MESSAGE(what << ": worst error " << worst);
+}
+
+void sweep_4bit() {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  MESSAGE("prompt matmul path: " << prompt_path());
+  Pair p(std::move(gpu));
+  uint32_t seed = 7;
+  for (bool dq : {false, true})
+    for (ComputeDType c : {ComputeDType::F16, ComputeDType::BF16, ComputeDType::F32}) {
+      CAPTURE(dq);
+      CAPTURE(compute_dtype_name(c));
+      sweep(p, {.dtype = DType::NF4, .double_quant = dq, .compute = c}, seed++);
+    }
+  sweep(p, {.dtype = DType::FP4, .double_quant = true, .compute = ComputeDType::BF16}, seed++);
+  sweep(p, {.dtype = DType::FP4, .compute = ComputeDType::F16, .blocksize = 128}, seed++);
+}
+
+}  // namespace
+
+TEST_CASE("vulkan: prompt matmul of 4-bit weights on the device's path") {
+  sweep_4bit();
+}
+
+TEST_CASE("vulkan: prompt matmul of 16/32-bit weights") {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  Pair p(std::move(gpu));
+  for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+    CAPTURE(dtype_name(t));
+    sweep(p, {.dtype = t}, 100 + uint32_t(t));
+  }
+}
+
+// On a device with cooperative matrices the test above ran them; this one runs the tiled float32
+// fallback there too. Elsewhere the test above already ran the fallback.
+TEST_CASE("vulkan: prompt matmul on the tiled fallback of a cooperative-matrix device") {
+  if (!vulkan_or_skip()) return;
+  if (prompt_path() != "cooperative matrix") {
+    MESSAGE("SKIPPED: the device has no usable cooperative matrix; the fallback ran above");
+    return;
+  }
+  setenv("NIBBLE_VK_NO_COOPMAT", "1", 1);
+  sweep_4bit();
+  unsetenv("NIBBLE_VK_NO_COOPMAT");
+}
