@@ -137,7 +137,7 @@ class Quantizer::ParallelCopy {
       dst_ = dst;
       src_ = src;
       bytes_ = bytes;
-      piece_ = (bytes / parts + 4095) / 4096 * 4096;  // page-aligned pieces
+      piece_ = ((bytes + parts - 1) / parts + 4095) / 4096 * 4096;  // whole pages
       pending_ = workers_.size();
       ++generation_;
     }
@@ -204,8 +204,15 @@ struct Quantizer::Record {
   uint32_t* result = nullptr;  // host-visible: status, sum
 };
 
-Quantizer::Quantizer(const Context& ctx, Memory& memory, Pipelines& pipelines)
-    : ctx_(ctx), memory_(memory), pipelines_(pipelines), slots_(kSlots), records_(kRecords) {
+Quantizer::Quantizer(const Context& ctx, Memory& memory, Pipelines& pipelines,
+                     unsigned copy_threads)
+    : ctx_(ctx),
+      memory_(memory),
+      pipelines_(pipelines),
+      slots_(kSlots),
+      records_(kRecords),
+      copy_threads_(copy_threads ? copy_threads
+                                 : std::clamp(std::thread::hardware_concurrency() / 2, 1u, 8u)) {
   VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
   pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
   pci.queueFamilyIndex = ctx_.queue_family;
@@ -246,8 +253,7 @@ void Quantizer::start() {
   for (size_t i = 0; i < kRecords; ++i)
     records_[i].result =
         reinterpret_cast<uint32_t*>(staging_.mapped + kSlots * kSlotBytes + i * kResultBytes);
-  copier_ =
-      std::make_unique<ParallelCopy>(std::clamp(std::thread::hardware_concurrency() / 2, 1u, 8u));
+  copier_ = std::make_unique<ParallelCopy>(copy_threads_);
   started_ = true;
 
   Constants c{};
@@ -414,8 +420,13 @@ void Quantizer::record_sum(Record& r, VkCommandBuffer cmd) {
   const uint32_t lanes = uint32_t(r.reduce.lanes), blocks = uint32_t(r.reduce.blocks);
   const uint32_t vectorized = r.reduce.vectorized;
   const uint64_t sum = r.scratch.address + kSumAt, partial = r.scratch.address + kPartialAt;
-  const SumPush per_block{r.scratch.address + r.absmax_at, blocks > 1 ? partial : sum,
-                          uint32_t(r.blocks), blocks, lanes, vectorized, 0};
+  const SumPush per_block{r.scratch.address + r.absmax_at,
+                          blocks > 1 ? partial : sum,
+                          uint32_t(r.blocks),
+                          blocks,
+                          lanes,
+                          vectorized,
+                          0};
   dispatch(pipelines_, cmd, "quantize_sum", {}, per_block, blocks);
   if (blocks == 1) return;
   full_barrier(cmd);

@@ -34,7 +34,8 @@ QuantLayout quant_layout(int64_t numel, const QuantSpec& spec);
 
 class Quantizer {
  public:
-  Quantizer(const Context& ctx, Memory& memory, Pipelines& pipelines);
+  // `copy_threads` copy each chunk from the mmap; 0: half the hardware threads, at most 8.
+  Quantizer(const Context& ctx, Memory& memory, Pipelines& pipelines, unsigned copy_threads = 0);
   ~Quantizer();  // after the device is idle
   Quantizer(const Quantizer&) = delete;
   Quantizer& operator=(const Quantizer&) = delete;
@@ -81,6 +82,7 @@ class Quantizer {
   std::vector<Record> records_;
   size_t next_slot_ = 0;
   uint64_t submitted_ = 0, sequence_ = 0;
+  unsigned copy_threads_;
   bool started_ = false;
   Allocation staging_, constants_;
   std::unique_ptr<ParallelCopy> copier_;

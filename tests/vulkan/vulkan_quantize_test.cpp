@@ -21,11 +21,12 @@ using namespace nibble::test;
 namespace {
 
 // The quantizer on its own device objects, its outputs in host-visible memory to read back.
+// Four copy threads, whatever the machine, so that CI's two cores run the parallel copy too.
 struct GpuQuantizer {
   vk::Context ctx{-1};
   vk::Memory memory{ctx};
   vk::Pipelines pipelines{ctx.device};
-  vk::Quantizer quantizer{ctx, memory, pipelines};
+  vk::Quantizer quantizer{ctx, memory, pipelines, 4};
 };
 
 std::unique_ptr<GpuQuantizer> quantizer_or_skip() {
