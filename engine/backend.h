@@ -104,6 +104,27 @@ class Backend {
   virtual void add(Tensor x, Tensor y) = 0;                     // x += y
   virtual void argmax(Tensor ids, Tensor logits) = 0;           // per row
 
+  // --- fused ops: steps the model always takes together, so that a backend can run them as one
+  // kernel (one pass over the weights, no round trip through memory, one barrier fewer). The
+  // defaults run the ops above; `scratch` (shaped like `out`) is theirs to use.
+  virtual void matmul_add(Tensor out, Tensor x, Tensor w, Tensor scratch) {  // out += x · wᵀ
+    matmul(scratch, x, w);
+    add(out, scratch);
+  }
+  // out = silu(x · gateᵀ) * (x · upᵀ)
+  virtual void matmul_swiglu(Tensor out, Tensor x, Tensor gate, Tensor up, Tensor scratch) {
+    matmul(out, x, gate);
+    matmul(scratch, x, up);
+    swiglu(out, out, scratch);
+  }
+  // rope on q and k, then k and v into the caches
+  virtual void rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
+                             const AttentionShape& shape, Tensor inv_freq) {
+    rope(q, shape.n_heads, shape.head_dim, inv_freq);
+    rope(k, shape.n_kv_heads, shape.head_dim, inv_freq);
+    kv_store(k_cache, v_cache, k, v);
+  }
+
   // --- per-layer timing -------------------------------------------------------------------------
   virtual void set_profiling(bool on) { profiling_ = on; }
   virtual void phase_begin(int /*layer*/, Phase /*phase*/) {}

@@ -148,21 +148,15 @@ void Model::run_layers(Backend& be, StageState& s, int n) {
     be.matmul(q, xn, l.wq);
     be.matmul(k, xn, l.wk);
     be.matmul(v, xn, l.wv);
-    be.rope(q, c.num_attention_heads, c.head_dim, s.inv_freq);
-    be.rope(k, c.num_key_value_heads, c.head_dim, s.inv_freq);
-    be.kv_store(l.k_cache, l.v_cache, k, v);
+    be.rope_kv_store(q, k, v, l.k_cache, l.v_cache, shape, s.inv_freq);
     be.attention(att, q, l.k_cache, l.v_cache, shape);
-    be.matmul(proj, att, l.wo);
-    be.add(x, proj);
+    be.matmul_add(x, att, l.wo, proj);
     be.phase_end(i, Phase::Attention);
     // MLP block: x += W_down · (silu(W_gate·norm(x)) * W_up·norm(x))
     be.phase_begin(i, Phase::Mlp);
     be.rms_norm(xn, x, l.mlp_norm, c.rms_norm_eps);
-    be.matmul(gate, xn, l.w_gate);
-    be.matmul(up, xn, l.w_up);
-    be.swiglu(gate, gate, up);
-    be.matmul(proj, gate, l.w_down);
-    be.add(x, proj);
+    be.matmul_swiglu(gate, xn, l.w_gate, l.w_up, up);
+    be.matmul_add(x, gate, l.w_down, proj);
     be.phase_end(i, Phase::Mlp);
   }
 }

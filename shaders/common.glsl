@@ -43,6 +43,8 @@ uint f32_to_f16_bits(float f) {
   return sign | uint(roundEven(uintBitsToFloat(a) * 16777216.0));
 }
 float round_f16(float f) { return unpackHalf2x16(f32_to_f16_bits(f)).x; }
+// Two floats as the float16 pair of one word, `lo` in the low half.
+uint f16_pair(float lo, float hi) { return f32_to_f16_bits(lo) | (f32_to_f16_bits(hi) << 16); }
 
 // float32 -> bfloat16 -> float32, round to nearest even, exactly as engine/dtype.h f32_to_bf16.
 float round_bf16(float f) {

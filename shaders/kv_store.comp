@@ -21,6 +21,6 @@ void main() {
   if (pair * 2 >= p.rows * p.cols) return;
   const uint word = uint(p.step.pos0) * p.cols / 2 + pair;
   const uint e = pair * 2;
-  p.k_cache.v[word] = f32_to_f16_bits(p.k.v[e]) | (f32_to_f16_bits(p.k.v[e + 1]) << 16);
-  p.v_cache.v[word] = f32_to_f16_bits(p.v.v[e]) | (f32_to_f16_bits(p.v.v[e + 1]) << 16);
+  p.k_cache.v[word] = f16_pair(p.k.v[e], p.k.v[e + 1]);
+  p.v_cache.v[word] = f16_pair(p.v.v[e], p.v.v[e + 1]);
 }

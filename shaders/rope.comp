@@ -3,7 +3,7 @@
 // Rotary position embedding in place, HF rotate_half layout: for each head, element i pairs with
 // i + head_dim/2; the position of row r is the step's pos0 + r.
 #include "common.glsl"
-#include "sincos.glsl"
+#include "rope.glsl"
 
 layout(local_size_x = 256) in;
 
@@ -23,9 +23,6 @@ void main() {
   if (e >= p.rows * p.n_heads * half_dim) return;
   const uint i = e % half_dim, h = (e / half_dim) % p.n_heads, r = e / (half_dim * p.n_heads);
   precise float angle = float(p.step.pos0 + int(r)) * p.inv_freq.v[i];
-  const vec2 sc = accurate_sincos(angle);
-  const uint a = r * p.cols + h * p.head_dim + i, b = a + half_dim;
-  const float va = p.x.v[a], vb = p.x.v[b];
-  p.x.v[a] = va * sc.y - vb * sc.x;
-  p.x.v[b] = vb * sc.y + va * sc.x;
+  const uint a = r * p.cols + h * p.head_dim + i;
+  rope_rotate(p.x, a, a + half_dim, angle);
 }

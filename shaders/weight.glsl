@@ -53,13 +53,20 @@ float block_absmax(Weight w, uint block) {
   return shifted;
 }
 
-// Element `e` of the row-major weight.
-float weight_value(Weight w, uint e) {
+// Element `e` of the row-major weight, 4-bit ones dequantized in float32.
+float weight_value_f32(Weight w, uint e) {
   if (WKIND == 0) return uintBitsToFloat(w.data.v[w.values + e]);
   if (WKIND == 1) return f16_at(w.data, 2u * w.values + e);
   if (WKIND == 2) return bf16_at(w.data, 2u * w.values + e);
   const uint packed = byte_at(w.data, 4u * w.values + (e >> 1));
   const uint q = (e & 1u) != 0u ? packed & 15u : packed >> 4;  // even element in the high nibble
   precise float v = CODE_AT(w, q) * block_absmax(w, e / w.blocksize);
-  return round_dequantized(v);
+  return v;
+}
+
+// Element `e` as a matmul operand: 4-bit ones rounded to the compute dtype, as bitsandbytes
+// dequantizes a weight to it before a matmul.
+float weight_value(Weight w, uint e) {
+  const float v = weight_value_f32(w, e);
+  return WKIND >= 3 ? round_dequantized(v) : v;
 }

@@ -43,11 +43,12 @@ HostWeight random_quantized(std::mt19937& rng, int64_t rows, int64_t cols, Quant
 }
 
 // Element e by the format's definition: its nibble's code times its block's absmax, rounded.
-float element(const HostWeight& w, int64_t e) {
+// Element e of a 4-bit weight: code * absmax in float32, rounded to the compute dtype if `round`.
+float element(const HostWeight& w, int64_t e, bool round = true) {
   const uint8_t byte = w.data[e / 2];
   const int q = e % 2 ? byte & 15 : byte >> 4;
-  return round_to(w.compute,
-                  w.quant->code[size_t(q)] * w.quant->block_absmax(e / w.quant->blocksize));
+  const float v = w.quant->code[size_t(q)] * w.quant->block_absmax(e / w.quant->blocksize);
+  return round ? round_to(w.compute, v) : v;
 }
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
@@ -88,6 +89,7 @@ TEST_CASE("dequantize: per-block table and byte unpacking equal the per-element 
 }
 
 TEST_CASE("CPU matmul (4-bit and bf16): every output is the in-order float32 dot product") {
+  // One input row takes the GEMV's operands (the 4-bit weight unrounded), several the matmul's.
   // Shapes with row counts that are not multiples of the rows computed together, columns that
   // are not multiples of the block (blocks then straddle rows), 1..5 input rows, 1 and 3 threads.
   std::mt19937 rng(9);
@@ -95,7 +97,8 @@ TEST_CASE("CPU matmul (4-bit and bf16): every output is the in-order float32 dot
   struct Shape {
     int64_t rows, cols, n;
   };
-  for (const Shape shape : {Shape{1, 64, 1}, Shape{5, 100, 2}, Shape{13, 200, 5}, Shape{64, 96, 3}})
+  for (const Shape shape :
+       {Shape{1, 64, 1}, Shape{5, 100, 2}, Shape{13, 200, 5}, Shape{64, 96, 3}, Shape{13, 200, 1}})
     for (QuantType type : {QuantType::NF4, QuantType::FP4})
       for (ComputeDType compute : {ComputeDType::F32, ComputeDType::F16, ComputeDType::BF16})
         for (int threads : {1, 3}) {
@@ -133,6 +136,8 @@ TEST_CASE("CPU matmul (4-bit and bf16): every output is the in-order float32 dot
             std::vector<float> got(poison.size());
             cpu.read(y, got.data());
 
+            // x is rounded to the compute dtype; the weight too, except for a single row of x,
+            // where it stays float32 (bitsandbytes' GEMV).
             const bool rounds = weight->quantized() && compute != ComputeDType::F32;
             std::vector<float> want(poison.size());
             for (int64_t r = 0; r < shape.n; ++r)
@@ -142,7 +147,7 @@ TEST_CASE("CPU matmul (4-bit and bf16): every output is the in-order float32 dot
                   const float xi = xv[size_t(r * shape.cols + i)];
                   const int64_t e = j * shape.cols + i;
                   acc += (rounds ? round_to(compute, xi) : xi) *
-                         (weight->quantized() ? element(*weight, e) : weight->at(e));
+                         (weight->quantized() ? element(*weight, e, shape.n > 1) : weight->at(e));
                 }
                 want[size_t(r * shape.rows + j)] = acc;
               }

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "app/nibble/bench_kernels.h"
 #include "app/nibble/command.h"
 #include "app/nibble/progress.h"
 #include "app/nibble/quant_flags.h"
@@ -137,9 +138,21 @@ int run_bench(Args& args) {
   const bool json = args.flag({"--json"});
   const bool bandwidth_only = args.flag({"--bandwidth"});
   const bool matrix = args.flag({"--matrix"});
+  const bool kernels = args.flag({"--kernels"});
+  const std::string shape = args.get_or({"--shape"}, "llama-2-7b");
+  const int calls = args.get_int({"--calls"}, 100);
   const QuantConfig quant = quant_from_flags(args);
   args.finish();
   if (b.prompt < 0 || b.generate < 0 || b.repeats < 1) fail("-p and -n must be >= 0, -r >= 1");
+  if (calls < 1) fail("--calls must be >= 1");
+  if (kernels) {
+    const nlohmann::json j = bench_kernels(b.backend, quant, shape, calls);
+    if (json)
+      std::printf("%s\n", j.dump(2).c_str());
+    else
+      print_kernels(j);
+    return 0;
+  }
 
   const double bandwidth = make_backend(b.backend)->measure_bandwidth();
   if (bandwidth_only) {
@@ -175,16 +188,19 @@ int run_bench(Args& args) {
 
 const RegisterCommand reg(
     {"bench", "prompt and generation speed beside the bandwidth roofline",
-     std::string("usage: nibble bench [-m DIR] [options]\n\n"
-                 "  -p, --n-prompt N       prompt tokens (default 512)\n"
-                 "  -n, --n-gen N          generated tokens (default 128)\n"
-                 "  -r, --repetitions N    repeats after a warm-up; median, min, max (default 5)\n"
-                 "  --backend NAME         auto, vulkan, cuda, cpu\n"
-                 "  --device N             GPU index\n"
-                 "  -t, --threads N        CPU threads\n"
-                 "  --bandwidth            only measure the device's copy bandwidth\n"
-                 "  --matrix               nf4/fp4 x double quant on/off x bf16/fp16 compute\n"
-                 "  --json                 machine-readable output\n") +
+     std::string(
+         "usage: nibble bench [-m DIR] [options]\n\n"
+         "  -p, --n-prompt N       prompt tokens (default 512)\n"
+         "  -n, --n-gen N          generated tokens (default 128)\n"
+         "  -r, --repetitions N    repeats after a warm-up; median, min, max (default 5)\n"
+         "  --backend NAME         auto, vulkan, cuda, cpu\n"
+         "  --device N             GPU index\n"
+         "  -t, --threads N        CPU threads\n"
+         "  --bandwidth            only measure the device's copy bandwidth\n"
+         "  --matrix               nf4/fp4 x double quant on/off x bf16/fp16 compute\n"
+         "  --kernels              time the decode kernels alone (random weights of --shape,\n"
+         "                         default llama-2-7b; --calls N per kernel, default 100)\n"
+         "  --json                 machine-readable output\n") +
          kQuantFlagsHelp,
      run_bench});
 

@@ -87,7 +87,7 @@ void CpuBackend::end_step() {
   last_times_ = times_;
 }
 
-void CpuBackend::weight_row(const HostWeight& w, int64_t row, float* out) const {
+void CpuBackend::weight_row(const HostWeight& w, int64_t row, float* out, bool round) const {
   const int64_t n = w.cols, first = row * w.cols;
   switch (w.dtype) {
     case DType::F32:
@@ -105,7 +105,7 @@ void CpuBackend::weight_row(const HostWeight& w, int64_t row, float* out) const 
     }
     case DType::NF4:
     case DType::FP4:
-      dequantize(w.data, *w.quant, first, n, out, w.compute);
+      dequantize(w.data, *w.quant, first, n, out, round ? w.compute : ComputeDType::F32);
       break;
     default:
       fail("weight " + w.name + " has an unsupported dtype");
@@ -147,6 +147,8 @@ void CpuBackend::matmul(Tensor out, Tensor x, Tensor wt) {
     for (float& v : x_rounded_) v = round_to(w.compute, v);
     in = x_rounded_.data();
   }
+  // The operands, as bitsandbytes has them: x rounded to the compute dtype and the weight
+  // dequantized to it for a matmul, but for one row (its GEMV) the weight stays float32.
   // Output rows are computed kRows at a time: their sums are independent, so the CPU overlaps
   // them, while each stays the same float32 sum in the same order as one row alone.
   static constexpr int64_t kRows = 4;
@@ -167,7 +169,7 @@ void CpuBackend::matmul(Tensor out, Tensor x, Tensor wt) {
       for (int64_t t = 0; t < kRows; ++t) {
         float* row = rows.data() + t * k;
         if (t < count)
-          job.self->weight_row(job.w, j + t, row);
+          job.self->weight_row(job.w, j + t, row, job.n > 1);
         else
           std::fill(row, row + k, 0.0f);
       }

@@ -52,7 +52,8 @@ class CpuBackend : public Backend {
   float* f32(Tensor t);  // first element of the view
   int32_t* i32(Tensor t);
   // Row `row` of a weight (any dtype) as float32, rounded for the 4-bit compute dtype.
-  void weight_row(const HostWeight& w, int64_t row, float* out) const;
+  // Row `row` of a weight as float32, 4-bit ones rounded to the compute dtype when `round`.
+  void weight_row(const HostWeight& w, int64_t row, float* out, bool round = true) const;
 
   ThreadPool pool_;
   std::vector<Buffer> buffers_;

@@ -31,7 +31,7 @@ __device__ __forceinline__ float round_operand(ComputeDType c, float v) {
 }
 
 // Two values rounded at once: one packed conversion instead of two (type conversions run at a
-// fraction of the FMA rate, and the 4-bit GEMV rounds every weight it reads).
+// fraction of the FMA rate, and the 4-bit GEMM rounds every weight it reads).
 template <ComputeDType C>
 __device__ __forceinline__ float2 round_pair(float a, float b) {
   if constexpr (C == ComputeDType::F16) return __half22float2(__floats2half2_rn(a, b));
@@ -78,10 +78,11 @@ __device__ __forceinline__ float block_absmax(const WeightArgs& w, const float* 
   return decode_absmax(w, nested_code, load_absmax(w, b));
 }
 
-// Flattened element e of a weight as float32, rounded to the compute dtype for 4-bit weights.
+// Flattened element e of a weight as float32, rounded to the compute dtype for 4-bit weights
+// when `round` (a matmul's operand; the one-row GEMV keeps them float32, see matmul.cu).
 // `code`/`nested_code` point at the tables (shared memory in hot kernels, global otherwise).
 __device__ __forceinline__ float weight_at(const WeightArgs& w, const float* code,
-                                           const float* nested_code, int64_t e) {
+                                           const float* nested_code, int64_t e, bool round = true) {
   switch (w.dtype) {
     case DType::F32:
       return static_cast<const float*>(w.data)[e];
@@ -93,7 +94,7 @@ __device__ __forceinline__ float weight_at(const WeightArgs& w, const float* cod
       const uint8_t byte = static_cast<const uint8_t*>(w.data)[e >> 1];
       const int q = (e & 1) ? (byte & 0x0f) : (byte >> 4);  // even element in the high nibble
       const float v = __fmul_rn(code[q], block_absmax(w, nested_code, e >> w.block_shift));
-      return round_operand(w.compute, v);
+      return round ? round_operand(w.compute, v) : v;
     }
   }
 }

@@ -1,5 +1,6 @@
 // out = x · wᵀ for every weight dtype, the 4-bit ones dequantized on the fly. Operands are
-// rounded to the compute dtype and products accumulate in float32, as in the CPU reference.
+// rounded to the compute dtype and products accumulate in float32, as in the CPU reference; for
+// one row (the GEMV) the 4-bit weight stays float32, as in bitsandbytes' GEMV.
 //
 // One token (decode) is memory-bound: a GEMV where each warp owns an output row and its lanes
 // stream it in 16-byte loads; x is staged in shared memory (rounded once per block) in a layout
@@ -140,7 +141,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
           const float2 xv = *reinterpret_cast<const float2*>(&xs[staged_pair<kPer>(c, p)]);
 #pragma unroll
           for (int r = 0; r < kGemvRows; ++r) {
-            const float2 wv = chunk_pair<T, C>(raw[d][r], p, tables.code, absmax[r]);
+            const float2 wv =
+                chunk_pair<T, ComputeDType::F32>(raw[d][r], p, tables.code, absmax[r]);
             acc[r] = fmaf(xv.y, wv.y, fmaf(xv.x, wv.x, acc[r]));
           }
         }
@@ -165,7 +167,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   if (row >= w.rows) return;
   float acc = 0;
   for (int64_t i = lane; i < w.cols; i += 32)
-    acc += round_operand<C>(x[i]) * weight_at(w, tables.code, tables.nested_code, row * w.cols + i);
+    acc += round_operand<C>(x[i]) *
+           weight_at(w, tables.code, tables.nested_code, row * w.cols + i, /*round=*/false);
   acc = warp_sum(acc);
   if (lane == 0) out[row] = acc;
 }

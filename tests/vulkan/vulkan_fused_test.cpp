@@ -1,0 +1,152 @@
+// The fused ops (Backend::matmul_add, matmul_swiglu, rope_kv_store) on Vulkan against the CPU
+// reference, which runs their unfused definitions: fresh random inputs, outputs poisoned with NaN
+// first, decode (one row: the fused kernels) and prompt rows (the unfused path), row counts off
+// every workgroup's row tile. Tolerance: relative L2 error 1e-5, as in vulkan_ops_test.cpp (the
+// weights are decoded and rounded bit-exactly on both sides; only the float32 summation order and
+// the device's exp differ). The CPU's caches hold float32: v is drawn float16-exact, so its cache
+// compares exactly; the rotated k is compared with the CPU's rounded to float16, exact but for a
+// rare one-ulp flip where a rotated value lands within a float32 ulp of a rounding boundary: 1e-4.
+#include "tests/vulkan/vulkan_test_util.h"
+
+using namespace nibble;
+using namespace nibble::test;
+
+namespace {
+
+constexpr double kTol = 1e-5;
+
+struct Io {
+  std::vector<float> out[2];  // cpu, vulkan
+};
+
+struct Shape {
+  int64_t rows, n, k;  // x is [rows, k], the weights [n, k]
+};
+const Shape kShapes[] = {{1, 1, 64},  {1, 37, 64}, {1, 33, 200}, {1, 300, 256}, {1, 9, 4096},
+                         {1, 70, 96}, {1, 129, 7}, {3, 70, 96},  {17, 33, 130}};
+
+const WeightSpec kSpecs[] = {
+    {.dtype = DType::F32},
+    {.dtype = DType::BF16},
+    {.dtype = DType::F16},
+    {.dtype = DType::NF4, .double_quant = true, .compute = ComputeDType::BF16},
+    {.dtype = DType::NF4, .double_quant = false, .compute = ComputeDType::F16},
+    {.dtype = DType::FP4, .double_quant = true, .compute = ComputeDType::F32, .blocksize = 128},
+};
+
+bool packed(const WeightSpec& s) {
+  return s.dtype == DType::NF4 || s.dtype == DType::FP4;
+}
+
+// matmul_add and matmul_swiglu of one shape and storage kind on backend `b`.
+std::vector<float> fused_on(Backend& b, bool swiglu, const HostWeight& w1, const HostWeight& w2,
+                            const std::vector<float>& x, const std::vector<float>& acc,
+                            const Shape& s) {
+  const Tensor a = b.upload_weight(w1), c = b.upload_weight(w2);
+  const Tensor xt = b.alloc(DType::F32, s.rows, s.k, Usage::Activations);
+  const Tensor out = b.alloc(DType::F32, s.rows, s.n, Usage::Activations);
+  const Tensor scratch = b.alloc(DType::F32, s.rows, s.n, Usage::Activations);
+  b.write(xt, x.data());
+  if (swiglu)
+    poison(b, out);
+  else
+    b.write(out, acc.data());  // the residual stream the product is added to
+  poison(b, scratch);
+  b.begin_step({0, int(s.rows)});
+  if (swiglu)
+    b.matmul_swiglu(out, xt, a, c, scratch);
+  else
+    b.matmul_add(out, xt, a, scratch);
+  b.end_step();
+  return read_f32(b, out);
+}
+
+void fused_sweep(bool swiglu) {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  Pair p(std::move(gpu));
+  std::mt19937 rng(swiglu ? 71 : 72);
+  for (const WeightSpec& spec : kSpecs)
+    for (const Shape& s : kShapes) {
+      CAPTURE(dtype_name(spec.dtype));
+      CAPTURE(s.rows);
+      CAPTURE(s.n);
+      CAPTURE(s.k);
+      if (packed(spec) && (s.n * s.k) % 2) continue;  // packed weights hold whole bytes
+      const HostWeight w1 = random_weight(rng, "gate", s.n, s.k, spec);
+      const HostWeight w2 = random_weight(rng, "up", s.n, s.k, spec);
+      const auto x = random_floats(rng, size_t(s.rows * s.k));
+      const auto acc = random_floats(rng, size_t(s.rows * s.n));
+      const auto want = fused_on(p.cpu, swiglu, w1, w2, x, acc, s);
+      const auto got = fused_on(*p.gpu, swiglu, w1, w2, x, acc, s);
+      CHECK(checked_error(got, want) < kTol);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("vulkan: matmul_add (projection into the residual stream)") {
+  fused_sweep(false);
+}
+
+TEST_CASE("vulkan: matmul_swiglu (gate and up projections in one pass)") {
+  fused_sweep(true);
+}
+
+TEST_CASE("vulkan: fused decode matmuls with the shared-memory reduction") {
+  setenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC", "1", 1);
+  fused_sweep(false);
+  fused_sweep(true);
+  unsetenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC");
+}
+
+TEST_CASE("vulkan: rope_kv_store (rope on q and k, k and v into the caches)") {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  Pair p(std::move(gpu));
+  std::mt19937 rng(73);
+  struct Case {
+    int heads, kv_heads, head_dim, rows, pos0;
+  };
+  // head_dim 6 takes the unfused path (not a multiple of 4).
+  for (const Case c : {Case{1, 1, 4, 1, 0}, Case{4, 2, 8, 3, 5}, Case{8, 2, 64, 1, 300},
+                       Case{32, 8, 128, 1, 4000}, Case{4, 4, 64, 5, 123456}, Case{2, 1, 6, 2, 7}}) {
+    CAPTURE(c.heads);
+    CAPTURE(c.kv_heads);
+    CAPTURE(c.head_dim);
+    CAPTURE(c.rows);
+    CAPTURE(c.pos0);
+    std::vector<float> inv(size_t(c.head_dim / 2));
+    for (size_t i = 0; i < inv.size(); ++i)
+      inv[i] = std::pow(10000.0f, -2.0f * float(i) / float(c.head_dim));
+    const int64_t q_cols = int64_t(c.heads) * c.head_dim + 2;  // rows wider than the heads
+    const int64_t kv_cols = int64_t(c.kv_heads) * c.head_dim;
+    const int64_t context = c.pos0 + c.rows + 2;
+    const auto q = random_floats(rng, size_t(c.rows * q_cols));
+    const auto k = random_floats(rng, size_t(c.rows * kv_cols));
+    const auto v = f16_rounded(random_floats(rng, size_t(c.rows * kv_cols)));
+    const AttentionShape shape{c.heads, c.kv_heads, c.head_dim, 0};
+    Io qs, kcs, vcs;
+    for (int i = 0; i < 2; ++i) {
+      Backend& b = *p.both[i];
+      const Tensor it = b.alloc(DType::F32, 1, int64_t(inv.size()), Usage::Weights);
+      const Tensor qt = b.alloc(DType::F32, c.rows, q_cols, Usage::Activations);
+      const Tensor kt = b.alloc(DType::F32, c.rows, kv_cols, Usage::Activations);
+      const Tensor vt = b.alloc(DType::F32, c.rows, kv_cols, Usage::Activations);
+      const Tensor kc = b.alloc_kv(context, kv_cols), vc = b.alloc_kv(context, kv_cols);
+      b.write(it, inv.data());
+      b.write(qt, q.data());
+      b.write(kt, k.data());
+      b.write(vt, v.data());
+      b.begin_step({c.pos0, c.rows});
+      b.rope_kv_store(qt, kt, vt, kc, vc, shape, it);
+      b.end_step();
+      qs.out[i] = read_f32(b, qt);
+      kcs.out[i] = read_f32(b, kc.slice_rows(c.pos0, c.rows));
+      vcs.out[i] = read_f32(b, vc.slice_rows(c.pos0, c.rows));
+    }
+    CHECK(checked_error(qs.out[1], qs.out[0]) < kTol);
+    CHECK(checked_error(kcs.out[1], f16_rounded(kcs.out[0])) < 1e-4);
+    CHECK(checked_error(vcs.out[1], vcs.out[0]) == 0.0);
+  }
+}
