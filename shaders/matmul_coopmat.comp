@@ -10,18 +10,18 @@
 // multiplies of slice s; 8 subgroups each multiply-accumulate a (BM / 2) x 32 block in float32
 // 16x16x16 fragments.
 //
-// Operands are exactly those of the scalar path (half_operand.glsl). For bfloat16 compute the
-// weight enters scaled by 2^8 and the sum leaves scaled by 2^-8 (both exact), so that weights of
-// magnitude [2^-25, 256] stay exact in float16.
+// Operands are exactly those of the scalar path (half_operand.glsl, which also says how bfloat16
+// values are held in float16 fragments).
 // Written for VK_NV_cooperative_matrix (what Debian 12's glslang emits) with 32-wide subgroups;
 // the host checks both.
 #include "common.glsl"
 
 layout(constant_id = 0) const uint WKIND = 3;
 layout(constant_id = 1) const uint ROUND = 1;
-// VEC: k % 32 == 0, x already float16 (matmul_coopmat_x.comp) and 4-bit blocks a multiple of 16
-// values: an invocation's 16 weights of a row are one 8-byte load in one absmax block. Otherwise
-// every value is loaded, bounds-checked and converted on its own.
+// VEC: k % 32 == 0, and x and w are float16 operands already (matmul_coopmat_x.comp and
+// matmul_coopmat_w.comp, which dequantize each weight once per matmul instead of once per BM
+// activation rows: the in-GEMM decoding bound the multiplies, see docs/VULKAN.md), so staging is
+// 16-byte copies. Otherwise every value is loaded, bounds-checked, decoded and converted here.
 layout(constant_id = 2) const bool VEC = false;
 layout(constant_id = 3) const uint BM = 128;  // 64 or 128 activation rows per workgroup
 
@@ -30,7 +30,6 @@ const uint WG = 256;            // 8 subgroups: 2 along m x 4 along n
 const uint FM = BM / 32, FN = 2;  // 16x16 fragments per subgroup
 const uint ROW = BK / 8 + 1;    // uvec4 per staged row: BK halves + 16 bytes against bank conflicts
 const uint STAGE = 128 * ROW;   // uvec4 per buffer
-const float W_SCALE = ROUND == 2 ? 256.0 : 1.0;
 layout(local_size_x = WG) in;
 
 shared float code[16];
@@ -38,83 +37,71 @@ shared float nested_code[256];
 #define CODE_AT(w, q) code[q]
 #define NESTED_CODE_AT(w, q) nested_code[q]
 #include "weight.glsl"
-#include "half_operand.glsl"
 
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uvec4 v[]; };
-layout(buffer_reference, std430, buffer_reference_align = 8) buffer UVec2s { uvec2 v[]; };
 
 layout(push_constant) uniform Push {
-  Weight w;
-  Floats out_;
-  Floats x;
-  UVec4s x16;  // VEC: x as float16 operands, 8 per uvec4
-  uint rows;   // activation rows (M)
-  uint n;      // weight rows (N)
+  Weight w;     // !VEC
+  Floats out_;  // column 0 of this dispatch's output columns
+  Floats x;     // !VEC
+  UVec4s x16;   // VEC: x as float16 operands, 8 per uvec4
+  UVec4s w16;   // VEC: weight rows [0, n) as float16 operands
+  uint rows;    // activation rows (M)
+  uint n;       // weight rows (output columns) of this dispatch
   uint k;
+  uint out_stride;  // floats per output row
 } p;
+
+#include "half_operand.glsl"
 
 shared uvec4 xs[2 * STAGE];  // [buffer][row][k]: float16 bits; after the loop, the output staging
 shared uvec4 ws[2 * STAGE];
 
-// One dequantized 4-bit value, rounded like weight_value(), scaled by W_SCALE.
-float q4_operand(uint word, uint shift, float absmax) {
-  precise float v = CODE_AT(p.w, bitfieldExtract(word, int(shift), 4)) * absmax;
-  return ROUND == 2 ? round_dequantized(v) * W_SCALE : v;
-}
-
-// An invocation's share of a k slice (VEC): BM x 4 uvec4 of x (uvec4 `t + WG * j` is row
-// (t + WG * j) / 4, part % 4) and 16 packed weights of row t / 2 from k = 16 * (t % 2).
+// An invocation's share of a k slice (VEC), 16 bytes each: uvec4 `t + WG * j` of the x tile
+// (BM rows x 4) and of the weight tile (128 rows x 4) is row (t + WG * j) / 4, part % 4.
 struct Fetch {
   uvec4 x[2];  // BM / 64 of them
-  uvec2 w;
+  uvec4 w[2];
 };
 
 Fetch fetch(uint k0, uint m0, uint n0) {
   Fetch f;
   if (!VEC) return f;
   const uint t = gl_LocalInvocationID.x;
-  [[unroll]] for (uint j = 0; j < BM / 64; ++j) {
-    const uint i = t + WG * j, m = m0 + i / 4;
-    f.x[j] = m < p.rows ? p.x16.v[(m * p.k + k0) / 8 + i % 4] : uvec4(0);
+  [[unroll]] for (uint j = 0; j < 2; ++j) {
+    const uint i = t + WG * j, m = m0 + i / 4, n = n0 + i / 4;
+    if (j < BM / 64) f.x[j] = m < p.rows ? p.x16.v[(m * p.k + k0) / 8 + i % 4] : uvec4(0);
+    f.w[j] = n < p.n ? p.w16.v[(n * p.k + k0) / 8 + i % 4] : uvec4(0);
   }
-  const uint n = n0 + t / 2;
-  f.w = n < p.n ? UVec2s(p.w.data).v[p.w.values / 2 + (n * p.k + k0 + 16 * (t % 2)) / 16]
-                : uvec2(0);
   return f;
 }
 
 void stage(Fetch f, uint buf, uint k0, uint m0, uint n0) {
-  const uint t = gl_LocalInvocationID.x, r = t / 2, h = t % 2, at = buf * STAGE + r * ROW + 2 * h;
-  const uint m = m0 + r, n = n0 + r;
-  uint wb[8];
+  const uint t = gl_LocalInvocationID.x;
   if (VEC) {
-    [[unroll]] for (uint j = 0; j < BM / 64; ++j) {
-      const uint i = t + WG * j;
-      xs[buf * STAGE + (i / 4) * ROW + i % 4] = f.x[j];
+    [[unroll]] for (uint j = 0; j < 2; ++j) {
+      const uint i = t + WG * j, at = buf * STAGE + (i / 4) * ROW + i % 4;
+      if (j < BM / 64) xs[at] = f.x[j];
+      ws[at] = f.w[j];
     }
-    const uint e0 = n * p.k + k0 + 16 * h;
-    const float absmax = n < p.n ? block_absmax(p.w, e0 / p.w.blocksize) : 0.0;
-    // Byte b of the 8 holds elements 2b (high nibble) and 2b + 1 (low nibble).
-    [[unroll]] for (uint b = 0; b < 8; ++b) {
-      const uint word = b < 4 ? f.w.x : f.w.y, shift = 8 * (b % 4);
-      wb[b] = half2_bits(q4_operand(word, shift + 4, absmax), q4_operand(word, shift, absmax));
+    return;
+  }
+  // 16 consecutive k of x row and weight row t / 2, from k0 + 16 * (t % 2).
+  const uint r = t / 2, h = t % 2, at = buf * STAGE + r * ROW + 2 * h, m = m0 + r, n = n0 + r;
+  uint xb[8], wb[8];
+  [[unroll]] for (uint i = 0; i < 8; ++i) {
+    float xv[2], wv[2];
+    [[unroll]] for (uint j = 0; j < 2; ++j) {
+      const uint k = k0 + 16 * h + 2 * i + j;
+      xv[j] = r < BM && m < p.rows && k < p.k ? x_operand(p.x.v[m * p.k + k]) : 0.0;
+      wv[j] = n < p.n && k < p.k ? w_operand(weight_value(p.w, n * p.k + k)) : 0.0;
     }
-  } else {
-    uint xb[8];
-    [[unroll]] for (uint i = 0; i < 8; ++i) {
-      float xv[2], wv[2];
-      [[unroll]] for (uint j = 0; j < 2; ++j) {
-        const uint k = k0 + 16 * h + 2 * i + j;
-        xv[j] = r < BM && m < p.rows && k < p.k ? x_operand(p.x.v[m * p.k + k]) : 0.0;
-        wv[j] = n < p.n && k < p.k ? weight_value(p.w, n * p.k + k) * W_SCALE : 0.0;
-      }
-      xb[i] = half2_bits(xv[0], xv[1]);
-      wb[i] = half2_bits(wv[0], wv[1]);
-    }
-    if (r < BM) {
-      xs[at] = uvec4(xb[0], xb[1], xb[2], xb[3]);
-      xs[at + 1] = uvec4(xb[4], xb[5], xb[6], xb[7]);
-    }
+    xb[i] = half2_bits(xv[0], xv[1]);
+    wb[i] = half2_bits(wv[0], wv[1]);
+  }
+  if (r < BM) {
+    xs[at] = uvec4(xb[0], xb[1], xb[2], xb[3]);
+    xs[at + 1] = uvec4(xb[4], xb[5], xb[6], xb[7]);
   }
   ws[at] = uvec4(wb[0], wb[1], wb[2], wb[3]);
   ws[at + 1] = uvec4(wb[4], wb[5], wb[6], wb[7]);
@@ -124,9 +111,11 @@ void main() {
   const uint t = gl_LocalInvocationID.x, sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
   const uint wm = sg / 4, wn = sg % 4;
   const uint n0 = gl_WorkGroupID.x * BN, m0 = gl_WorkGroupID.y * BM;
-  if (WKIND >= 3 && t < 16) code[t] = uintBitsToFloat(p.w.data.v[p.w.code + t]);
-  if (WKIND == 4) nested_code[t] = uintBitsToFloat(p.w.data.v[p.w.code + 16 + t]);
-  barrier();
+  if (!VEC) {
+    if (WKIND >= 3 && t < 16) code[t] = uintBitsToFloat(p.w.data.v[p.w.code + t]);
+    if (WKIND == 4) nested_code[t] = uintBitsToFloat(p.w.data.v[p.w.code + 16 + t]);
+    barrier();
+  }
 
   fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[FM][FN];
   [[unroll]] for (uint i = 0; i < FM; ++i)
@@ -168,7 +157,8 @@ void main() {
         const uint idx = lane + 32 * e, row = idx / 16, col = idx % 16;
         const uint om = m0 + wm * (BM / 2) + 16 * i + row, on = n0 + wn * 32 + 16 * j + col;
         if (om < p.rows && on < p.n)
-          p.out_.v[om * p.n + on] = uintBitsToFloat(xs[staging + row * 4 + col / 4][col % 4]) / W_SCALE;
+          p.out_.v[om * p.out_stride + on] =
+              uintBitsToFloat(xs[staging + row * 4 + col / 4][col % 4]) / W_SCALE;
       }
       subgroupBarrier();
     }
