@@ -62,6 +62,16 @@ struct CoopWPush {
 };
 // Dequantized weight rows the prompt GEMM holds at a time (a 7B model's largest matrix is 90 MB).
 constexpr uint64_t kCoopMatWeightBytes = uint64_t(128) << 20;
+// shaders/matvec.glsl
+struct MatvecPush {
+  WeightRef w, up;
+  uint64_t out, x;
+  uint32_t n, k;
+};
+struct RopeKvPush {
+  uint64_t q, k, v, k_cache, v_cache, inv_freq, step;
+  uint32_t rows, q_cols, kv_cols, n_heads, n_kv_heads, head_dim;
+};
 struct EmbedPush {
   WeightRef table;
   uint64_t out, ids;
@@ -149,6 +159,10 @@ class VulkanBackend final : public Backend {
   void swiglu(Tensor out, Tensor gate, Tensor up) override;
   void add(Tensor x, Tensor y) override;
   void argmax(Tensor ids, Tensor logits) override;
+  void matmul_add(Tensor out, Tensor x, Tensor w, Tensor scratch) override;
+  void matmul_swiglu(Tensor out, Tensor x, Tensor gate, Tensor up, Tensor scratch) override;
+  void rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
+                     const AttentionShape& shape, Tensor inv_freq) override;
 
   void phase_begin(int layer, Phase phase) override;
   void phase_end(int layer, Phase phase) override;
@@ -194,6 +208,9 @@ class VulkanBackend final : public Backend {
   // commands (the q/k/v or gate/up matmuls) thus run without one between them.
   void access(std::initializer_list<uint32_t> reads, std::initializer_list<uint32_t> writes);
   void elementwise(uint32_t op, Tensor out, Tensor a, Tensor b);
+  // shaders/matvec.glsl for one activation row; `up` only with epilogue 2 (SwiGLU)
+  enum class Epilogue : uint32_t { Store = 0, Add = 1, SwiGlu = 2 };
+  void matvec(Tensor out, Tensor x, Tensor w, const Buffer* up, Epilogue epilogue);
   void close_phase();
 
   vk::Context ctx_;
@@ -618,15 +635,8 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
   const MatmulPush p{
       w.ref, address(out), address(x), uint32_t(x.rows), uint32_t(wt.rows), uint32_t(wt.cols)};
   access({x.buffer, wt.buffer}, {out.buffer});
-  if (x.rows == 1) {  // decode: shaders/matvec.glsl, 4 output columns per workgroup
-    const uint32_t per_chunk = w.kind >= kQ4 ? 32 : w.kind == kF32 ? 4 : 8;
-    const bool vec =
-        wt.cols % per_chunk == 0 && p.x % 16 == 0 && (w.kind < kQ4 || w.ref.blocksize % 32 == 0);
-    const char* shader = ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec";
-    dispatch(shader, {w.kind, w.round, uint32_t(vec)}, p, (uint64_t(wt.rows) + 3) / 4, 1,
-             op_timer_.enabled()
-                 ? std::string(shader) + " " + shape_label(w.kind, wt) + (vec ? " vec" : "")
-                 : "");
+  if (x.rows == 1) {  // decode
+    matvec(out, x, wt, nullptr, Epilogue::Store);
   } else if (ctx_.info.coopmat_f16 && w.kind >= kQ4 && w.round != 0) {
     // prompt, on the matrix units: 4-bit weights with float16/bfloat16 compute, whose operands a
     // float16 fragment holds (shaders/matmul_coopmat.comp). Where k % 32 == 0 (every real model)
@@ -674,6 +684,86 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
              uint32_t((x.rows + 63) / 64),
              op_timer_.enabled() ? "matmul " + shape_label(w.kind, wt) : "");
   }
+}
+
+// Decode: shaders/matvec.glsl, 4 (tuning: NIBBLE_VK_MATVEC_ROWS) output columns per workgroup.
+// The caller has checked the shapes and recorded the accesses.
+void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Epilogue epilogue) {
+  const Buffer& w = weight(wt, "matmul");
+  const MatvecPush p{w.ref,      up ? up->ref : WeightRef{}, address(out),
+                     address(x), uint32_t(wt.rows),          uint32_t(wt.cols)};
+  const uint32_t per_chunk = w.kind >= kQ4 ? 32 : w.kind == kF32 ? 4 : 8;
+  const bool vec =
+      wt.cols % per_chunk == 0 && p.x % 16 == 0 && (w.kind < kQ4 || w.ref.blocksize % 32 == 0);
+  static const uint32_t rows = [] {
+    const char* e = std::getenv("NIBBLE_VK_MATVEC_ROWS");
+    return e ? uint32_t(std::max(1, std::atoi(e))) : 4u;
+  }();
+  const char* shader = ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec";
+  static const uint32_t wg = [] {  // EXPERIMENT
+    const char* e = std::getenv("NIBBLE_VK_MATVEC_WG");
+    return e ? uint32_t(std::max(1, std::atoi(e))) : 128u;
+  }();
+  dispatch(shader, {w.kind, w.round, uint32_t(vec), uint32_t(epilogue), rows, wg}, p,
+           (uint64_t(wt.rows) + rows - 1) / rows, 1,
+           op_timer_.enabled()
+               ? std::string(shader) + " " + shape_label(w.kind, wt) + (vec ? " vec" : "") +
+                     (epilogue == Epilogue::Add      ? " +add"
+                      : epilogue == Epilogue::SwiGlu ? " +swiglu"
+                                                     : "")
+               : "");
+}
+
+void VulkanBackend::matmul_add(Tensor out, Tensor x, Tensor wt, Tensor scratch) {
+  require_step("matmul_add");
+  if (x.rows != 1) return Backend::matmul_add(out, x, wt, scratch);
+  if (x.cols != wt.cols || out.cols != wt.rows || out.rows != 1)
+    fail("matmul shape mismatch for " + weight(wt, "matmul").name);
+  access({x.buffer, wt.buffer, out.buffer}, {out.buffer});
+  matvec(out, x, wt, nullptr, Epilogue::Add);
+}
+
+void VulkanBackend::matmul_swiglu(Tensor out, Tensor x, Tensor gate, Tensor up, Tensor scratch) {
+  require_step("matmul_swiglu");
+  const Buffer& g = weight(gate, "matmul");
+  const Buffer& u = weight(up, "matmul");
+  // One pass needs both weights stored alike (they always are within a model).
+  if (x.rows != 1 || g.kind != u.kind || g.round != u.round || gate.rows != up.rows ||
+      gate.cols != up.cols)
+    return Backend::matmul_swiglu(out, x, gate, up, scratch);
+  if (x.cols != gate.cols || out.cols != gate.rows || out.rows != 1)
+    fail("matmul shape mismatch for " + g.name);
+  access({x.buffer, gate.buffer, up.buffer}, {out.buffer});
+  matvec(out, x, gate, &u, Epilogue::SwiGlu);
+}
+
+void VulkanBackend::rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
+                                  const AttentionShape& s, Tensor inv_freq) {
+  require_step("rope_kv_store");
+  // The fused shader writes whole words of the float16 cache: two neighbouring rotations each.
+  if (s.head_dim % 4 || k.cols % 2)
+    return Backend::rope_kv_store(q, k, v, k_cache, v_cache, s, inv_freq);
+  if (int64_t(s.n_heads) * s.head_dim > q.cols || int64_t(s.n_kv_heads) * s.head_dim > k.cols ||
+      inv_freq.numel() < s.head_dim / 2 || q.rows != k.rows)
+    fail("rope shape mismatch");
+  if (k_cache.dtype != DType::F16 || v_cache.dtype != DType::F16 || k.cols != k_cache.cols ||
+      v.cols != v_cache.cols || k.cols != v.cols || k.rows != v.rows)
+    fail("kv_store shape mismatch");
+  if (step_.pos0 + k.rows > k_cache.rows)
+    fail("kv_store: positions " + std::to_string(step_.pos0 + k.rows) + " exceed the cache's " +
+         std::to_string(k_cache.rows));
+  const RopeKvPush p{address(q),          address(k),          address(v),
+                     address(k_cache),    address(v_cache),    address(inv_freq),
+                     step_data_.address,  uint32_t(q.rows),    uint32_t(q.cols),
+                     uint32_t(k.cols),    uint32_t(s.n_heads), uint32_t(s.n_kv_heads),
+                     uint32_t(s.head_dim)};
+  access({q.buffer, k.buffer, v.buffer, inv_freq.buffer},
+         {q.buffer, k_cache.buffer, v_cache.buffer});
+  // Items: quarter-heads of q, then of k, then word pairs of v (see shaders/rope_kv.comp).
+  const uint64_t items =
+      uint64_t(q.rows) *
+      ((uint64_t(s.n_heads) + s.n_kv_heads) * (s.head_dim / 4) + uint64_t(v.cols) / 2);
+  dispatch("rope_kv", {}, p, (items + 255) / 256);
 }
 
 void VulkanBackend::rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) {
