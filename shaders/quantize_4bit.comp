@@ -20,7 +20,7 @@ layout(push_constant) uniform Push {
   Words packed;    // the chunk's first packed word
   Floats absmax;   // the chunk's first block's absmax
   QuantConstants constants;
-  Words status;    // v[0]: lowest element index holding inf or NaN (atomicMin)
+  Words status;    // v[0]: the lowest inf or NaN as 2 * element + (1 if inf), by atomicMin
   uint count;      // elements in the chunk
   uint first;      // the chunk's first element in the weight
   uint blocksize;
@@ -64,12 +64,13 @@ void main() {
     if (e0 + i >= p.count) {
       x[i] = 0.0;  // a partial last block is padded with zeros
     } else {
-      if (non_finite(x[i])) bad = min(bad, e0 + i);
+      if (non_finite(x[i]))
+        bad = min(bad, ((p.first + e0 + i) << 1) | ((floatBitsToUint(x[i]) << 9) == 0u ? 1u : 0u));
       x[i] = flush_subnormal(x[i]);
       amax = max(amax, abs(x[i]));
     }
   }
-  if (bad != 0xffffffffu) atomicMin(p.status.v[0], p.first + bad);
+  if (bad != 0xffffffffu) atomicMin(p.status.v[0], bad);
 
   // The block's absmax: a max over its G invocations (exact in any order).
   const uint G = p.blocksize / PER_THREAD;

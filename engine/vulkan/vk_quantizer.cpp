@@ -192,7 +192,8 @@ struct Quantizer::Slot {
 struct Quantizer::Record {
   enum class State { Free, Quantizing, Nesting } state = State::Free;
   uint64_t sequence = 0;  // age
-  HostWeight w;           // for the error message (and keeps its bytes alive)
+  std::string name;       // for the error message
+  DType input = DType::BF16;
   QuantSpec spec;
   Allocation dst, scratch;
   QuantLayout at;
@@ -229,6 +230,9 @@ Quantizer::Quantizer(const Context& ctx, Memory& memory, Pipelines& pipelines,
 }
 
 Quantizer::~Quantizer() {
+  // The owner has waited for the device (VulkanBackend's destructor): nothing is in flight, and a
+  // lost device must not make the destructor throw.
+  for (Slot& s : slots_) s.busy = false;
   release();
   for (Slot& s : slots_) vkDestroyFence(ctx_.device, s.fence, nullptr);
   vkDestroyCommandPool(ctx_.device, pool_, nullptr);
@@ -354,7 +358,8 @@ void Quantizer::quantize(const HostWeight& w, const QuantSpec& spec, const Alloc
   Record& r = free_record();
   r.state = Record::State::Quantizing;
   r.sequence = ++sequence_;
-  r.w = w;
+  r.name = w.name;
+  r.input = w.dtype;
   r.spec = spec;
   r.dst = dst;
   r.set_offset = std::move(set_offset);
@@ -410,7 +415,7 @@ void Quantizer::record_pass1(Record& r, VkCommandBuffer cmd, const Slot& s, int6
                        uint32_t(count),
                        uint32_t(first),
                        uint32_t(r.spec.blocksize)};
-  const uint32_t input = r.w.dtype == DType::F32 ? 0 : r.w.dtype == DType::F16 ? 1 : 2;
+  const uint32_t input = r.input == DType::F32 ? 0 : r.input == DType::F16 ? 1 : 2;
   const std::array<uint32_t, 3> spec{input, r.spec.type == QuantType::NF4 ? 0u : 1u, per_thread};
   dispatch(pipelines_, cmd, "quantize_4bit", spec, push,
            uint32_t((count + 256 * per_thread - 1) / (256 * per_thread)));
@@ -473,10 +478,11 @@ void Quantizer::retire(bool keep_newest) {
   }
 }
 
-void Quantizer::fail_non_finite(const Record& r, uint32_t element) {
-  const std::string message = "tensor " + r.w.name + " has a non-finite value (" +
-                              (std::isnan(r.w.at(element)) ? "NaN" : "inf") + ") at element " +
-                              std::to_string(element) + "; it cannot be quantized";
+void Quantizer::fail_non_finite(const Record& r, uint32_t status) {
+  // The shader found it (the weight's bytes may be gone by now): 2 * element + (1 if inf).
+  const std::string message = "tensor " + r.name + " has a non-finite value (" +
+                              (status & 1 ? "inf" : "NaN") + ") at element " +
+                              std::to_string(status >> 1) + "; it cannot be quantized";
   release();  // the backend stays usable for another model
   fail(message);
 }

@@ -45,8 +45,8 @@ class Quantizer {
   static bool supports(const HostWeight& w, const QuantSpec& spec);
 
   // Starts quantizing `w` into `dst`, laid out as quant_layout(numel, spec). Returns once its
-  // values are staged; `w.data` (or `w.owner`) must stay valid until finish(). With double
-  // quantization, `set_offset` receives the offset before finish() returns.
+  // values are staged (`w.data` is not read after). With double quantization, `set_offset`
+  // receives the offset before finish() returns.
   void quantize(const HostWeight& w, const QuantSpec& spec, const Allocation& dst,
                 std::function<void(float)> set_offset);
   // Waits for every weight, reports the first inf/NaN as the CPU quantizer does (naming the
@@ -71,7 +71,7 @@ class Quantizer {
   void ensure_scratch(Record& r, VkDeviceSize bytes);
   void record_pass1(Record& r, VkCommandBuffer cmd, const Slot& s, int64_t first, int64_t count);
   void record_sum(Record& r, VkCommandBuffer cmd);
-  void fail_non_finite(const Record& r, uint32_t element);
+  void fail_non_finite(const Record& r, uint32_t status);
   void release();  // every staging and scratch allocation, the copy threads
 
   const Context& ctx_;

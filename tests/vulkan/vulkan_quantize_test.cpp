@@ -61,6 +61,7 @@ struct Input {
 
 // One weight through the GPU: its output allocation (poisoned first) and offset.
 struct Job {
+  Job(HostWeight weight, QuantSpec to) : w(std::move(weight)), spec(to) {}
   HostWeight w;
   QuantSpec spec;
   vk::Allocation dst;
