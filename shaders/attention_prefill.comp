@@ -43,8 +43,7 @@ int first_visible(int pos) { return p.window > 0 ? max(0, pos - int(p.window) + 
 void main() {
   const uint t = gl_LocalInvocationID.x, part = t % 4;
   const uint head = gl_WorkGroupID.y, kv_head = head / (p.n_heads / p.n_kv_heads);
-  // The last row blocks see the most positions: dispatched first, they do not finish last.
-  const uint row0 = (gl_NumWorkGroups.x - 1 - gl_WorkGroupID.x) * QUERIES, row = row0 + t / 4;
+  const uint row0 = gl_WorkGroupID.x * QUERIES, row = row0 + t / 4;
   const uint last_row = min(row0 + QUERIES, p.rows) - 1;
   const bool live = row < p.rows;
   const int pos = p.step.pos0 + int(row);

@@ -18,11 +18,10 @@
 
 layout(constant_id = 0) const uint WKIND = 3;
 layout(constant_id = 1) const uint ROUND = 1;
-// VEC: k and the 4-bit blocksize are multiples of 32, and x and w are float16 operands already
-// (matmul_coopmat_x.comp and matmul_coopmat_w.comp, which dequantize each weight once per matmul
-// instead of once per BM activation rows: the in-GEMM decoding bound the multiplies, see
-// docs/VULKAN.md), so staging is 16-byte copies. Otherwise every value is loaded,
-// bounds-checked, decoded and converted here.
+// VEC: k % 32 == 0, and x and w are float16 operands already (matmul_coopmat_x.comp and
+// matmul_coopmat_w.comp, which dequantize each weight once per matmul instead of once per BM
+// activation rows: the in-GEMM decoding bound the multiplies, see docs/VULKAN.md), so staging is
+// 16-byte copies. Otherwise every value is loaded, bounds-checked, decoded and converted here.
 layout(constant_id = 2) const bool VEC = false;
 layout(constant_id = 3) const uint BM = 128;  // 64 or 128 activation rows per workgroup
 

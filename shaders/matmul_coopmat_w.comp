@@ -1,8 +1,8 @@
 #version 460
 #extension GL_GOOGLE_include_directive : require
-// The prompt GEMM's 4-bit weight rows [n0, n0 + count * 32 / k) dequantized once per matmul
-// (rather than once per 128 activation rows) into float16 operands: w16[4i .. 4i + 3] = 32
-// consecutive values. k and the blocksize are multiples of 32, so 32 values are one 16-byte load
+// The prompt GEMM's 4-bit weight rows [n0, n0 + count * 8 / k) dequantized once per matmul
+// (rather than once per 128 activation rows) into float16 operands: w16[i] = 8 consecutive
+// values as 4 words. k % 32 == 0 and the blocksize a multiple of 16, so 8 values are one word
 // of packed codes in one absmax block.
 #include "common.glsl"
 
@@ -23,7 +23,7 @@ layout(push_constant) uniform Push {
   Weight w;
   UVec4s w16;
   uint n0;
-  uint count;  // groups of 32 values
+  uint count;  // groups of 8 values
   uint k;
 } p;
 
@@ -35,15 +35,12 @@ void main() {
   if (WKIND == 4) nested_code[t] = uintBitsToFloat(p.w.data.v[p.w.code + 16 + t]);
   barrier();
   if (i >= p.count) return;
-  const uint e0 = p.n0 * p.k + 32 * i;
-  const uvec4 words = UVec4s(p.w.data).v[p.w.values / 4 + e0 / 32];
+  const uint e0 = p.n0 * p.k + 8 * i;
+  const uint word = p.w.data.v[p.w.values + e0 / 8];
   const float absmax = block_absmax(p.w, e0 / p.w.blocksize);
-  // Byte b of a word holds elements 2b (high nibble) and 2b + 1 (low nibble).
-  [[unroll]] for (uint c = 0; c < 4; ++c) {
-    uvec4 out16;
-    [[unroll]] for (uint b = 0; b < 4; ++b)
-      out16[b] = half2_bits(q4_operand(words[c], 8 * b + 4, absmax),
-                            q4_operand(words[c], 8 * b, absmax));
-    p.w16.v[4 * i + c] = out16;
-  }
+  // Byte b holds elements 2b (high nibble) and 2b + 1 (low nibble).
+  uvec4 out16;
+  [[unroll]] for (uint b = 0; b < 4; ++b)
+    out16[b] = half2_bits(q4_operand(word, 8 * b + 4, absmax), q4_operand(word, 8 * b, absmax));
+  p.w16.v[i] = out16;
 }

@@ -642,7 +642,7 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
     // float16 fragment holds (shaders/matmul_coopmat.comp). Where k % 32 == 0 (every real model)
     // x, then the weight in chunks of whole rows, become float16 operands first: once per matmul
     // rather than once per tile. 128x128 tiles (NIBBLE_VK_COOPMAT_BM=64: 64x128, for tuning).
-    const bool vec = wt.cols % 32 == 0 && p.x % 16 == 0 && w.ref.blocksize % 32 == 0;
+    const bool vec = wt.cols % 32 == 0 && p.x % 16 == 0 && w.ref.blocksize % 16 == 0;
     static const char* const bm_env = std::getenv("NIBBLE_VK_COOPMAT_BM");
     const uint32_t bm = bm_env && std::atoi(bm_env) == 64 ? 64 : 128;
     const std::string label = op_timer_.enabled() ? "matmul_coopmat " + shape_label(w.kind, wt) +
@@ -669,7 +669,7 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
       for (uint64_t n0 = 0; n0 < uint64_t(wt.rows); n0 += chunk) {
         c.n = uint32_t(std::min<uint64_t>(chunk, wt.rows - n0));
         c.out = p.out + n0 * sizeof(float);
-        const uint64_t w_groups = uint64_t(c.n) * p.k / 32;
+        const uint64_t w_groups = uint64_t(c.n) * p.k / 8;
         access({wt.buffer}, {kCoopMatW});
         dispatch("matmul_coopmat_w", {w.kind, w.round},
                  CoopWPush{w.ref, c.w16, uint32_t(n0), uint32_t(w_groups), p.k},
