@@ -6,6 +6,7 @@
 // decode step can be replayed with only the position changing.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -116,6 +117,22 @@ class Backend {
     matmul(out, x, gate);
     matmul(scratch, x, up);
     swiglu(out, out, scratch);
+  }
+  // The projections that read one rms-normalized x: outs = rms_norm(x) · wᵀ for each (out, w),
+  // the attention's q, k and v. `xn` (x's shape) holds rms_norm(x) where it is computed first.
+  struct Projection {
+    Tensor out, w;
+  };
+  virtual void norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
+                            std::initializer_list<Projection> projections) {
+    rms_norm(xn, x, norm, eps);
+    for (const Projection& p : projections) matmul(p.out, xn, p.w);
+  }
+  // out = silu(n · gateᵀ) * (n · upᵀ) with n = rms_norm(x): the MLP's first half
+  virtual void norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float eps, Tensor xn,
+                                  Tensor gate, Tensor up, Tensor scratch) {
+    rms_norm(xn, x, norm, eps);
+    matmul_swiglu(out, xn, gate, up, scratch);
   }
   // rope on q and k, then k and v into the caches
   virtual void rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,

@@ -144,18 +144,14 @@ void Model::run_layers(Backend& be, StageState& s, int n) {
     const int i = s.first_layer + int(j);
     // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
     be.phase_begin(i, Phase::Attention);
-    be.rms_norm(xn, x, l.attn_norm, c.rms_norm_eps);
-    be.matmul(q, xn, l.wq);
-    be.matmul(k, xn, l.wk);
-    be.matmul(v, xn, l.wv);
+    be.norm_matmuls(x, l.attn_norm, c.rms_norm_eps, xn, {{q, l.wq}, {k, l.wk}, {v, l.wv}});
     be.rope_kv_store(q, k, v, l.k_cache, l.v_cache, shape, s.inv_freq);
     be.attention(att, q, l.k_cache, l.v_cache, shape);
     be.matmul_add(x, att, l.wo, proj);
     be.phase_end(i, Phase::Attention);
     // MLP block: x += W_down · (silu(W_gate·norm(x)) * W_up·norm(x))
     be.phase_begin(i, Phase::Mlp);
-    be.rms_norm(xn, x, l.mlp_norm, c.rms_norm_eps);
-    be.matmul_swiglu(gate, xn, l.w_gate, l.w_up, up);
+    be.norm_matmul_swiglu(gate, x, l.mlp_norm, c.rms_norm_eps, xn, l.w_gate, l.w_up, up);
     be.matmul_add(x, gate, l.w_down, proj);
     be.phase_end(i, Phase::Mlp);
   }

@@ -12,6 +12,10 @@
 // x is 16-byte aligned: both are read with 16-byte loads, x is rounded once per chunk for all
 // rows, and the 4-bit absmax is decoded once per chunk (bitsandbytes blocksizes are multiples of
 // 32, so a chunk never straddles blocks) with the 16-entry code table in shared memory.
+// NORM fuses the rms_norm before the product: x is read as g * (x * scale), scale =
+// 1 / sqrt(mean(x²) + eps), as shaders/rms_norm.comp computes it, with every workgroup summing
+// the squares itself (x is at most a few 10 KB, read from cache), saving a dispatch and a barrier.
+// NORM - 1 is the storage kind of g (WKIND's 0, 1, 2).
 // EPILOGUE fuses what follows the product in the model, saving a dispatch and a barrier:
 //   0: out = s;  1: out += s (the residual connection);  2: out = silu(s) * s_up, where s_up is
 //   the same row of a second weight `up` (the MLP's gate and up projections in one pass).
@@ -23,6 +27,7 @@ layout(constant_id = 2) const bool VEC = false;
 layout(constant_id = 3) const uint EPILOGUE = 0;
 layout(constant_id = 4) const uint ROWS = 4;
 layout(constant_id = 5) const uint WG = 128;  // a power of two
+layout(constant_id = 6) const uint NORM = 0;
 const uint NW = EPILOGUE == 2 ? 2 : 1;          // weights read
 layout(local_size_x_id = 5) in;
 
@@ -39,9 +44,12 @@ layout(push_constant) uniform Push {
   Floats x;
   uint n;  // output columns = weight rows
   uint k;
+  Words norm;  // g (NORM only)
+  float eps;
 } p;
 
 shared float sums[NW * ROWS][WG];  // per invocation, or per subgroup (at most WG of them)
+shared float norm_sums[WG];
 
 const uint PER_CHUNK = WKIND >= 3 ? 32 : WKIND == 0 ? 4 : 8;  // values per 16 bytes
 
@@ -80,46 +88,105 @@ void finish(uint j, float s, float s_up) {
   if (EPILOGUE == 2) p.out_.v[j] = silu(s) * s_up;
 }
 
+// The workgroup's sum of v (every invocation calls it).
+float workgroup_sum(float v) {
+  const uint t = gl_LocalInvocationID.x;
+#if SUBGROUP_REDUCE
+  v = subgroupAdd(v);
+  if (subgroupElect()) norm_sums[gl_SubgroupID] = v;
+  barrier();
+  float s = 0.0;
+  for (uint g = 0; g < gl_NumSubgroups; ++g) s += norm_sums[g];
+  return s;
+#else
+  norm_sums[t] = v;
+  barrier();
+  for (uint s = WG / 2; s > 0; s >>= 1) {
+    if (t < s) norm_sums[t] += norm_sums[t + s];
+    barrier();
+  }
+  return norm_sums[0];
+#endif
+}
+
+// 1 / sqrt(mean(x²) + eps), or 1 without NORM.
+float norm_scale() {
+  if (NORM == 0) return 1.0;
+  float ss = 0.0;
+  if (VEC) {
+    for (uint i = gl_LocalInvocationID.x; i < p.k / 4; i += WG) {
+      const vec4 v = Vec4s(p.x).v[i];
+      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+  } else {
+    for (uint i = gl_LocalInvocationID.x; i < p.k; i += WG) ss += p.x.v[i] * p.x.v[i];
+  }
+  return 1.0 / sqrt(workgroup_sum(ss) / float(p.k) + p.eps);
+}
+
+float norm_weight(uint i) {
+  if (NORM == 1) return uintBitsToFloat(p.norm.v[i]);
+  if (NORM == 2) return f16_at(p.norm, i);
+  return bf16_at(p.norm, i);
+}
+
+// x[i] as the product's operand: normalized with NORM, then rounded to the compute dtype.
+float operand(float x, uint i, float scale) {
+  return round_operand(NORM == 0 ? x : norm_weight(i) * (x * scale));
+}
+
+// Row `row`'s 16-byte chunk c of weight wi (zeros past the end).
+uvec4 load_chunk(uint wi, uint row, uint c) {
+  Weight w = weight_of(wi);
+  return row < p.n && c < p.k / PER_CHUNK
+             ? UVec4s(w.data).v[w.values / 4 + (row * p.k) / PER_CHUNK + c]
+             : uvec4(0);
+}
+
+void stage_code_tables() {
+  const uint t = gl_LocalInvocationID.x;
+  if (t < 16 * NW) {
+    Weight w = weight_of(t / 16);
+    code[t / 16][t % 16] = uintBitsToFloat(w.data.v[w.code + t % 16]);
+  }
+  barrier();
+}
+
 void main() {
   const uint t = gl_LocalInvocationID.x;
   const uint j0 = group_index() * ROWS;
   if (j0 >= p.n) return;  // uniform over the workgroup
-  if (WKIND >= 3) {
-    if (t < 16 * NW) {
-      Weight w = weight_of(t / 16);
-      code[t / 16][t % 16] = uintBitsToFloat(w.data.v[w.code + t % 16]);
-    }
-    barrier();
-  }
   float acc[NW * ROWS];
   [[unroll]] for (uint r = 0; r < NW * ROWS; ++r) acc[r] = 0.0;
   if (VEC) {
+    // Software-pipelined: the next chunk's loads are issued before this one's arithmetic, and
+    // the first ones before the code tables are staged (a memory latency not spent waiting).
+    uvec4 chunks[NW * ROWS], next[NW * ROWS];
+    [[unroll]] for (uint i = 0; i < NW * ROWS; ++i) chunks[i] = load_chunk(i / ROWS, j0 + i % ROWS, t);
+    if (WKIND >= 3) stage_code_tables();
+    const float scale = norm_scale();
     for (uint c = t; c < p.k / PER_CHUNK; c += WG) {
-      // Issue every row's 16-byte load before any arithmetic, so they are in flight together.
-      uvec4 chunks[NW * ROWS];
-      [[unroll]] for (uint r = 0; r < ROWS; ++r)
-        [[unroll]] for (uint wi = 0; wi < NW; ++wi) {
-          Weight w = weight_of(wi);
-          chunks[wi * ROWS + r] = j0 + r < p.n
-              ? UVec4s(w.data).v[w.values / 4 + ((j0 + r) * p.k) / PER_CHUNK + c]
-              : uvec4(0);
-        }
+      [[unroll]] for (uint i = 0; i < NW * ROWS; ++i) next[i] = load_chunk(i / ROWS, j0 + i % ROWS, c + WG);
       float xs[32];
       [[unroll]] for (uint i = 0; i < PER_CHUNK / 4; ++i) {
-        const vec4 v = Vec4s(p.x).v[c * PER_CHUNK / 4 + i];
-        xs[4 * i] = round_operand(v.x);
-        xs[4 * i + 1] = round_operand(v.y);
-        xs[4 * i + 2] = round_operand(v.z);
-        xs[4 * i + 3] = round_operand(v.w);
+        const uint e = c * PER_CHUNK + 4 * i;
+        const vec4 v = Vec4s(p.x).v[e / 4];
+        xs[4 * i] = operand(v.x, e, scale);
+        xs[4 * i + 1] = operand(v.y, e + 1, scale);
+        xs[4 * i + 2] = operand(v.z, e + 2, scale);
+        xs[4 * i + 3] = operand(v.w, e + 3, scale);
       }
       [[unroll]] for (uint r = 0; r < ROWS; ++r)
         [[unroll]] for (uint wi = 0; wi < NW; ++wi)
           if (j0 + r < p.n)
-            acc[wi * ROWS + r] += chunk_dot(wi, chunks[wi * ROWS + r], (j0 + r) * p.k + c * PER_CHUNK, xs);
+            acc[wi * ROWS + r] +=
+                chunk_dot(wi, chunks[wi * ROWS + r], (j0 + r) * p.k + c * PER_CHUNK, xs);
+      [[unroll]] for (uint r = 0; r < NW * ROWS; ++r) chunks[r] = next[r];
     }
   } else {
+    const float scale = norm_scale();
     for (uint i = t; i < p.k; i += WG) {
-      const float xi = round_operand(p.x.v[i]);
+      const float xi = operand(p.x.v[i], i, scale);
       [[unroll]] for (uint r = 0; r < ROWS; ++r)
         [[unroll]] for (uint wi = 0; wi < NW; ++wi)
           if (j0 + r < p.n) acc[wi * ROWS + r] += xi * weight_value_f32(weight_of(wi), (j0 + r) * p.k + i);

@@ -67,6 +67,8 @@ struct MatvecPush {
   WeightRef w, up;
   uint64_t out, x;
   uint32_t n, k;
+  uint64_t norm;
+  float eps;
 };
 struct RopeKvPush {
   uint64_t q, k, v, k_cache, v_cache, inv_freq, step;
@@ -163,6 +165,10 @@ class VulkanBackend final : public Backend {
   void matmul_swiglu(Tensor out, Tensor x, Tensor gate, Tensor up, Tensor scratch) override;
   void rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
                      const AttentionShape& shape, Tensor inv_freq) override;
+  void norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
+                    std::initializer_list<Projection> projections) override;
+  void norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float eps, Tensor xn, Tensor gate,
+                          Tensor up, Tensor scratch) override;
 
   void phase_begin(int layer, Phase phase) override;
   void phase_end(int layer, Phase phase) override;
@@ -208,9 +214,16 @@ class VulkanBackend final : public Backend {
   // commands (the q/k/v or gate/up matmuls) thus run without one between them.
   void access(std::initializer_list<uint32_t> reads, std::initializer_list<uint32_t> writes);
   void elementwise(uint32_t op, Tensor out, Tensor a, Tensor b);
-  // shaders/matvec.glsl for one activation row; `up` only with epilogue 2 (SwiGLU)
+  // shaders/matvec.glsl for one activation row; `up` only with epilogue 2 (SwiGLU); x
+  // rms-normalized by `norm` first when given.
   enum class Epilogue : uint32_t { Store = 0, Add = 1, SwiGlu = 2 };
-  void matvec(Tensor out, Tensor x, Tensor w, const Buffer* up, Epilogue epilogue);
+  struct FusedNorm {
+    const Buffer* weight = nullptr;
+    float eps = 0;
+  };
+  void matvec(Tensor out, Tensor x, Tensor w, const Buffer* up, Epilogue epilogue, FusedNorm norm);
+  // Whether matvec can fuse the rms_norm of x by `norm` (a float vector of x's width).
+  bool fusable_norm(Tensor x, Tensor norm);
   void close_phase();
 
   vk::Context ctx_;
@@ -636,7 +649,7 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
       w.ref, address(out), address(x), uint32_t(x.rows), uint32_t(wt.rows), uint32_t(wt.cols)};
   access({x.buffer, wt.buffer}, {out.buffer});
   if (x.rows == 1) {  // decode
-    matvec(out, x, wt, nullptr, Epilogue::Store);
+    matvec(out, x, wt, nullptr, Epilogue::Store, {});
   } else if (ctx_.info.coopmat_f16 && w.kind >= kQ4 && w.round != 0) {
     // prompt, on the matrix units: 4-bit weights with float16/bfloat16 compute, whose operands a
     // float16 fragment holds (shaders/matmul_coopmat.comp). Where k % 32 == 0 (every real model)
@@ -686,32 +699,68 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
   }
 }
 
-// Decode: shaders/matvec.glsl, 4 (tuning: NIBBLE_VK_MATVEC_ROWS) output columns per workgroup.
+// Decode: shaders/matvec.glsl, 4 output columns per 128-invocation workgroup (measured on the
+// H100 against 64/256 invocations and 1/2/8/16 rows: `nibble bench --kernels`, docs/VULKAN.md).
 // The caller has checked the shapes and recorded the accesses.
-void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Epilogue epilogue) {
+void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Epilogue epilogue,
+                           FusedNorm norm) {
+  constexpr uint32_t kRows = 4, kInvocations = 128;
   const Buffer& w = weight(wt, "matmul");
-  const MatvecPush p{w.ref,      up ? up->ref : WeightRef{}, address(out),
-                     address(x), uint32_t(wt.rows),          uint32_t(wt.cols)};
+  const MatvecPush p{w.ref,
+                     up ? up->ref : WeightRef{},
+                     address(out),
+                     address(x),
+                     uint32_t(wt.rows),
+                     uint32_t(wt.cols),
+                     norm.weight ? norm.weight->ref.data : 0,
+                     norm.eps};
   const uint32_t per_chunk = w.kind >= kQ4 ? 32 : w.kind == kF32 ? 4 : 8;
   const bool vec =
       wt.cols % per_chunk == 0 && p.x % 16 == 0 && (w.kind < kQ4 || w.ref.blocksize % 32 == 0);
-  static const uint32_t rows = [] {
-    const char* e = std::getenv("NIBBLE_VK_MATVEC_ROWS");
-    return e ? uint32_t(std::max(1, std::atoi(e))) : 4u;
-  }();
   const char* shader = ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec";
-  static const uint32_t wg = [] {  // EXPERIMENT
-    const char* e = std::getenv("NIBBLE_VK_MATVEC_WG");
-    return e ? uint32_t(std::max(1, std::atoi(e))) : 128u;
-  }();
-  dispatch(shader, {w.kind, w.round, uint32_t(vec), uint32_t(epilogue), rows, wg}, p,
-           (uint64_t(wt.rows) + rows - 1) / rows, 1,
-           op_timer_.enabled()
-               ? std::string(shader) + " " + shape_label(w.kind, wt) + (vec ? " vec" : "") +
-                     (epilogue == Epilogue::Add      ? " +add"
-                      : epilogue == Epilogue::SwiGlu ? " +swiglu"
-                                                     : "")
-               : "");
+  const uint32_t norm_kind = norm.weight ? norm.weight->kind + 1 : 0;
+  dispatch(shader,
+           {w.kind, w.round, uint32_t(vec), uint32_t(epilogue), kRows, kInvocations, norm_kind}, p,
+           (uint64_t(wt.rows) + kRows - 1) / kRows, 1,
+           op_timer_.enabled() ? std::string(shader) + " " + shape_label(w.kind, wt) +
+                                     (vec ? " vec" : "") + (norm.weight ? " +norm" : "") +
+                                     (epilogue == Epilogue::Add      ? " +add"
+                                      : epilogue == Epilogue::SwiGlu ? " +swiglu"
+                                                                     : "")
+                               : "");
+}
+
+bool VulkanBackend::fusable_norm(Tensor x, Tensor norm) {
+  const Buffer& g = weight(norm, "rms_norm");
+  if (norm.numel() != x.cols) fail("rms_norm shape mismatch for " + g.name);
+  return x.rows == 1 && g.kind <= kBF16 && g.ref.values == 0;
+}
+
+void VulkanBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
+                                 std::initializer_list<Projection> projections) {
+  require_step("norm_matmuls");
+  if (!fusable_norm(x, norm)) return Backend::norm_matmuls(x, norm, eps, xn, projections);
+  // Every product normalizes x itself: they read only x, so they run side by side.
+  for (const Projection& pr : projections) {
+    if (x.cols != pr.w.cols || pr.out.cols != pr.w.rows || pr.out.rows != 1)
+      fail("matmul shape mismatch for " + weight(pr.w, "matmul").name);
+    access({x.buffer, norm.buffer, pr.w.buffer}, {pr.out.buffer});
+    matvec(pr.out, x, pr.w, nullptr, Epilogue::Store, {&buffer(norm), eps});
+  }
+}
+
+void VulkanBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float eps, Tensor xn,
+                                       Tensor gate, Tensor up, Tensor scratch) {
+  require_step("norm_matmul_swiglu");
+  const Buffer& g = weight(gate, "matmul");
+  const Buffer& u = weight(up, "matmul");
+  if (!fusable_norm(x, norm) || g.kind != u.kind || g.round != u.round || gate.rows != up.rows ||
+      gate.cols != up.cols)
+    return Backend::norm_matmul_swiglu(out, x, norm, eps, xn, gate, up, scratch);
+  if (x.cols != gate.cols || out.cols != gate.rows || out.rows != 1)
+    fail("matmul shape mismatch for " + g.name);
+  access({x.buffer, norm.buffer, gate.buffer, up.buffer}, {out.buffer});
+  matvec(out, x, gate, &u, Epilogue::SwiGlu, {&buffer(norm), eps});
 }
 
 void VulkanBackend::matmul_add(Tensor out, Tensor x, Tensor wt, Tensor scratch) {
@@ -720,7 +769,7 @@ void VulkanBackend::matmul_add(Tensor out, Tensor x, Tensor wt, Tensor scratch) 
   if (x.cols != wt.cols || out.cols != wt.rows || out.rows != 1)
     fail("matmul shape mismatch for " + weight(wt, "matmul").name);
   access({x.buffer, wt.buffer, out.buffer}, {out.buffer});
-  matvec(out, x, wt, nullptr, Epilogue::Add);
+  matvec(out, x, wt, nullptr, Epilogue::Add, {});
 }
 
 void VulkanBackend::matmul_swiglu(Tensor out, Tensor x, Tensor gate, Tensor up, Tensor scratch) {
@@ -734,7 +783,7 @@ void VulkanBackend::matmul_swiglu(Tensor out, Tensor x, Tensor gate, Tensor up, 
   if (x.cols != gate.cols || out.cols != gate.rows || out.rows != 1)
     fail("matmul shape mismatch for " + g.name);
   access({x.buffer, gate.buffer, up.buffer}, {out.buffer});
-  matvec(out, x, gate, &u, Epilogue::SwiGlu);
+  matvec(out, x, gate, &u, Epilogue::SwiGlu, {});
 }
 
 void VulkanBackend::rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,

@@ -93,11 +93,75 @@ TEST_CASE("vulkan: matmul_swiglu (gate and up projections in one pass)") {
   fused_sweep(true);
 }
 
-TEST_CASE("vulkan: fused decode matmuls with the shared-memory reduction") {
-  setenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC", "1", 1);
-  fused_sweep(false);
-  fused_sweep(true);
-  unsetenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC");
+namespace {
+
+// norm_matmuls (two projections of different widths) and norm_matmul_swiglu on backend `b`.
+struct NormOut {
+  std::vector<float> a, b, swiglu;
+};
+NormOut norm_on(Backend& be, const HostWeight& g, const HostWeight& wa, const HostWeight& wb,
+                const HostWeight& gate, const HostWeight& up, const std::vector<float>& x,
+                int64_t rows) {
+  const Tensor gt = be.upload_weight(g), at = be.upload_weight(wa), bt = be.upload_weight(wb);
+  const Tensor gate_t = be.upload_weight(gate), up_t = be.upload_weight(up);
+  const int64_t k = g.cols;
+  const Tensor xt = be.alloc(DType::F32, rows, k, Usage::Activations);
+  const Tensor xn = be.alloc(DType::F32, rows, k, Usage::Activations);
+  const Tensor oa = be.alloc(DType::F32, rows, wa.rows, Usage::Activations);
+  const Tensor ob = be.alloc(DType::F32, rows, wb.rows, Usage::Activations);
+  const Tensor os = be.alloc(DType::F32, rows, gate.rows, Usage::Activations);
+  const Tensor scratch = be.alloc(DType::F32, rows, gate.rows, Usage::Activations);
+  be.write(xt, x.data());
+  for (Tensor t : {xn, oa, ob, os, scratch}) poison(be, t);
+  be.begin_step({0, int(rows)});
+  be.norm_matmuls(xt, gt, 1e-5f, xn, {{oa, at}, {ob, bt}});
+  be.norm_matmul_swiglu(os, xt, gt, 1e-5f, xn, gate_t, up_t, scratch);
+  be.end_step();
+  return {read_f32(be, oa), read_f32(be, ob), read_f32(be, os)};
+}
+
+void norm_sweep() {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  Pair p(std::move(gpu));
+  std::mt19937 rng(74);
+  const Shape shapes[] = {{1, 37, 64}, {1, 9, 4096}, {1, 33, 200}, {1, 5, 7}, {3, 70, 96}};
+  for (DType norm_dtype : {DType::F32, DType::BF16, DType::F16})
+    for (const WeightSpec& spec : kSpecs)
+      for (const Shape& s : shapes) {
+        CAPTURE(dtype_name(norm_dtype));
+        CAPTURE(dtype_name(spec.dtype));
+        CAPTURE(s.rows);
+        CAPTURE(s.n);
+        CAPTURE(s.k);
+        if (packed(spec) && (s.n * s.k) % 2) continue;
+        // A norm weight around 1, as trained ones are.
+        std::vector<float> gv = random_floats(rng, size_t(s.k), 0.2f);
+        for (float& v : gv) v += 1.0f;
+        const HostWeight g = dense_weight("norm", norm_dtype, 1, s.k, gv);
+        const HostWeight wa = random_weight(rng, "q", s.n, s.k, spec);
+        const HostWeight wb = random_weight(rng, "k", s.n + 2, s.k, spec);
+        const HostWeight gate = random_weight(rng, "gate", s.n, s.k, spec);
+        const HostWeight up = random_weight(rng, "up", s.n, s.k, spec);
+        const auto x = random_floats(rng, size_t(s.rows * s.k), 3.0f);
+        const NormOut want = norm_on(p.cpu, g, wa, wb, gate, up, x, s.rows);
+        const NormOut got = norm_on(*p.gpu, g, wa, wb, gate, up, x, s.rows);
+        // The fused norm sums x² in another order than the CPU, so its scale may differ in the
+        // last bit; where the normalized x is then rounded to a 16-bit compute dtype, that can
+        // move an operand by one 16-bit ulp (2^-8 relative for bf16): 2e-4 (measured up to 9e-5
+        // with 9 outputs of 4096-long products), 1e-5 where nothing is rounded.
+        const double tol = spec.compute == ComputeDType::F32 ? kTol : 2e-4;
+        CHECK(checked_error(got.a, want.a) < tol);
+        CHECK(checked_error(got.b, want.b) < tol);
+        CHECK(checked_error(got.swiglu, want.swiglu) < tol);
+      }
+}
+
+}  // namespace
+
+TEST_CASE(
+    "vulkan: rms_norm fused into the products that read it (norm_matmuls, norm_matmul_swiglu)") {
+  norm_sweep();
 }
 
 TEST_CASE("vulkan: rope_kv_store (rope on q and k, k and v into the caches)") {
@@ -149,4 +213,12 @@ TEST_CASE("vulkan: rope_kv_store (rope on q and k, k and v into the caches)") {
     CHECK(checked_error(kcs.out[1], f16_rounded(kcs.out[0])) < 1e-4);
     CHECK(checked_error(vcs.out[1], vcs.out[0]) == 0.0);
   }
+}
+
+TEST_CASE("vulkan: fused decode matmuls with the shared-memory reduction") {
+  setenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC", "1", 1);
+  fused_sweep(false);
+  fused_sweep(true);
+  norm_sweep();
+  unsetenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC");
 }
