@@ -85,6 +85,17 @@ void sweep_4bit(bool dq) {
 
 }  // namespace
 
+TEST_CASE("vulkan: nibble devices names each device's prompt matmul path") {
+  if (!vulkan_or_skip()) return;
+  for (const vk::DeviceInfo& d : vk::list_devices()) {
+    CAPTURE(d.name);
+    const std::string text = d.describe();
+    CHECK(text.find(d.coopmat_f16 ? "prefill matmul: cooperative matrix"
+                                  : "prefill matmul: tiled float32") != std::string::npos);
+    if (d.coopmat_f16) CHECK(d.cooperative_matrix);
+  }
+}
+
 TEST_CASE("vulkan: prompt matmul of 4-bit weights on the device's path") {
   sweep_4bit(false);
 }
