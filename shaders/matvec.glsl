@@ -10,7 +10,7 @@
 // reduction at the end.
 // VEC: the weight's rows are whole 16-byte chunks (32 4-bit, 8 16-bit or 4 float32 values) and
 // x is 16-byte aligned: both are read with 16-byte loads, x is rounded once per chunk for all
-// rows, and the 4-bit absmax is decoded once per chunk (bitsandbytes blocksizes are multiples of
+// rows, and the 4-bit absmax is decoded once per chunk (4-bit blocksizes are powers of two from
 // 32, so a chunk never straddles blocks) with the 16-entry code table in shared memory.
 // NORM fuses the rms_norm before the product: x is read as g * (x * scale), scale =
 // 1 / sqrt(mean(x²) + eps), as shaders/rms_norm.comp computes it, with every workgroup summing
@@ -53,7 +53,10 @@ shared float norm_sums[WG];
 
 const uint PER_CHUNK = WKIND >= 3 ? 32 : WKIND == 0 ? 4 : 8;  // values per 16 bytes
 
-Weight weight_of(uint wi) { return wi == 0 ? p.w : p.up; }
+Weight weight_of(uint wi) {
+  if (wi == 0) return p.w;
+  return p.up;
+}
 
 float lo16(uint word) { return WKIND == 1 ? unpackHalf2x16(word).x : uintBitsToFloat(word << 16); }
 float hi16(uint word) {
@@ -75,7 +78,9 @@ float chunk_dot(uint wi, uvec4 c, uint e0, float xs[32]) {
       [[unroll]] for (uint b = 0; b < 4; ++b)
         acc += xs[8 * i + 2 * b] * code[wi][bitfieldExtract(c[i], int(8 * b + 4), 4)] +
                xs[8 * i + 2 * b + 1] * code[wi][bitfieldExtract(c[i], int(8 * b), 4)];
-    acc *= block_absmax(w, e0 / w.blocksize);
+    // VEC guarantees power-of-two block sizes: shifts, not two integer divisions per chunk.
+    const uint block = e0 >> findLSB(w.blocksize);
+    acc *= block_absmax_in(w, block, block >> findLSB(w.nested_blocksize));
   }
   return acc;
 }
@@ -130,61 +135,61 @@ float norm_weight(uint i) {
   return bf16_at(p.norm, i);
 }
 
+// g[e..e + 4) for e a multiple of 4 (VEC: one 16- or 8-byte load).
+layout(buffer_reference, std430, buffer_reference_align = 8) buffer UVec2s { uvec2 v[]; };
+vec4 norm_weights4(uint e) {
+  if (NORM == 1) return Vec4s(p.norm).v[e / 4];
+  const uvec2 u = UVec2s(p.norm).v[e / 4];
+  if (NORM == 2) return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+  return vec4(uintBitsToFloat(u.x << 16), uintBitsToFloat(u.x & 0xffff0000u),
+              uintBitsToFloat(u.y << 16), uintBitsToFloat(u.y & 0xffff0000u));
+}
+
 // x[i] as the product's operand: normalized with NORM, then rounded to the compute dtype.
 float operand(float x, uint i, float scale) {
   return round_operand(NORM == 0 ? x : norm_weight(i) * (x * scale));
-}
-
-// Row `row`'s 16-byte chunk c of weight wi (zeros past the end).
-uvec4 load_chunk(uint wi, uint row, uint c) {
-  Weight w = weight_of(wi);
-  return row < p.n && c < p.k / PER_CHUNK
-             ? UVec4s(w.data).v[w.values / 4 + (row * p.k) / PER_CHUNK + c]
-             : uvec4(0);
-}
-
-void stage_code_tables() {
-  const uint t = gl_LocalInvocationID.x;
-  if (t < 16 * NW) {
-    Weight w = weight_of(t / 16);
-    code[t / 16][t % 16] = uintBitsToFloat(w.data.v[w.code + t % 16]);
-  }
-  barrier();
 }
 
 void main() {
   const uint t = gl_LocalInvocationID.x;
   const uint j0 = group_index() * ROWS;
   if (j0 >= p.n) return;  // uniform over the workgroup
+  if (WKIND >= 3 && t < 16 * NW) {
+    Weight w = weight_of(t / 16);
+    code[t / 16][t % 16] = uintBitsToFloat(w.data.v[w.code + t % 16]);
+  }
+  const float scale = norm_scale();     // its barrier also publishes the code tables
+  if (WKIND >= 3 && NORM == 0) barrier();
   float acc[NW * ROWS];
   [[unroll]] for (uint r = 0; r < NW * ROWS; ++r) acc[r] = 0.0;
   if (VEC) {
-    // Software-pipelined: the next chunk's loads are issued before this one's arithmetic, and
-    // the first ones before the code tables are staged (a memory latency not spent waiting).
-    uvec4 chunks[NW * ROWS], next[NW * ROWS];
-    [[unroll]] for (uint i = 0; i < NW * ROWS; ++i) chunks[i] = load_chunk(i / ROWS, j0 + i % ROWS, t);
-    if (WKIND >= 3) stage_code_tables();
-    const float scale = norm_scale();
     for (uint c = t; c < p.k / PER_CHUNK; c += WG) {
-      [[unroll]] for (uint i = 0; i < NW * ROWS; ++i) next[i] = load_chunk(i / ROWS, j0 + i % ROWS, c + WG);
+      // Issue every row's 16-byte load before any arithmetic, so they are in flight together.
+      uvec4 chunks[NW * ROWS];
+      [[unroll]] for (uint r = 0; r < ROWS; ++r)
+        [[unroll]] for (uint wi = 0; wi < NW; ++wi) {
+          Weight w = weight_of(wi);
+          chunks[wi * ROWS + r] = j0 + r < p.n
+              ? UVec4s(w.data).v[w.values / 4 + ((j0 + r) * p.k) / PER_CHUNK + c]
+              : uvec4(0);
+        }
       float xs[32];
       [[unroll]] for (uint i = 0; i < PER_CHUNK / 4; ++i) {
         const uint e = c * PER_CHUNK + 4 * i;
-        const vec4 v = Vec4s(p.x).v[e / 4];
-        xs[4 * i] = operand(v.x, e, scale);
-        xs[4 * i + 1] = operand(v.y, e + 1, scale);
-        xs[4 * i + 2] = operand(v.z, e + 2, scale);
-        xs[4 * i + 3] = operand(v.w, e + 3, scale);
+        vec4 v = Vec4s(p.x).v[e / 4];
+        if (NORM != 0) v = norm_weights4(e) * (v * scale);
+        xs[4 * i] = round_operand(v.x);
+        xs[4 * i + 1] = round_operand(v.y);
+        xs[4 * i + 2] = round_operand(v.z);
+        xs[4 * i + 3] = round_operand(v.w);
       }
       [[unroll]] for (uint r = 0; r < ROWS; ++r)
         [[unroll]] for (uint wi = 0; wi < NW; ++wi)
           if (j0 + r < p.n)
             acc[wi * ROWS + r] +=
                 chunk_dot(wi, chunks[wi * ROWS + r], (j0 + r) * p.k + c * PER_CHUNK, xs);
-      [[unroll]] for (uint r = 0; r < NW * ROWS; ++r) chunks[r] = next[r];
     }
   } else {
-    const float scale = norm_scale();
     for (uint i = t; i < p.k; i += WG) {
       const float xi = operand(p.x.v[i], i, scale);
       [[unroll]] for (uint r = 0; r < ROWS; ++r)

@@ -43,14 +43,20 @@ float round_dequantized(float v) {
   return round_operand(v);
 }
 
-float block_absmax(Weight w, uint block) {
+// The absmax of block `block`, whose double-quantization group is `group` (block /
+// nested_blocksize: a caller that knows the sizes are powers of two passes a shift's result).
+float block_absmax_in(Weight w, uint block, uint group) {
   if (WKIND == 3) return uintBitsToFloat(w.data.v[w.absmax + block]);
   const uint q = byte_at(w.data, w.absmax + block);
   const float nested_code = NESTED_CODE_AT(w, q);
-  const float scale = uintBitsToFloat(w.data.v[w.nested_absmax + block / w.nested_blocksize]);
+  const float scale = uintBitsToFloat(w.data.v[w.nested_absmax + group]);
   precise float absmax = nested_code * scale;  // no fused multiply-add: match the host's rounding
   precise float shifted = absmax + w.offset;
   return shifted;
+}
+
+float block_absmax(Weight w, uint block) {
+  return block_absmax_in(w, block, WKIND == 4 ? block / w.nested_blocksize : 0u);
 }
 
 // Element `e` of the row-major weight, 4-bit ones dequantized in float32.

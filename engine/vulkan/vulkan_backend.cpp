@@ -715,8 +715,10 @@ void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Ep
                      norm.weight ? norm.weight->ref.data : 0,
                      norm.eps};
   const uint32_t per_chunk = w.kind >= kQ4 ? 32 : w.kind == kF32 ? 4 : 8;
-  const bool vec =
-      wt.cols % per_chunk == 0 && p.x % 16 == 0 && (w.kind < kQ4 || w.ref.blocksize % 32 == 0);
+  auto pow2 = [](uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };
+  const bool vec = wt.cols % per_chunk == 0 && p.x % 16 == 0 &&
+                   (w.kind < kQ4 || (w.ref.blocksize >= 32 && pow2(w.ref.blocksize) &&
+                                     pow2(w.ref.nested_blocksize)));
   const char* shader = ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec";
   const uint32_t norm_kind = norm.weight ? norm.weight->kind + 1 : 0;
   dispatch(shader,

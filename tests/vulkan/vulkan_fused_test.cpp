@@ -1,11 +1,12 @@
-// The fused ops (Backend::matmul_add, matmul_swiglu, rope_kv_store) on Vulkan against the CPU
-// reference, which runs their unfused definitions: fresh random inputs, outputs poisoned with NaN
-// first, decode (one row: the fused kernels) and prompt rows (the unfused path), row counts off
-// every workgroup's row tile. Tolerance: relative L2 error 1e-5, as in vulkan_ops_test.cpp (the
-// weights are decoded and rounded bit-exactly on both sides; only the float32 summation order and
-// the device's exp differ). The CPU's caches hold float32: v is drawn float16-exact, so its cache
-// compares exactly; the rotated k is compared with the CPU's rounded to float16, exact but for a
-// rare one-ulp flip where a rotated value lands within a float32 ulp of a rounding boundary: 1e-4.
+// The fused ops (Backend::matmul_add, matmul_swiglu, norm_matmuls, norm_matmul_swiglu,
+// rope_kv_store) on Vulkan against the CPU reference, which runs their unfused definitions: fresh
+// random inputs, outputs poisoned with NaN first, decode (one row: the fused kernels) and prompt
+// rows (the unfused path), row counts off every workgroup's row tile. Tolerance: relative L2 error
+// 2e-5 (the operands are the same on both sides; the float32 summation order differs, which on a
+// single output whose terms cancel measured 1.1e-5, and the device's exp). The CPU's caches hold
+// float32: v is drawn float16-exact, so its cache compares exactly; the rotated k is compared with
+// the CPU's rounded to float16, exact but for a rare one-ulp flip where a rotated value lands
+// within a float32 ulp of a rounding boundary: 1e-4.
 #include "tests/vulkan/vulkan_test_util.h"
 
 using namespace nibble;
@@ -13,7 +14,7 @@ using namespace nibble::test;
 
 namespace {
 
-constexpr double kTol = 1e-5;
+constexpr double kTol = 2e-5;
 
 struct Io {
   std::vector<float> out[2];  // cpu, vulkan
@@ -32,6 +33,12 @@ const WeightSpec kSpecs[] = {
     {.dtype = DType::NF4, .double_quant = true, .compute = ComputeDType::BF16},
     {.dtype = DType::NF4, .double_quant = false, .compute = ComputeDType::F16},
     {.dtype = DType::FP4, .double_quant = true, .compute = ComputeDType::F32, .blocksize = 128},
+    // A nested group that is not a power of two (a checkpoint may say so): the scalar path.
+    {.dtype = DType::NF4,
+     .double_quant = true,
+     .compute = ComputeDType::BF16,
+     .blocksize = 64,
+     .nested_blocksize = 6},
 };
 
 bool packed(const WeightSpec& s) {
@@ -148,9 +155,11 @@ void norm_sweep() {
         const NormOut got = norm_on(*p.gpu, g, wa, wb, gate, up, x, s.rows);
         // The fused norm sums x² in another order than the CPU, so its scale may differ in the
         // last bit; where the normalized x is then rounded to a 16-bit compute dtype, that can
-        // move an operand by one 16-bit ulp (2^-8 relative for bf16): 2e-4 (measured up to 9e-5
-        // with 9 outputs of 4096-long products), 1e-5 where nothing is rounded.
-        const double tol = spec.compute == ComputeDType::F32 ? kTol : 2e-4;
+        // move an operand by one 16-bit ulp (2^-8 relative for bf16), which a product of few
+        // outputs shows: 1e-3 (measured up to 9e-5 with 9 outputs of 4096-long products on
+        // lavapipe, above 2e-4 once on the H100), far below what a wrong scale or norm weight
+        // gives (> 1e-2). Where nothing is rounded, kTol.
+        const double tol = spec.compute == ComputeDType::F32 ? kTol : 1e-3;
         CHECK(checked_error(got.a, want.a) < tol);
         CHECK(checked_error(got.b, want.b) < tol);
         CHECK(checked_error(got.swiglu, want.swiglu) < tol);
