@@ -4,6 +4,8 @@
 // (split, row * n_heads + head) covers cache positions [split * split_len, (split + 1) * split_len)
 // of that row's visible range, WG positions per tile with an online softmax, and writes its
 // running max m, sum l and unnormalized output o to `partial`; attention_combine merges splits.
+// With FINAL (a single split) there is nothing to merge: the workgroup writes o / l straight to
+// the output (`partial` is then the output), saving the combine's dispatch and barrier.
 // GQA: query head h reads KV head h / (n_heads / n_kv_heads).
 #include "common.glsl"
 
@@ -11,6 +13,7 @@
 // (kv_cols and HEAD_DIM multiples of 8), so keys are read 8 halves per load.
 layout(constant_id = 0) const uint HEAD_DIM = 128;
 layout(constant_id = 1) const bool K_VEC = false;
+layout(constant_id = 2) const bool FINAL = false;
 const uint WG = 128;
 const float NO_SCORE = -3.0e38;  // finite, so exp(NO_SCORE - m) is 0 without inf - inf
 layout(local_size_x = WG) in;
@@ -30,6 +33,7 @@ layout(push_constant) uniform Push {
   uint window;    // 0: none
   uint split_len;
   float scale;
+  uint out_cols;  // FINAL: the output's row stride
 } p;
 
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uvec4 v[]; };
@@ -100,6 +104,11 @@ void main() {
     barrier();
   }
 
+  if (FINAL) {
+    const uint out_base = row * p.out_cols + head * HEAD_DIM;
+    for (uint d = t; d < HEAD_DIM; d += WG) p.partial.v[out_base + d] = acc[d] / l;
+    return;
+  }
   const uint out_base = (item * gl_NumWorkGroups.x + split) * (2 + HEAD_DIM);
   if (t == 0) {
     p.partial.v[out_base] = m;

@@ -97,6 +97,7 @@ struct AttentionPush {
   uint64_t q, k_cache, v_cache, partial, step;
   uint32_t q_cols, kv_cols, n_heads, n_kv_heads, window, split_len;
   float scale;
+  uint32_t out_cols;
 };
 // shaders/attention_prefill.comp
 struct AttentionPrefillPush {
@@ -879,13 +880,15 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
   const uint32_t splits =
       items >= 512 ? 1 : uint32_t(std::clamp<int64_t>((length + 127) / 128, 1, 64));
   const uint32_t split_len = uint32_t((length + splits - 1) / splits);
+  // One split writes the output itself; several write partial results that a combine merges.
+  const bool final = splits == 1;
   const VkDeviceSize partial_bytes = items * splits * (2 + s.head_dim) * sizeof(float);
-  if (partial_.size < partial_bytes)
+  if (!final && partial_.size < partial_bytes)
     partial_ = memory_.device(partial_bytes, Usage::Activations, "attention scratch");
   const AttentionPush p{address(q),
                         address(k_cache),
                         address(v_cache),
-                        partial_.address,
+                        final ? address(out) : partial_.address,
                         step_data_.address,
                         uint32_t(q.cols),
                         uint32_t(k_cache.cols),
@@ -893,10 +896,13 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
                         uint32_t(s.n_kv_heads),
                         uint32_t(std::max(0, s.sliding_window)),
                         split_len,
-                        1.0f / std::sqrt(float(s.head_dim))};
+                        1.0f / std::sqrt(float(s.head_dim)),
+                        uint32_t(out.cols)};
   const bool k_vec = k_cache.cols % 8 == 0 && s.head_dim % 8 == 0 && p.k_cache % 16 == 0;
-  access({q.buffer, k_cache.buffer, v_cache.buffer}, {kScratchBuffer});
-  dispatch("attention", {uint32_t(s.head_dim), uint32_t(k_vec)}, p, splits, uint32_t(items));
+  access({q.buffer, k_cache.buffer, v_cache.buffer}, {final ? out.buffer : kScratchBuffer});
+  dispatch("attention", {uint32_t(s.head_dim), uint32_t(k_vec), uint32_t(final)}, p, splits,
+           uint32_t(items));
+  if (final) return;
   const CombinePush c{
       address(out),         partial_.address,   uint32_t(items), uint32_t(s.n_heads),
       uint32_t(s.head_dim), uint32_t(out.cols), splits};
