@@ -16,10 +16,6 @@ namespace {
 
 constexpr double kTol = 2e-5;
 
-struct Io {
-  std::vector<float> out[2];  // cpu, vulkan
-};
-
 struct Shape {
   int64_t rows, n, k;  // x is [rows, k], the weights [n, k]
 };

@@ -20,19 +20,6 @@ namespace {
 
 constexpr double kTol = 1e-5;
 
-std::vector<float> prompt_matmul(Backend& b, const HostWeight& hw, const std::vector<float>& x,
-                                 int64_t rows) {
-  const Tensor w = b.upload_weight(hw);
-  const Tensor xt = b.alloc(DType::F32, rows, hw.cols, Usage::Activations);
-  const Tensor out = b.alloc(DType::F32, rows, hw.rows, Usage::Activations);
-  b.write(xt, x.data());
-  poison(b, out);
-  b.begin_step({0, int(rows)});
-  b.matmul(out, xt, w);
-  b.end_step();
-  return read_f32(b, out);
-}
-
 // Which path the backend's device takes for 4-bit weights with float16/bfloat16 compute.
 std::string prompt_path() {
   return vk::Context(-1).info.coopmat_f16 ? "cooperative matrix" : "tiled float32";
@@ -51,8 +38,8 @@ void sweep(Pair& p, const WeightSpec& spec, uint32_t seed) {
     CAPTURE(s[2]);
     const HostWeight w = random_weight(rng, "w", s[1], s[2], spec);
     const std::vector<float> x = random_floats(rng, size_t(s[0] * s[2]));
-    const auto want = prompt_matmul(p.cpu, w, x, s[0]);
-    const auto got = prompt_matmul(*p.gpu, w, x, s[0]);
+    const auto want = matmul_on(p.cpu, w, x, s[0]);
+    const auto got = matmul_on(*p.gpu, w, x, s[0]);
     const double err = checked_error(got, want);
     CHECK(err < kTol);
     worst = std::max(worst, err);

@@ -15,23 +15,6 @@ namespace {
 
 constexpr double kTol = 1e-5;
 
-struct Io {
-  std::vector<float> out[2];  // cpu, vulkan
-};
-
-std::vector<float> matmul_on(Backend& b, const HostWeight& hw, const std::vector<float>& x,
-                             int64_t m) {
-  const Tensor w = b.upload_weight(hw);
-  const Tensor xt = b.alloc(DType::F32, m, hw.cols, Usage::Activations);
-  const Tensor out = b.alloc(DType::F32, m, hw.rows, Usage::Activations);
-  b.write(xt, x.data());
-  poison(b, out);
-  b.begin_step({0, int(m)});
-  b.matmul(out, xt, w);
-  b.end_step();
-  return read_f32(b, out);
-}
-
 void matmul_sweep(const WeightSpec& spec) {
   auto gpu = vulkan_or_skip();
   if (!gpu) return;

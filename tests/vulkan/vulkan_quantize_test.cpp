@@ -36,27 +36,10 @@ std::unique_ptr<GpuQuantizer> quantizer_or_skip() {
 
 // A weight that owns its bytes.
 struct Input {
-  std::vector<uint8_t> bytes;
   HostWeight w;
   Input(const std::string& name, DType dtype, int64_t rows, int64_t cols,
-        const std::vector<float>& values) {
-    const size_t element = dtype_size(dtype);
-    bytes.resize(values.size() * element);
-    for (size_t i = 0; i < values.size(); ++i) {
-      if (dtype == DType::F32) {
-        std::memcpy(&bytes[i * 4], &values[i], 4);
-      } else {
-        const uint16_t h = dtype == DType::F16 ? f32_to_f16(values[i]) : f32_to_bf16(values[i]);
-        std::memcpy(&bytes[i * 2], &h, 2);
-      }
-    }
-    w.name = name;
-    w.dtype = dtype;
-    w.rows = rows;
-    w.cols = cols;
-    w.data = bytes.data();
-    w.nbytes = bytes.size();
-  }
+        const std::vector<float>& values)
+      : w(dense_weight(name, dtype, rows, cols, values)) {}
 };
 
 // One weight through the GPU: its output allocation (poisoned first) and offset.

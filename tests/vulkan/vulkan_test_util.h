@@ -84,6 +84,25 @@ inline std::vector<float> read_f32(Backend& b, Tensor t) {
   return v;
 }
 
+// One output per backend of a Pair.
+struct Io {
+  std::vector<float> out[2];  // cpu, vulkan
+};
+
+// out = x · wᵀ on `b` for x [rows, w.cols], the output poisoned first.
+inline std::vector<float> matmul_on(Backend& b, const HostWeight& hw, const std::vector<float>& x,
+                                    int64_t rows) {
+  const Tensor w = b.upload_weight(hw);
+  const Tensor xt = b.alloc(DType::F32, rows, hw.cols, Usage::Activations);
+  const Tensor out = b.alloc(DType::F32, rows, hw.rows, Usage::Activations);
+  b.write(xt, x.data());
+  poison(b, out);
+  b.begin_step({0, int(rows)});
+  b.matmul(out, xt, w);
+  b.end_step();
+  return read_f32(b, out);
+}
+
 // Relative L2 error that also fails on any non-finite value in `got`.
 inline double checked_error(const std::vector<float>& got, const std::vector<float>& want) {
   for (float v : got)
