@@ -700,12 +700,12 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
   }
 }
 
-// Decode: shaders/matvec.glsl, 4 output columns per 128-invocation workgroup (measured on the
-// H100 against 64/256 invocations and 1/2/8/16 rows: `nibble bench --kernels`, docs/VULKAN.md).
+// Decode: shaders/matvec.glsl, 4 output columns per workgroup of 128 invocations (measured on
+// the H100 against 32/64/256 and 2/8 rows: `nibble bench --kernels`, docs/PERF.md "Decode").
 // The caller has checked the shapes and recorded the accesses.
 void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Epilogue epilogue,
                            FusedNorm norm) {
-  constexpr uint32_t kRows = 4, kInvocations = 128;
+  constexpr uint32_t kRows = 4;
   const Buffer& w = weight(wt, "matmul");
   const MatvecPush p{w.ref,
                      up ? up->ref : WeightRef{},
@@ -722,8 +722,11 @@ void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Ep
                                      pow2(w.ref.nested_blocksize)));
   const char* shader = ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec";
   const uint32_t norm_kind = norm.weight ? norm.weight->kind + 1 : 0;
+  // An invocation per 16-byte chunk of a row, up to 128: rows of 2048 4-bit values (TinyLlama)
+  // would leave half of 128 idle.
+  const uint32_t invocations = wt.cols / per_chunk >= 128 ? 128 : 64;
   dispatch(shader,
-           {w.kind, w.round, uint32_t(vec), uint32_t(epilogue), kRows, kInvocations, norm_kind}, p,
+           {w.kind, w.round, uint32_t(vec), uint32_t(epilogue), kRows, invocations, norm_kind}, p,
            (uint64_t(wt.rows) + kRows - 1) / kRows, 1,
            op_timer_.enabled() ? std::string(shader) + " " + shape_label(w.kind, wt) +
                                      (vec ? " vec" : "") + (norm.weight ? " +norm" : "") +
