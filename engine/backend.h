@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/dtype.h"
+#include "engine/model_config.h"
 #include "engine/weights.h"
 
 namespace nibble {
@@ -79,6 +80,13 @@ class Backend {
   virtual Tensor alloc_kv(int64_t rows, int64_t cols) = 0;
   virtual DType kv_dtype() const { return DType::F16; }
   virtual MemoryInfo memory() const = 0;
+  // At most how much device memory the ops allocate for themselves on first use (work buffers
+  // beyond the model's tensors) for model `c` with that context and batch: part of the memory
+  // plan, so that a model that cannot fit is refused before anything is allocated.
+  virtual uint64_t scratch_bytes(const ModelConfig& /*c*/, int /*context*/,
+                                 int /*max_batch*/) const {
+    return 0;
+  }
   // Device memory bandwidth in GB/s, measured with a large buffer copy (bytes read + written per
   // second); 0 when the backend cannot measure it. For `nibble bench`'s roofline.
   virtual double measure_bandwidth() { return 0; }

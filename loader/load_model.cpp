@@ -121,8 +121,11 @@ LoadedModel load_model(const fs::path& dir, const std::vector<Backend*>& backend
   quant.validate();
   std::vector<Stage> stages;
   if (backends.size() == 1) {
-    check_fits(plan_memory(*m.folder, quant, options, backends[0]->kv_dtype()), *backends[0],
-               "the model in " + dir.string());
+    MemoryPlan plan = plan_memory(*m.folder, quant, options, backends[0]->kv_dtype());
+    const ModelOptions resolved = Model::resolve(m.folder->config(), options);
+    plan.activations +=
+        backends[0]->scratch_bytes(m.folder->config(), resolved.context, resolved.max_batch);
+    check_fits(plan, *backends[0], "the model in " + dir.string());
     stages.push_back({backends[0], m.folder->config().num_hidden_layers});
   } else {
     stages = place_layers(*m.folder, quant, options, backends, gpu_layers);

@@ -67,6 +67,7 @@ std::vector<Stage> place_layers(const ModelFolder& folder, const QuantConfig& qu
     }
     const uint64_t fixed =
         Model::runtime_memory(c, options, backends[i]->kv_dtype(), 0).activations +
+        backends[i]->scratch_bytes(c, options.context, options.max_batch) +
         (i == 0 ? k.embedding : 0) + (i + 1 == n ? k.head : 0);
     capacity[i] =
         free > fixed ? int(std::min<uint64_t>(uint64_t(total), (free - fixed) / k.per_layer)) : -1;

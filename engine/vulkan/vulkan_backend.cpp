@@ -122,6 +122,19 @@ struct ArgmaxPush {
   uint32_t rows, cols;
 };
 
+// The attention splits the context of a step whose rows x heads are fewer than this (decode,
+// short prompts) into 128-position tiles, up to 64 of them.
+constexpr uint64_t kSplitItems = 512;
+uint32_t attention_splits(int64_t length) {
+  return uint32_t(std::clamp<int64_t>((length + 127) / 128, 1, 64));
+}
+// Bytes of the split attention's partial results for any step within `context` positions:
+// allocated once at this size, as the suballocator does not free.
+uint64_t attention_partial_bytes(int64_t context, int head_dim) {
+  const uint64_t splits = attention_splits(context);
+  return splits > 1 ? (kSplitItems - 1) * splits * (2 + uint64_t(head_dim)) * sizeof(float) : 0;
+}
+
 // Storage kinds of shaders/weight.glsl (WKIND) and operand rounding (ROUND).
 enum WeightKind : uint32_t { kF32 = 0, kF16 = 1, kBF16 = 2, kQ4 = 3, kQ4Nested = 4 };
 
@@ -144,6 +157,7 @@ class VulkanBackend final : public Backend {
   void finish_uploads() override { quantizer_.finish(); }
   Tensor alloc_kv(int64_t rows, int64_t cols) override;
   MemoryInfo memory() const override { return memory_.info(); }
+  uint64_t scratch_bytes(const ModelConfig& c, int context, int max_batch) const override;
   double measure_bandwidth() override;
 
   void write(Tensor dst, const void* src) override;
@@ -880,14 +894,13 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
   }
   // Split the context when rows x heads alone would leave the GPU idle (decode, short prompts):
   // one 128-position tile per workgroup, up to 64 splits.
-  const uint32_t splits =
-      items >= 512 ? 1 : uint32_t(std::clamp<int64_t>((length + 127) / 128, 1, 64));
+  const uint32_t splits = items >= kSplitItems ? 1 : attention_splits(length);
   const uint32_t split_len = uint32_t((length + splits - 1) / splits);
   // One split writes the output itself; several write partial results that a combine merges.
   const bool final = splits == 1;
-  const VkDeviceSize partial_bytes = items * splits * (2 + s.head_dim) * sizeof(float);
-  if (!final && partial_.size < partial_bytes)
-    partial_ = memory_.device(partial_bytes, Usage::Activations, "attention scratch");
+  if (!final && partial_.size < items * splits * (2 + s.head_dim) * sizeof(float))
+    partial_ = memory_.device(attention_partial_bytes(k_cache.rows, s.head_dim), Usage::Activations,
+                              "attention scratch");
   const AttentionPush p{address(q),
                         address(k_cache),
                         address(v_cache),
@@ -936,6 +949,25 @@ void VulkanBackend::argmax(Tensor ids, Tensor logits) {
   const ArgmaxPush p{address(ids), address(logits), uint32_t(logits.rows), uint32_t(logits.cols)};
   access({logits.buffer}, {ids.buffer});
   dispatch("argmax", {}, p, uint64_t(logits.rows));
+}
+
+// attention's partial results (when a step has few rows x heads, the context is split) and, on
+// cooperative-matrix devices, the prompt GEMM's float16 operands (see matmul and attention).
+uint64_t VulkanBackend::scratch_bytes(const ModelConfig& c, int context, int max_batch) const {
+  uint64_t bytes = attention_partial_bytes(context, c.head_dim);
+  if (ctx_.info.coopmat_f16 && max_batch > 1) {
+    const uint64_t d = uint64_t(c.hidden_size), q = uint64_t(c.q_dim()), kv = uint64_t(c.kv_dim()),
+                   f = uint64_t(c.intermediate_size);
+    bytes += uint64_t(max_batch) * std::max({d, q, f}) * 2;  // x
+    uint64_t w = 0;                                          // rows of one weight at a time
+    for (const auto& [rows, cols] : {std::pair{q, d}, {kv, d}, {d, q}, {f, d}, {d, f}}) {
+      const uint64_t chunk =
+          std::min(rows, std::max<uint64_t>(128, kCoopMatWeightBytes / (2 * cols) / 128 * 128));
+      w = std::max(w, chunk * cols * 2);
+    }
+    bytes += w;
+  }
+  return bytes;
 }
 
 // --- bandwidth ----------------------------------------------------------------------------------
