@@ -4,7 +4,7 @@
 // As bitsandbytes' GEMV for one token, the 4-bit weight is not rounded to the compute dtype (only
 // x is): w[j, k] = code[q] * absmax in float32, and a block's absmax is factored out of its sum.
 // That is 2 instructions and a shared-memory read per weight instead of 7, which is what bounds
-// this kernel (measured on the H100: 513 -> 620 GB/s for 4096 x 4096 before the tuning below).
+// this kernel (on the H100, 4096 x 4096: 513 -> 620 GB/s; docs/PERF.md, "Decode").
 // Each workgroup computes ROWS output columns; every invocation strides over k for all of them,
 // so each has ROWS (twice that for SwiGLU) coalesced loads in flight; float32 accumulation; one
 // reduction at the end.
@@ -31,7 +31,7 @@ layout(constant_id = 6) const uint NORM = 0;
 const uint NW = EPILOGUE == 2 ? 2 : 1;          // weights read
 layout(local_size_x_id = 5) in;
 
-shared float code[NW][16];  // the VEC path's code tables (weight_value() reads them in place)
+shared float code[NW][16];  // the VEC path's code tables (the scalar path reads them in place)
 #include "weight.glsl"
 
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer Vec4s { vec4 v[]; };
