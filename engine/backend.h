@@ -87,6 +87,9 @@ class Backend {
                                  int /*max_batch*/) const {
     return 0;
   }
+  // Allocates those work buffers now (Model does, after its weights), so that what the plan
+  // counted is held from the start and never grows.
+  virtual void reserve_scratch(const ModelConfig& /*c*/, int /*context*/, int /*max_batch*/) {}
   // Device memory bandwidth in GB/s, measured with a large buffer copy (bytes read + written per
   // second); 0 when the backend cannot measure it. For `nibble bench`'s roofline.
   virtual double measure_bandwidth() { return 0; }

@@ -117,7 +117,10 @@ Model::Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource&
   }
   logits_ = last.alloc(DType::F32, b, c.vocab_size, Usage::Activations);
   next_id_ = last.alloc(DType::I32, 1, 1, Usage::Activations);
-  for (const Stage& stage : stages_) stage.backend->finish_uploads();
+  for (const Stage& stage : stages_) {
+    stage.backend->finish_uploads();
+    stage.backend->reserve_scratch(c, context_, max_batch_);
+  }
 }
 
 void Model::forward(std::span<const int> tokens, int pos, bool all_logits) {

@@ -158,6 +158,7 @@ class VulkanBackend final : public Backend {
   Tensor alloc_kv(int64_t rows, int64_t cols) override;
   MemoryInfo memory() const override { return memory_.info(); }
   uint64_t scratch_bytes(const ModelConfig& c, int context, int max_batch) const override;
+  void reserve_scratch(const ModelConfig& c, int context, int max_batch) override;
   double measure_bandwidth() override;
 
   void write(Tensor dst, const void* src) override;
@@ -255,6 +256,11 @@ class VulkanBackend final : public Backend {
   std::vector<Buffer> buffers_;
   vk::Allocation staging_, readback_, step_data_, step_staging_, partial_;
   vk::Allocation coopmat_x_, coopmat_w_;  // the prompt GEMM's operands as float16
+  // The work buffers' sizes for a model (scratch_bytes, reserve_scratch).
+  struct Scratch {
+    uint64_t partial = 0, coopmat_x = 0, coopmat_w = 0;
+  };
+  Scratch scratch_for(const ModelConfig& c, int context, int max_batch) const;
   VkDeviceSize step_staging_used_ = 0;
 
   StepInfo step_;
@@ -953,21 +959,38 @@ void VulkanBackend::argmax(Tensor ids, Tensor logits) {
 
 // attention's partial results (when a step has few rows x heads, the context is split) and, on
 // cooperative-matrix devices, the prompt GEMM's float16 operands (see matmul and attention).
-uint64_t VulkanBackend::scratch_bytes(const ModelConfig& c, int context, int max_batch) const {
-  uint64_t bytes = attention_partial_bytes(context, c.head_dim);
+VulkanBackend::Scratch VulkanBackend::scratch_for(const ModelConfig& c, int context,
+                                                  int max_batch) const {
+  Scratch s;
+  s.partial = attention_partial_bytes(context, c.head_dim);
   if (ctx_.info.coopmat_f16 && max_batch > 1) {
     const uint64_t d = uint64_t(c.hidden_size), q = uint64_t(c.q_dim()), kv = uint64_t(c.kv_dim()),
                    f = uint64_t(c.intermediate_size);
-    bytes += uint64_t(max_batch) * std::max({d, q, f}) * 2;  // x
-    uint64_t w = 0;                                          // rows of one weight at a time
+    s.coopmat_x = uint64_t(max_batch) * std::max({d, q, f}) * 2;
     for (const auto& [rows, cols] : {std::pair{q, d}, {kv, d}, {d, q}, {f, d}, {d, f}}) {
       const uint64_t chunk =
           std::min(rows, std::max<uint64_t>(128, kCoopMatWeightBytes / (2 * cols) / 128 * 128));
-      w = std::max(w, chunk * cols * 2);
+      s.coopmat_w = std::max(s.coopmat_w, chunk * cols * 2);  // rows of one weight at a time
     }
-    bytes += w;
   }
-  return bytes;
+  return s;
+}
+
+uint64_t VulkanBackend::scratch_bytes(const ModelConfig& c, int context, int max_batch) const {
+  const Scratch s = scratch_for(c, context, max_batch);
+  return s.partial + s.coopmat_x + s.coopmat_w;
+}
+
+// Allocated now at their bounds: growing them later would leave each smaller one behind (the
+// suballocator does not free).
+void VulkanBackend::reserve_scratch(const ModelConfig& c, int context, int max_batch) {
+  const Scratch s = scratch_for(c, context, max_batch);
+  if (partial_.size < s.partial)
+    partial_ = memory_.device(s.partial, Usage::Activations, "attention scratch");
+  if (coopmat_x_.size < s.coopmat_x)
+    coopmat_x_ = memory_.device(s.coopmat_x, Usage::Activations, "prompt matmul scratch");
+  if (coopmat_w_.size < s.coopmat_w)
+    coopmat_w_ = memory_.device(s.coopmat_w, Usage::Activations, "prompt matmul scratch");
 }
 
 // --- bandwidth ----------------------------------------------------------------------------------

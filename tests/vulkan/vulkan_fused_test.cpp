@@ -98,29 +98,36 @@ TEST_CASE("vulkan: matmul_swiglu (gate and up projections in one pass)") {
 
 namespace {
 
-// norm_matmuls (two projections of different widths) and norm_matmul_swiglu on backend `b`.
+// norm_matmuls (three projections of different heights, like q, k, v; then two) and
+// norm_matmul_swiglu on backend `b`.
 struct NormOut {
-  std::vector<float> a, b, swiglu;
+  std::vector<float> a, b, c, a2, b2, swiglu;
 };
 NormOut norm_on(Backend& be, const HostWeight& g, const HostWeight& wa, const HostWeight& wb,
-                const HostWeight& gate, const HostWeight& up, const std::vector<float>& x,
-                int64_t rows) {
+                const HostWeight& wc, const HostWeight& gate, const HostWeight& up,
+                const std::vector<float>& x, int64_t rows) {
   const Tensor gt = be.upload_weight(g), at = be.upload_weight(wa), bt = be.upload_weight(wb);
+  const Tensor ct = be.upload_weight(wc);
   const Tensor gate_t = be.upload_weight(gate), up_t = be.upload_weight(up);
   const int64_t k = g.cols;
   const Tensor xt = be.alloc(DType::F32, rows, k, Usage::Activations);
   const Tensor xn = be.alloc(DType::F32, rows, k, Usage::Activations);
   const Tensor oa = be.alloc(DType::F32, rows, wa.rows, Usage::Activations);
   const Tensor ob = be.alloc(DType::F32, rows, wb.rows, Usage::Activations);
+  const Tensor oc = be.alloc(DType::F32, rows, wc.rows, Usage::Activations);
+  const Tensor oa2 = be.alloc(DType::F32, rows, wa.rows, Usage::Activations);
+  const Tensor ob2 = be.alloc(DType::F32, rows, wb.rows, Usage::Activations);
   const Tensor os = be.alloc(DType::F32, rows, gate.rows, Usage::Activations);
   const Tensor scratch = be.alloc(DType::F32, rows, gate.rows, Usage::Activations);
   be.write(xt, x.data());
-  for (Tensor t : {xn, oa, ob, os, scratch}) poison(be, t);
+  for (Tensor t : {xn, oa, ob, oc, oa2, ob2, os, scratch}) poison(be, t);
   be.begin_step({0, int(rows)});
-  be.norm_matmuls(xt, gt, 1e-5f, xn, {{oa, at}, {ob, bt}});
+  be.norm_matmuls(xt, gt, 1e-5f, xn, {{oa, at}, {ob, bt}, {oc, ct}});
+  be.norm_matmuls(xt, gt, 1e-5f, xn, {{oa2, at}, {ob2, bt}});
   be.norm_matmul_swiglu(os, xt, gt, 1e-5f, xn, gate_t, up_t, scratch);
   be.end_step();
-  return {read_f32(be, oa), read_f32(be, ob), read_f32(be, os)};
+  return {read_f32(be, oa),  read_f32(be, ob),  read_f32(be, oc),
+          read_f32(be, oa2), read_f32(be, ob2), read_f32(be, os)};
 }
 
 void norm_sweep() {
@@ -144,11 +151,12 @@ void norm_sweep() {
         const HostWeight g = dense_weight("norm", norm_dtype, 1, s.k, gv);
         const HostWeight wa = random_weight(rng, "q", s.n, s.k, spec);
         const HostWeight wb = random_weight(rng, "k", s.n + 2, s.k, spec);
+        const HostWeight wc = random_weight(rng, "v", s.n + 6, s.k, spec);
         const HostWeight gate = random_weight(rng, "gate", s.n, s.k, spec);
         const HostWeight up = random_weight(rng, "up", s.n, s.k, spec);
         const auto x = random_floats(rng, size_t(s.rows * s.k), 3.0f);
-        const NormOut want = norm_on(p.cpu, g, wa, wb, gate, up, x, s.rows);
-        const NormOut got = norm_on(*p.gpu, g, wa, wb, gate, up, x, s.rows);
+        const NormOut want = norm_on(p.cpu, g, wa, wb, wc, gate, up, x, s.rows);
+        const NormOut got = norm_on(*p.gpu, g, wa, wb, wc, gate, up, x, s.rows);
         // The fused norm sums x² in another order than the CPU, so its scale may differ in the
         // last bit; where the normalized x is then rounded to a 16-bit compute dtype, that can
         // move an operand by one 16-bit ulp (2^-8 relative for bf16), which a product of few
@@ -158,6 +166,9 @@ void norm_sweep() {
         const double tol = spec.compute == ComputeDType::F32 ? kTol : 1e-3;
         CHECK(checked_error(got.a, want.a) < tol);
         CHECK(checked_error(got.b, want.b) < tol);
+        CHECK(checked_error(got.c, want.c) < tol);
+        CHECK(checked_error(got.a2, want.a2) < tol);
+        CHECK(checked_error(got.b2, want.b2) < tol);
         CHECK(checked_error(got.swiglu, want.swiglu) < tol);
       }
 }

@@ -1,5 +1,5 @@
 // The memory plan on Vulkan: the model's tensors plus Backend::scratch_bytes, the work buffers the
-// ops allocate on first use, bound what a long prompt and decode really allocate.
+// ops use (reserved when the model is made), are what a long prompt and decode really hold.
 #include "loader/folder_weights.h"
 #include "loader/load_model.h"
 #include "tests/vulkan/vulkan_test_util.h"
@@ -29,7 +29,10 @@ TEST_CASE("vulkan: the memory plan with the ops' scratch covers a long prompt an
   model.argmax();
 
   const MemoryInfo m = gpu->memory();
+  CHECK(scratch > 0);  // this context makes the attention split
   CHECK(m.kv_cache == plan.kv_cache);
-  CHECK(m.activations > plan.activations);  // the ops did allocate work buffers
-  CHECK(m.activations <= plan.activations + scratch);
+  // Reserved when the model was made (the plan's few bytes of token ids live in host memory
+  // here), and nothing more but the tensors' 256-byte alignment.
+  CHECK(m.activations + 1024 >= plan.activations + scratch);
+  CHECK(m.activations <= plan.activations + scratch + 64 * 256);
 }
