@@ -29,6 +29,8 @@ OUT = "tests/fixtures/tokenizers"
 LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 
+# Texts every tokenizer fixture encodes with HF. "x" * 3000 is deliberate: one 3000-character
+# word, the worst case of BPE merging (and of pre-tokenizer regexes), whose ids HF gives us.
 COMMON_TEXTS = [
     "Hello world", " Hello world", "Hello  world", "  leading and trailing  ", "\n\nnew\nlines\n",
     "The quick brown fox jumps over the lazy dog.", "1234567890 3.14159 -42 1e10",
