@@ -51,6 +51,15 @@ struct LayerTime {
   double ms = 0;
 };
 
+// What the steps submitted so far held, counted from the backend's creation (all zero where a
+// backend does not count): for `nibble bench`'s per-token figures.
+struct StepStats {
+  uint64_t steps = 0;
+  uint64_t replayed = 0;    // steps submitted as recorded for the step before (Vulkan)
+  uint64_t dispatches = 0;  // kernel launches
+  uint64_t barriers = 0;    // pipeline barriers
+};
+
 enum class Usage : uint8_t { Weights, KvCache, Activations };
 struct MemoryInfo {
   uint64_t weights = 0, kv_cache = 0, activations = 0;  // our own allocation tally
@@ -101,6 +110,7 @@ class Backend {
   // --- steps ----------------------------------------------------------------------------------
   virtual void begin_step(const StepInfo& step) = 0;
   virtual void end_step() = 0;  // submits; does not wait
+  virtual StepStats step_stats() const { return {}; }
 
   // --- ops (out-of-place unless noted); all activations are F32, ids are I32 --------------------
   virtual void embed(Tensor out, Tensor table, Tensor ids) = 0;  // out[i] = table[ids[i]]

@@ -51,14 +51,20 @@ nlohmann::json bench_one(const BenchSettings& b, const QuantConfig& quant, doubl
     model.argmax();
     return std::chrono::duration<double>(Clock::now() - t0).count();
   };
+  StepStats tg_steps;  // what the last generation run's steps held
   auto run_generation = [&] {
     int token = 1;
+    const StepStats before = backend->step_stats();
     const auto t0 = Clock::now();
     for (int i = 0; i < b.generate; ++i) {
       model.forward(std::span<const int>(&token, 1), i);
       token = model.argmax();  // the host needs every token, as in real generation
     }
-    return std::chrono::duration<double>(Clock::now() - t0).count();
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    const StepStats after = backend->step_stats();
+    tg_steps = {after.steps - before.steps, after.replayed - before.replayed,
+                after.dispatches - before.dispatches, after.barriers - before.barriers};
+    return seconds;
   };
   // Warm-up: pipelines, caches, clocks.
   if (b.prompt > 0) run_prompt();
@@ -90,6 +96,13 @@ nlohmann::json bench_one(const BenchSettings& b, const QuantConfig& quant, doubl
         {"activations", mem.activations},
         {"device_used", mem.device_used}}},
   };
+  if (tg_steps.steps > 0) {  // counted by the backend (Vulkan)
+    const double per_token = 1.0 / double(tg_steps.steps);
+    j["tg_steps"] = {{"steps", tg_steps.steps},
+                     {"replayed", tg_steps.replayed},
+                     {"dispatches_per_token", double(tg_steps.dispatches) * per_token},
+                     {"barriers_per_token", double(tg_steps.barriers) * per_token}};
+  }
   if (bandwidth_gbs > 0) {
     const double achieved = g.median * bytes / 1e9;
     j["bandwidth_gbs"] = bandwidth_gbs;
@@ -117,6 +130,12 @@ void print_human(const nlohmann::json& j) {
         "  roofline          %8.1f tok/s at %.0f GB/s measured; tg reaches %.1f GB/s = %.1f%%\n",
         j["roofline_tps"].get<double>(), j["bandwidth_gbs"].get<double>(),
         j["tg_bandwidth_gbs"].get<double>(), 100 * j["tg_roofline_fraction"].get<double>());
+  if (j.contains("tg_steps")) {
+    const auto& s = j["tg_steps"];
+    std::printf("  tg per token      %8.1f dispatches, %.1f barriers; %d of %d steps replayed\n",
+                s["dispatches_per_token"].get<double>(), s["barriers_per_token"].get<double>(),
+                s["replayed"].get<int>(), s["steps"].get<int>());
+  }
   const auto& mem = j["memory_bytes"];
   std::printf("  memory            %8.1f MiB (weights %.1f, KV %.1f, activations %.1f)\n",
               (mem["weights"].get<double>() + mem["kv_cache"].get<double>() +

@@ -36,17 +36,17 @@ OpTimer::~OpTimer() {
                  t.ms, 1e3 * t.ms / double(t.calls));
 }
 
-void OpTimer::begin_step(VkCommandBuffer cmd) {
+void OpTimer::begin_step(StepCommands& step) {
   if (!pool_) return;
   labels_.clear();
-  vkCmdResetQueryPool(cmd, pool_, 0, kMaxQueries);
-  vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, pool_, 0);
+  step.reset_queries(pool_, kMaxQueries);
+  step.timestamp(pool_, 0);
 }
 
-void OpTimer::after(VkCommandBuffer cmd, const std::string& label) {
+void OpTimer::after(StepCommands& step, const std::string& label) {
   if (!pool_ || labels_.size() + 1 >= kMaxQueries) return;
   labels_.push_back(label);
-  vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, pool_, uint32_t(labels_.size()));
+  step.timestamp(pool_, uint32_t(labels_.size()));
 }
 
 void OpTimer::collect() {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/vulkan/vk_device.h"
+#include "engine/vulkan/vk_step_commands.h"
 
 namespace nibble::vk {
 
@@ -20,9 +21,10 @@ class OpTimer {
   OpTimer& operator=(const OpTimer&) = delete;
 
   bool enabled() const { return pool_ != VK_NULL_HANDLE; }
-  void begin_step(VkCommandBuffer cmd);
-  void after(VkCommandBuffer cmd, const std::string& label);  // after a dispatch and its barrier
-  void collect();                                             // once the step's fence has signalled
+  // Timestamps go into the step's command list, so a replayed step times itself again.
+  void begin_step(StepCommands& step);
+  void after(StepCommands& step, const std::string& label);  // after a dispatch
+  void collect();                                            // once the step's fence has signalled
 
  private:
   struct Total {

@@ -1,6 +1,7 @@
-// The Backend on Vulkan: each step is recorded into one command buffer (a barrier only where a
-// dispatch depends on an earlier one), submitted by end_step and waited for only when the host
-// reads.
+// The Backend on Vulkan: each step's ops become one command list (a barrier only where a dispatch
+// depends on an earlier one), recorded into the step's command buffer unless it equals the
+// previous step's list, whose recording is then submitted again (decode); submitted by end_step
+// and waited for only when the host reads.
 #include "engine/vulkan/vulkan_backend.h"
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "engine/vulkan/vk_op_timer.h"
 #include "engine/vulkan/vk_pipelines.h"
 #include "engine/vulkan/vk_quantizer.h"
+#include "engine/vulkan/vk_step_commands.h"
 #include "loader/quantize.h"
 
 namespace nibble {
@@ -29,6 +31,8 @@ constexpr uint64_t kStepTimeoutNs = 600ull * 1000 * 1000 * 1000;
 constexpr uint32_t kMaxGroups = 65535;  // per grid dimension, the minimum devices support
 
 // --- push constants, mirroring the `Push` blocks of shaders/*.comp (std430 layout) ------------
+// Without padding bytes (gaps are `pad` fields): end_step compares a step's push constants byte
+// for byte with the previous step's, and a padding byte would hold whatever the stack did.
 
 // shaders/weight.glsl `Weight`.
 struct WeightRef {
@@ -43,7 +47,7 @@ static_assert(sizeof(WeightRef) == 40);
 struct MatmulPush {
   WeightRef w;
   uint64_t out, x;
-  uint32_t rows, n, k;
+  uint32_t rows, n, k, pad = 0;
 };
 // shaders/matmul_coopmat.comp, matmul_coopmat_x.comp, matmul_coopmat_w.comp
 struct MatmulCoopPush {
@@ -53,12 +57,12 @@ struct MatmulCoopPush {
 };
 struct CoopXPush {
   uint64_t x, x16;
-  uint32_t count;
+  uint32_t count, pad = 0;
 };
 struct CoopWPush {
   WeightRef w;
   uint64_t w16;
-  uint32_t n0, count, k;
+  uint32_t n0, count, k, pad = 0;
 };
 // Dequantized weight rows the prompt GEMM holds at a time (a 7B model's largest matrix is 90 MB).
 constexpr uint64_t kCoopMatWeightBytes = uint64_t(128) << 20;
@@ -69,6 +73,7 @@ struct MatvecPush {
   uint32_t n, k;
   uint64_t norm;
   float eps;
+  uint32_t pad = 0;
 };
 struct RopeKvPush {
   uint64_t q, k, v, k_cache, v_cache, inv_freq, step;
@@ -84,6 +89,7 @@ struct RmsNormPush {
   uint64_t out, x;
   uint32_t rows, cols;
   float eps;
+  uint32_t pad = 0;
 };
 struct RopePush {
   uint64_t x, inv_freq, step;
@@ -107,15 +113,15 @@ struct AttentionPrefillPush {
 };
 struct CombinePush {
   uint64_t out, partial;
-  uint32_t items, n_heads, head_dim, out_cols, n_splits;
+  uint32_t items, n_heads, head_dim, out_cols, n_splits, pad = 0;
 };
 struct ElementwisePush {
   uint64_t out, a, b;
-  uint32_t n;
+  uint32_t n, pad = 0;
 };
 struct CopyPush {
   uint64_t dst, src;
-  uint32_t n;
+  uint32_t n, pad = 0;
 };
 struct ArgmaxPush {
   uint64_t ids, logits;
@@ -123,15 +129,27 @@ struct ArgmaxPush {
 };
 
 // The attention splits the context of a step whose rows x heads are fewer than this (decode,
-// short prompts) into 128-position tiles, up to 64 of them.
+// short prompts) over up to 64 workgroups per (row, head), each covering whole 128-position tiles.
 constexpr uint64_t kSplitItems = 512;
-uint32_t attention_splits(int64_t length) {
-  return uint32_t(std::clamp<int64_t>((length + 127) / 128, 1, 64));
+constexpr int64_t kSplitTile = 128, kMaxSplits = 64;
+struct AttentionSplit {
+  uint32_t count, len;  // workgroups per (row, head), positions each
+};
+// The split depends on the length only through its count of tiles, so a decode step's commands
+// change once per 128 positions and can be replayed in between (the shader reads the length
+// itself from the step data).
+AttentionSplit attention_split(int64_t length, int64_t max_splits) {
+  const int64_t tiles = std::max<int64_t>(1, (length + kSplitTile - 1) / kSplitTile);
+  const int64_t tiles_per_split = (tiles + max_splits - 1) / max_splits;
+  return {uint32_t((tiles + tiles_per_split - 1) / tiles_per_split),
+          uint32_t(kSplitTile * tiles_per_split)};
 }
 // Bytes of the split attention's partial results for any step within `context` positions:
-// allocated once at this size, as the suballocator does not free.
+// allocated once at this size, as the suballocator does not free. (No length below `context`
+// splits more often than one tile per split.)
 uint64_t attention_partial_bytes(int64_t context, int head_dim) {
-  const uint64_t splits = attention_splits(context);
+  const uint64_t splits =
+      std::clamp<int64_t>((context + kSplitTile - 1) / kSplitTile, 1, kMaxSplits);
   return splits > 1 ? (kSplitItems - 1) * splits * (2 + uint64_t(head_dim)) * sizeof(float) : 0;
 }
 
@@ -166,6 +184,7 @@ class VulkanBackend final : public Backend {
 
   void begin_step(const StepInfo& step) override;
   void end_step() override;
+  StepStats step_stats() const override { return stats_; }
 
   void embed(Tensor out, Tensor table, Tensor ids) override;
   void rms_norm(Tensor out, Tensor x, Tensor weight, float eps) override;
@@ -221,10 +240,9 @@ class VulkanBackend final : public Backend {
   void dispatch(std::string_view shader, std::initializer_list<uint32_t> spec, const Push& push,
                 uint64_t groups_x, uint32_t groups_y = 1, const std::string& label = {});
   template <class Push>
-  void record_dispatch(VkCommandBuffer cmd, std::string_view shader,
-                       std::initializer_list<uint32_t> spec, const Push& push, uint64_t groups_x,
-                       uint32_t groups_y);
-  void barrier(VkCommandBuffer cmd);
+  void add_dispatch(vk::StepCommands& to, std::string_view shader,
+                    std::initializer_list<uint32_t> spec, const Push& push, uint64_t groups_x,
+                    uint32_t groups_y);
   // Records that the next command reads and writes these buffers, first placing a barrier if it
   // depends on (or overwrites) what a command since the last barrier touched. Independent
   // commands (the q/k/v or gate/up matmuls) thus run without one between them.
@@ -265,6 +283,10 @@ class VulkanBackend final : public Backend {
 
   StepInfo step_;
   bool recording_ = false, in_flight_ = false;
+  // The step being recorded, and the one step_cmd_ holds (empty when it holds none).
+  vk::StepCommands step_commands_, recorded_commands_;
+  bool replay_ = true;  // NIBBLE_VK_NO_REPLAY=1 records every step
+  StepStats stats_;
   std::vector<LayerTime> phases_, submitted_phases_, last_times_;
   std::vector<uint32_t> written_, read_;  // buffers touched since the last barrier
 };
@@ -283,6 +305,7 @@ VulkanBackend::VulkanBackend(int device)
   // that has subgroup arithmetic.
   if (const char* off = std::getenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC"); off && *off == '1')
     ctx_.info.subgroup_arithmetic = false;
+  if (const char* off = std::getenv("NIBBLE_VK_NO_REPLAY"); off && *off == '1') replay_ = false;
   VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
   pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
   pci.queueFamilyIndex = ctx_.queue_family;
@@ -500,7 +523,7 @@ void VulkanBackend::write(Tensor dst, const void* src) {
   VkBufferCopy region{step_staging_.offset + step_staging_used_, target.offset + offset, bytes};
   step_staging_used_ += size;
   access({}, {dst.buffer});
-  vkCmdCopyBuffer(step_cmd_, step_staging_.buffer, target.buffer, 1, &region);
+  step_commands_.copy(step_staging_.buffer, target.buffer, region);
 }
 
 void VulkanBackend::read(Tensor src, void* dst) {
@@ -558,12 +581,9 @@ void VulkanBackend::begin_step(const StepInfo& step) {
   std::memcpy(step_data_.mapped, data, sizeof data);
   step_staging_used_ = 0;
   phases_.clear();
-  vk::check(vkResetCommandBuffer(step_cmd_, 0), "vkResetCommandBuffer");
-  VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-  bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-  vk::check(vkBeginCommandBuffer(step_cmd_, &bi), "vkBeginCommandBuffer");
-  if (profiling_ && queries_) vkCmdResetQueryPool(step_cmd_, queries_, 0, 2 * kMaxPhases);
-  op_timer_.begin_step(step_cmd_);
+  step_commands_.clear();
+  if (profiling_ && queries_) step_commands_.reset_queries(queries_, 2 * kMaxPhases);
+  op_timer_.begin_step(step_commands_);
   written_.clear();
   read_.clear();
   recording_ = true;
@@ -572,28 +592,28 @@ void VulkanBackend::begin_step(const StepInfo& step) {
 void VulkanBackend::end_step() {
   require_step("end_step");
   close_phase();
-  barrier(step_cmd_);  // the step's results, visible to the transfers of later submissions
-  VkMemoryBarrier to_host{VK_STRUCTURE_TYPE_MEMORY_BARRIER};  // and to the host (token ids)
-  to_host.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
-  to_host.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
-  vkCmdPipelineBarrier(step_cmd_,
-                       VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                       VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &to_host, 0, nullptr, 0, nullptr);
+  step_commands_.barrier();  // the step's results, visible to the transfers of later submissions
+  step_commands_.host_barrier();  // and to the host (token ids)
   recording_ = false;
-  vk::check(vkEndCommandBuffer(step_cmd_), "vkEndCommandBuffer");
+  // The previous recording is submitted again when nothing but the step data changed (it has
+  // finished: begin_step waited for it).
+  const bool replay = replay_ && step_commands_ == recorded_commands_;
+  if (!replay) {
+    recorded_commands_.clear();  // step_cmd_ holds nothing valid until it is recorded again
+    vk::check(vkResetCommandBuffer(step_cmd_, 0), "vkResetCommandBuffer");
+    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    vk::check(vkBeginCommandBuffer(step_cmd_, &bi), "vkBeginCommandBuffer");
+    step_commands_.emit(step_cmd_, pipelines_.layout());
+    vk::check(vkEndCommandBuffer(step_cmd_), "vkEndCommandBuffer");
+    std::swap(recorded_commands_, step_commands_);  // the next begin_step clears the other
+  }
   submit(step_cmd_, step_fence_);
   in_flight_ = true;
   submitted_phases_ = phases_;
-}
-
-void VulkanBackend::barrier(VkCommandBuffer cmd) {
-  VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
-  mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
-  mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
-                     VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
-  const VkPipelineStageFlags stages =
-      VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
-  vkCmdPipelineBarrier(cmd, stages, stages, 0, 1, &mb, 0, nullptr, 0, nullptr);
+  ++stats_.steps;
+  stats_.replayed += replay;
+  stats_.dispatches += recorded_commands_.dispatches();
+  stats_.barriers += recorded_commands_.barriers();
 }
 
 void VulkanBackend::access(std::initializer_list<uint32_t> reads,
@@ -605,7 +625,7 @@ void VulkanBackend::access(std::initializer_list<uint32_t> reads,
   for (uint32_t r : reads) conflict |= touched(written_, r);
   for (uint32_t w : writes) conflict |= touched(written_, w) || touched(read_, w);
   if (conflict) {
-    barrier(step_cmd_);
+    step_commands_.barrier();
     written_.clear();
     read_.clear();
   }
@@ -617,14 +637,15 @@ template <class Push>
 void VulkanBackend::dispatch(std::string_view shader, std::initializer_list<uint32_t> spec,
                              const Push& push, uint64_t groups_x, uint32_t groups_y,
                              const std::string& label) {
-  record_dispatch(step_cmd_, shader, spec, push, groups_x, groups_y);
-  if (op_timer_.enabled()) op_timer_.after(step_cmd_, label.empty() ? std::string(shader) : label);
+  add_dispatch(step_commands_, shader, spec, push, groups_x, groups_y);
+  if (op_timer_.enabled())
+    op_timer_.after(step_commands_, label.empty() ? std::string(shader) : label);
 }
 
 template <class Push>
-void VulkanBackend::record_dispatch(VkCommandBuffer cmd, std::string_view shader,
-                                    std::initializer_list<uint32_t> spec, const Push& push,
-                                    uint64_t groups_x, uint32_t groups_y) {
+void VulkanBackend::add_dispatch(vk::StepCommands& to, std::string_view shader,
+                                 std::initializer_list<uint32_t> spec, const Push& push,
+                                 uint64_t groups_x, uint32_t groups_y) {
   static_assert(sizeof(Push) <= vk::kPushConstantBytes);
   if (groups_x == 0 || groups_y == 0) return;
   // A long 1-D grid folds into y; shaders use group_index() and bound-check it.
@@ -634,10 +655,8 @@ void VulkanBackend::record_dispatch(VkCommandBuffer cmd, std::string_view shader
     groups_x = kMaxGroups;
   }
   if (groups_y > kMaxGroups) fail("internal error: grid too large for " + std::string(shader));
-  vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE,
-                    pipelines_.get(shader, std::span<const uint32_t>(spec.begin(), spec.size())));
-  vkCmdPushConstants(cmd, pipelines_.layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(Push), &push);
-  vkCmdDispatch(cmd, uint32_t(groups_x), groups_y, 1);
+  to.dispatch(pipelines_.get(shader, std::span<const uint32_t>(spec.begin(), spec.size())), &push,
+              sizeof(Push), uint32_t(groups_x), groups_y);
 }
 
 // --- ops ----------------------------------------------------------------------------------------
@@ -898,10 +917,9 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
              uint32_t(s.n_heads));
     return;
   }
-  // Split the context when rows x heads alone would leave the GPU idle (decode, short prompts):
-  // one 128-position tile per workgroup, up to 64 splits.
-  const uint32_t splits = items >= kSplitItems ? 1 : attention_splits(length);
-  const uint32_t split_len = uint32_t((length + splits - 1) / splits);
+  // Split the context when rows x heads alone would leave the GPU idle (decode, short prompts).
+  const AttentionSplit split = attention_split(length, items >= kSplitItems ? 1 : kMaxSplits);
+  const uint32_t splits = split.count;
   // One split writes the output itself; several write partial results that a combine merges.
   const bool final = splits == 1;
   if (!final && partial_.size < items * splits * (2 + s.head_dim) * sizeof(float))
@@ -917,7 +935,7 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
                         uint32_t(s.n_heads),
                         uint32_t(s.n_kv_heads),
                         uint32_t(std::max(0, s.sliding_window)),
-                        split_len,
+                        split.len,
                         1.0f / std::sqrt(float(s.head_dim)),
                         uint32_t(out.cols)};
   const bool k_vec = k_cache.cols % 8 == 0 && s.head_dim % 8 == 0 && p.k_cache % 16 == 0;
@@ -1010,17 +1028,17 @@ double VulkanBackend::measure_bandwidth() {
   const CopyPush p{dst.address, src.address, uint32_t(bytes / 16)};
   const int repeats = 5;
   const uint64_t groups = cpu ? 64 : std::min<uint64_t>(bytes / 16 / 256, 4 * kMaxGroups);
+  vk::StepCommands copies;
+  copies.reset_queries(queries_, 2);
+  copies.timestamp(queries_, 0);
+  for (int i = 0; i < repeats; ++i) {
+    add_dispatch(copies, "copy", {}, p, groups, 1);
+    copies.barrier();
+  }
+  copies.timestamp(queries_, 1);
   double best_ms = 0;
   for (int round = 0; round < 2; ++round) {  // the first round warms up (pipeline, clocks)
-    one_shot([&](VkCommandBuffer cmd) {
-      vkCmdResetQueryPool(cmd, queries_, 0, 2);
-      vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_, 0);
-      for (int i = 0; i < repeats; ++i) {
-        record_dispatch(cmd, "copy", {}, p, groups, 1);
-        barrier(cmd);
-      }
-      vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_, 1);
-    });
+    one_shot([&](VkCommandBuffer cmd) { copies.emit(cmd, pipelines_.layout()); });
     uint64_t ticks[2] = {};
     vk::check(vkGetQueryPoolResults(ctx_.device, queries_, 0, 2, sizeof ticks, ticks, 8,
                                     VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
@@ -1038,8 +1056,7 @@ void VulkanBackend::phase_begin(int layer, Phase phase) {
   if (!profiling_ || !queries_ || !recording_) return;
   close_phase();
   if (phases_.size() >= kMaxPhases) return;
-  vkCmdWriteTimestamp(step_cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_,
-                      uint32_t(2 * phases_.size()));
+  step_commands_.timestamp(queries_, uint32_t(2 * phases_.size()));
   phases_.push_back({layer, phase, -1.0});
 }
 
@@ -1049,8 +1066,7 @@ void VulkanBackend::phase_end(int, Phase) {
 
 void VulkanBackend::close_phase() {
   if (phases_.empty() || phases_.back().ms >= 0) return;
-  vkCmdWriteTimestamp(step_cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_,
-                      uint32_t(2 * phases_.size() - 1));
+  step_commands_.timestamp(queries_, uint32_t(2 * phases_.size() - 1));
   phases_.back().ms = 0;
 }
 
