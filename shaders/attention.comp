@@ -10,7 +10,8 @@
 #include "common.glsl"
 
 // HEAD_DIM: even, at most 256. K_VEC: cache rows and heads start on 16-byte boundaries
-// (kv_cols and HEAD_DIM multiples of 8), so keys are read 8 halves per load.
+// (kv_cols and HEAD_DIM multiples of 8, both caches 16-byte aligned), so keys and values are read
+// 8 halves per load.
 layout(constant_id = 0) const uint HEAD_DIM = 128;
 layout(constant_id = 1) const bool K_VEC = false;
 layout(constant_id = 2) const bool FINAL = false;
@@ -41,6 +42,9 @@ layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uv
 shared float qs[HEAD_DIM];
 shared float acc[HEAD_DIM];
 shared float probs[WG];
+const uint LANES = K_VEC ? HEAD_DIM / 8 : 1;  // invocations per value row (K_VEC)
+const uint ROW_GROUPS = WG / LANES;
+shared float part[K_VEC ? WG * 8 : 1];  // [ROW_GROUPS][HEAD_DIM] partial value sums
 
 void main() {
   const uint t = gl_LocalInvocationID.x;
@@ -88,17 +92,55 @@ void main() {
     const float alpha = exp(m - new_m);
     l = l * alpha + workgroup_sum(prob);  // its barriers also publish probs[]
     const uint count = min(WG, end - tile);
-    for (uint d = t; d < HEAD_DIM; d += WG) {
-      // Four independent sums keep four value loads in flight.
-      vec4 o = vec4(acc[d] * alpha, 0.0, 0.0, 0.0);
-      const uint base = head_base + tile * p.kv_cols + d;
-      uint jj = 0;
-      for (; jj + 4 <= count; jj += 4)
-        o += vec4(probs[jj], probs[jj + 1], probs[jj + 2], probs[jj + 3]) *
-             vec4(f16_at(p.v_cache, base + jj * p.kv_cols), f16_at(p.v_cache, base + (jj + 1) * p.kv_cols),
-                  f16_at(p.v_cache, base + (jj + 2) * p.kv_cols), f16_at(p.v_cache, base + (jj + 3) * p.kv_cols));
-      for (; jj < count; ++jj) o.x += probs[jj] * f16_at(p.v_cache, base + jj * p.kv_cols);
-      acc[d] = (o.x + o.y) + (o.z + o.w);
+    if (K_VEC) {
+      // LANES invocations read a value row 8 halves at a time; the workgroup's ROW_GROUPS such
+      // groups take every ROW_GROUPS-th position of the tile, 4 loads in flight each, and meet in
+      // shared memory: a 128-position tile is 4 rounds of loads, not 32.
+      const uint lane = t % LANES, group = t / LANES;
+      vec4 lo = vec4(0.0), hi = vec4(0.0);
+      if (group < ROW_GROUPS) {
+        const uint first = (head_base + tile * p.kv_cols) / 8 + lane;  // in 16-byte units
+        const uint row_step = p.kv_cols / 8;
+        uint jj = group;
+        for (; jj + 3 * ROW_GROUPS < count; jj += 4 * ROW_GROUPS) {
+          uvec4 v[4];
+          [[unroll]] for (uint u = 0; u < 4; ++u)
+            v[u] = UVec4s(p.v_cache).v[first + (jj + u * ROW_GROUPS) * row_step];
+          [[unroll]] for (uint u = 0; u < 4; ++u) {
+            const float pr = probs[jj + u * ROW_GROUPS];
+            lo += pr * vec4(unpackHalf2x16(v[u].x), unpackHalf2x16(v[u].y));
+            hi += pr * vec4(unpackHalf2x16(v[u].z), unpackHalf2x16(v[u].w));
+          }
+        }
+        for (; jj < count; jj += ROW_GROUPS) {
+          const uvec4 v = UVec4s(p.v_cache).v[first + jj * row_step];
+          lo += probs[jj] * vec4(unpackHalf2x16(v.x), unpackHalf2x16(v.y));
+          hi += probs[jj] * vec4(unpackHalf2x16(v.z), unpackHalf2x16(v.w));
+        }
+        [[unroll]] for (uint i = 0; i < 4; ++i) {
+          part[group * HEAD_DIM + 8 * lane + i] = lo[i];
+          part[group * HEAD_DIM + 8 * lane + 4 + i] = hi[i];
+        }
+      }
+      barrier();
+      for (uint d = t; d < HEAD_DIM; d += WG) {
+        float o = 0.0;
+        for (uint g = 0; g < ROW_GROUPS; ++g) o += part[g * HEAD_DIM + d];
+        acc[d] = acc[d] * alpha + o;
+      }
+    } else {
+      for (uint d = t; d < HEAD_DIM; d += WG) {
+        // Four independent sums keep four value loads in flight.
+        vec4 o = vec4(acc[d] * alpha, 0.0, 0.0, 0.0);
+        const uint base = head_base + tile * p.kv_cols + d;
+        uint jj = 0;
+        for (; jj + 4 <= count; jj += 4)
+          o += vec4(probs[jj], probs[jj + 1], probs[jj + 2], probs[jj + 3]) *
+               vec4(f16_at(p.v_cache, base + jj * p.kv_cols), f16_at(p.v_cache, base + (jj + 1) * p.kv_cols),
+                    f16_at(p.v_cache, base + (jj + 2) * p.kv_cols), f16_at(p.v_cache, base + (jj + 3) * p.kv_cols));
+        for (; jj < count; ++jj) o.x += probs[jj] * f16_at(p.v_cache, base + jj * p.kv_cols);
+        acc[d] = (o.x + o.y) + (o.z + o.w);
+      }
     }
     m = new_m;
     barrier();

@@ -938,7 +938,8 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
                         split.len,
                         1.0f / std::sqrt(float(s.head_dim)),
                         uint32_t(out.cols)};
-  const bool k_vec = k_cache.cols % 8 == 0 && s.head_dim % 8 == 0 && p.k_cache % 16 == 0;
+  const bool k_vec =
+      k_cache.cols % 8 == 0 && s.head_dim % 8 == 0 && p.k_cache % 16 == 0 && p.v_cache % 16 == 0;
   access({q.buffer, k_cache.buffer, v_cache.buffer}, {final ? out.buffer : kScratchBuffer});
   dispatch("attention", {uint32_t(s.head_dim), uint32_t(k_vec), uint32_t(final)}, p, splits,
            uint32_t(items));

@@ -200,15 +200,17 @@ TEST_CASE("vulkan: kv_store and attention (GQA, causal, sliding window, prefill 
     int heads, kv_heads, head_dim, pos0, rows, window;
   };
   const Case cases[] = {
-      {1, 1, 2, 0, 1, 0},     // the very first token
-      {4, 4, 8, 0, 7, 0},     // prefill, MHA
-      {4, 2, 16, 5, 6, 0},    // prefill after a cached prefix, GQA
-      {8, 1, 64, 300, 1, 0},  // decode over a long context: split over it
-      {4, 2, 32, 600, 2, 0},  // two rows, many splits
-      {2, 2, 256, 40, 3, 0},  // the largest head
-      {4, 2, 16, 20, 5, 4},   // sliding window
-      {8, 2, 8, 0, 64, 0},    // rows x heads large enough to skip the split
-      {4, 1, 8, 130, 1, 50},  // decode with a window inside a long context
+      {1, 1, 2, 0, 1, 0},      // the very first token
+      {4, 4, 8, 0, 7, 0},      // prefill, MHA
+      {4, 2, 16, 5, 6, 0},     // prefill after a cached prefix, GQA
+      {8, 1, 64, 300, 1, 0},   // decode over a long context: split over it
+      {4, 2, 32, 600, 2, 0},   // two rows, many splits
+      {2, 2, 256, 40, 3, 0},   // the largest head
+      {4, 2, 16, 20, 5, 4},    // sliding window
+      {8, 2, 8, 0, 64, 0},     // rows x heads large enough to skip the split
+      {4, 1, 8, 130, 1, 50},   // decode with a window inside a long context
+      {32, 8, 128, 70, 1, 0},  // decode, Llama-3 heads: 16 invocations per value row
+      {4, 2, 96, 201, 1, 0},   // 12 invocations per value row: 10 row groups, 8 idle
   };
   for (const Case& c : cases) {
     CAPTURE(c.heads);
