@@ -1,9 +1,12 @@
 #version 460
 #extension GL_GOOGLE_include_directive : require
 // ids[r] = the index of the largest logit of row r, the first one on ties (std::max_element).
+// One workgroup per row (decode has one): each invocation keeps 8 loads in flight, so a 32000-wide
+// row is 16 rounds of loads rather than 125 (docs/PERF.md, "Decode").
 #include "common.glsl"
 
 const uint WG = 256;
+const uint LOADS = 8;
 layout(local_size_x = WG) in;
 
 layout(push_constant) uniform Push {
@@ -21,12 +24,16 @@ void main() {
   if (r >= p.rows) return;
   float value = -1.0 / 0.0;
   uint index = 0xffffffffu;
-  for (uint i = t; i < p.cols; i += WG) {
-    const float v = p.logits.v[r * p.cols + i];
-    if (index == 0xffffffffu || v > value) {
-      value = v;
-      index = i;
-    }
+  // Visits this invocation's columns in increasing order, so `>` keeps the first maximum.
+  for (uint i = t; i < p.cols; i += LOADS * WG) {
+    float v[LOADS];
+    [[unroll]] for (uint u = 0; u < LOADS; ++u)
+      v[u] = i + u * WG < p.cols ? p.logits.v[r * p.cols + i + u * WG] : 0.0;
+    [[unroll]] for (uint u = 0; u < LOADS; ++u)
+      if (i + u * WG < p.cols && (index == 0xffffffffu || v[u] > value)) {
+        value = v[u];
+        index = i + u * WG;
+      }
   }
   best_value[t] = value;
   best_index[t] = index;

@@ -290,13 +290,17 @@ TEST_CASE("vulkan: argmax picks the first of equal maxima") {
   if (!gpu) return;
   Pair p(std::move(gpu));
   std::mt19937 rng(23);
-  for (int64_t cols : {1, 5, 1000, 4099}) {
+  for (int64_t cols : {1, 5, 1000, 4099, 32000}) {
     CAPTURE(cols);
     const int64_t rows = 3;
     auto l = random_floats(rng, size_t(rows * cols));
     if (cols > 100) {  // a tie in row 1: the earlier index wins
       l[size_t(cols + 700)] = 50.0f;
       l[size_t(cols + 90)] = 50.0f;
+    }
+    if (cols > 4000) {  // ties read by one invocation: in one round of loads (row 0), and two
+      l[556] = l[300] = 60.0f;
+      l[size_t(2 * cols + 3000)] = l[size_t(2 * cols + 952)] = 60.0f;
     }
     std::vector<int32_t> ids[2];
     for (int i = 0; i < 2; ++i) {
@@ -313,5 +317,6 @@ TEST_CASE("vulkan: argmax picks the first of equal maxima") {
     }
     CHECK(ids[1] == ids[0]);
     if (cols > 100) CHECK(ids[1][1] == 90);
+    if (cols > 4000) CHECK((ids[1][0] == 300 && ids[1][2] == 952));
   }
 }
