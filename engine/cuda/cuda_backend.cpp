@@ -3,13 +3,16 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
-#include <bit>
+#include <cstdlib>
 #include <functional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "engine/cuda/kernels.h"
+#include "engine/cuda/quantizer.h"
 #include "engine/error.h"
+#include "loader/quantize.h"
 
 namespace nibble {
 namespace {
@@ -44,6 +47,8 @@ class CudaBackend final : public Backend {
 
   Tensor alloc(DType dtype, int64_t rows, int64_t cols, Usage usage) override;
   Tensor upload_weight(const HostWeight& w) override;
+  Tensor upload_quantized(const HostWeight& w, const QuantSpec& spec) override;
+  void finish_uploads() override { quantizer_->finish(); }
   Tensor alloc_kv(int64_t rows, int64_t cols) override;
   MemoryInfo memory() const override;
   double measure_bandwidth() override;
@@ -109,6 +114,7 @@ class CudaBackend final : public Backend {
 
   std::string device_name_;
   cudaStream_t stream_ = nullptr;
+  std::unique_ptr<cuda::Quantizer> quantizer_;  // on stream_: the kernels after it wait for it
   std::vector<Buffer> buffers_;
   MemoryInfo memory_;
   StepInfo step_;
@@ -141,6 +147,7 @@ CudaBackend::CudaBackend(int device) {
   check(cudaGetDeviceProperties(&prop, index), "cudaGetDeviceProperties");
   device_name_ = prop.name;
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  quantizer_ = std::make_unique<cuda::Quantizer>(stream_);
   step_state_ =
       static_cast<int32_t*>(device_alloc(2 * sizeof(int32_t), "step state", Usage::Activations));
 }
@@ -149,6 +156,7 @@ CudaBackend::~CudaBackend() {
   // Errors are ignored here: a destructor cannot report them, and the process may be exiting
   // because of one.
   cudaStreamSynchronize(stream_);
+  quantizer_.reset();
   if (graph_) cudaGraphExecDestroy(graph_);
   for (auto& set : events_)
     for (cudaEvent_t e : set) cudaEventDestroy(e);
@@ -241,33 +249,40 @@ Tensor CudaBackend::upload_weight(const HostWeight& w) {
     fail(what + ": the quantization state has too few absmax values");
 
   // One allocation: codes | code table | absmax (or quantized absmax | nested absmax | its code).
-  const size_t at_code = align_up(packed);
-  const size_t at_absmax = at_code + align_up(16 * sizeof(float));
-  const size_t absmax_bytes = q.nested ? blocks : blocks * sizeof(float);
-  const size_t at_nested_absmax = at_absmax + align_up(absmax_bytes);
-  const size_t at_nested_code = at_nested_absmax + align_up(nested_blocks * sizeof(float));
-  const size_t total = q.nested ? at_nested_code + 256 * sizeof(float) : at_nested_absmax;
-  char* p = static_cast<char*>(device_alloc(total, what, Usage::Weights));
-  copy(p, w.data, packed);
-  copy(p + at_code, q.code.data(), 16 * sizeof(float));
-  a.data = p;
-  a.code = reinterpret_cast<const float*>(p + at_code);
+  const cuda::QuantLayout at = cuda::quant_layout(n, q.blocksize, q.nested, q.nested_blocksize);
+  char* p = static_cast<char*>(device_alloc(at.bytes, what, Usage::Weights));
+  cuda::point_at(a, p, at, q.blocksize, q.nested, q.nested_blocksize);
   a.compute = w.compute;
-  a.block_shift = std::countr_zero(unsigned(q.blocksize));
-  a.nested = q.nested;
+  copy(p, w.data, packed);
+  copy(p + at.code_at, q.code.data(), 16 * sizeof(float));
   if (q.nested) {
-    copy(p + at_absmax, q.absmax_q.data(), blocks);
-    copy(p + at_nested_absmax, q.nested_absmax.data(), nested_blocks * sizeof(float));
-    copy(p + at_nested_code, q.nested_code.data(), 256 * sizeof(float));
-    a.absmax_q = reinterpret_cast<const uint8_t*>(p + at_absmax);
-    a.nested_absmax = reinterpret_cast<const float*>(p + at_nested_absmax);
-    a.nested_code = reinterpret_cast<const float*>(p + at_nested_code);
-    a.nested_shift = std::countr_zero(unsigned(q.nested_blocksize));
+    copy(p + at.absmax_at, q.absmax_q.data(), blocks);
+    copy(p + at.nested_absmax_at, q.nested_absmax.data(), nested_blocks * sizeof(float));
+    copy(p + at.nested_code_at, q.nested_code.data(), 256 * sizeof(float));
     a.offset = q.offset;
   } else {
-    copy(p + at_absmax, q.absmax.data(), blocks * sizeof(float));
-    a.absmax = reinterpret_cast<const float*>(p + at_absmax);
+    copy(p + at.absmax_at, q.absmax.data(), blocks * sizeof(float));
   }
+  return add_buffer(p, a);
+}
+
+Tensor CudaBackend::upload_quantized(const HostWeight& w, const QuantSpec& spec) {
+  // NIBBLE_QUANTIZE_ON=cpu keeps the host's quantizer, for comparison.
+  const char* on = std::getenv("NIBBLE_QUANTIZE_ON");
+  if ((on && std::string_view(on) == "cpu") || !cuda::Quantizer::supports(w, spec))
+    return Backend::upload_quantized(w, spec);
+  const cuda::QuantLayout at =
+      cuda::quant_layout(w.rows * w.cols, spec.blocksize, spec.double_quant, kNestedBlocksize);
+  char* p = static_cast<char*>(device_alloc(at.bytes, "weight " + w.name, Usage::Weights));
+  cuda::WeightArgs a;
+  a.dtype = packed_dtype(spec.type);
+  a.rows = w.rows;
+  a.cols = w.cols;
+  a.compute = w.compute;
+  cuda::point_at(a, p, at, spec.blocksize, spec.double_quant, kNestedBlocksize);
+  const size_t index = buffers_.size();  // the offset of double quantization arrives later
+  quantizer_->quantize(w, spec, p,
+                       [this, index](float offset) { buffers_[index].weight.offset = offset; });
   return add_buffer(p, a);
 }
 
