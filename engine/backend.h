@@ -162,6 +162,13 @@ class Backend {
     rope(k, shape.n_kv_heads, shape.head_dim, inv_freq);
     kv_store(k_cache, v_cache, k, v);
   }
+  // rope_kv_store, then the attention of the rotated q over the caches; q and k are scratch
+  // afterwards (a fused implementation need not rotate them in place).
+  virtual void rope_kv_attention(Tensor out, Tensor q, Tensor k, Tensor v, Tensor k_cache,
+                                 Tensor v_cache, const AttentionShape& shape, Tensor inv_freq) {
+    rope_kv_store(q, k, v, k_cache, v_cache, shape, inv_freq);
+    attention(out, q, k_cache, v_cache, shape);
+  }
 
   // --- per-layer timing -------------------------------------------------------------------------
   virtual void set_profiling(bool on) { profiling_ = on; }

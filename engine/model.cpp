@@ -148,8 +148,7 @@ void Model::run_layers(Backend& be, StageState& s, int n) {
     // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
     be.phase_begin(i, Phase::Attention);
     be.norm_matmuls(x, l.attn_norm, c.rms_norm_eps, xn, {{q, l.wq}, {k, l.wk}, {v, l.wv}});
-    be.rope_kv_store(q, k, v, l.k_cache, l.v_cache, shape, s.inv_freq);
-    be.attention(att, q, l.k_cache, l.v_cache, shape);
+    be.rope_kv_attention(att, q, k, v, l.k_cache, l.v_cache, shape, s.inv_freq);
     be.matmul_add(x, att, l.wo, proj);
     be.phase_end(i, Phase::Attention);
     // MLP block: x += W_down · (silu(W_gate·norm(x)) * W_up·norm(x))

@@ -7,6 +7,10 @@
 // With FINAL (a single split) there is nothing to merge: the workgroup writes o / l straight to
 // the output (`partial` is then the output), saving the combine's dispatch and barrier.
 // GQA: query head h reads KV head h / (n_heads / n_kv_heads).
+// ROPE (decode, K_VEC) fuses rope_kv.comp in front, saving its dispatch and barrier: every
+// workgroup rotates its own query head; those whose split holds the new position rotate its key
+// and round key and value to float16 in shared memory, using them in place of the cache's row,
+// and the first query head of each KV head writes that row to the caches. q and k stay as they were.
 #include "common.glsl"
 
 // HEAD_DIM: even, at most 256. K_VEC: cache rows and heads start on 16-byte boundaries
@@ -15,11 +19,13 @@
 layout(constant_id = 0) const uint HEAD_DIM = 128;
 layout(constant_id = 1) const bool K_VEC = false;
 layout(constant_id = 2) const bool FINAL = false;
+layout(constant_id = 3) const bool ROPE = false;
 const uint WG = 128;
 const float NO_SCORE = -3.0e38;  // finite, so exp(NO_SCORE - m) is 0 without inf - inf
 layout(local_size_x = WG) in;
 
 #include "reduce.glsl"
+#include "rope.glsl"
 
 layout(push_constant) uniform Push {
   Floats q;
@@ -27,6 +33,9 @@ layout(push_constant) uniform Push {
   Words v_cache;
   Floats partial;  // [row * n_heads + head][split][2 + head_dim]
   StepData step;
+  Floats k;         // ROPE: the new position's key and value rows (not yet rotated) and
+  Floats v;         // the rotary frequencies
+  Floats inv_freq;
   uint q_cols;
   uint kv_cols;
   uint n_heads;
@@ -42,9 +51,19 @@ layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uv
 shared float qs[HEAD_DIM];
 shared float acc[HEAD_DIM];
 shared float probs[WG];
+// ROPE: the new position's key (rotated) and value as the caches hold them, float16 pairs.
+shared uint new_k[ROPE ? HEAD_DIM / 2 : 1];
+shared uint new_v[ROPE ? HEAD_DIM / 2 : 1];
 const uint LANES = K_VEC ? HEAD_DIM / 8 : 1;  // invocations per value row (K_VEC)
 const uint ROW_GROUPS = WG / LANES;
 shared float part[K_VEC ? WG * 8 : 1];  // [ROW_GROUPS][HEAD_DIM] partial value sums
+
+// 16 bytes (lane's) of the value row of tile position jj, the new position's from shared memory.
+uvec4 value_row(uint first, uint jj, uint row_step, uint tile, uint lane, bool holds_new, int pos) {
+  if (holds_new && tile + jj == uint(pos))
+    return uvec4(new_v[4 * lane], new_v[4 * lane + 1], new_v[4 * lane + 2], new_v[4 * lane + 3]);
+  return UVec4s(p.v_cache).v[first + jj * row_step];
+}
 
 void main() {
   const uint t = gl_LocalInvocationID.x;
@@ -56,9 +75,41 @@ void main() {
   const uint begin = max(uint(first), split * p.split_len);
   const uint end = min(uint(pos) + 1, (split + 1) * p.split_len);
 
-  for (uint d = t; d < HEAD_DIM; d += WG) {
-    qs[d] = p.q.v[row * p.q_cols + head * HEAD_DIM + d];
-    acc[d] = 0.0;
+  const bool holds_new = ROPE && begin <= uint(pos) && uint(pos) < end;  // uniform
+  if (ROPE) {
+    const uint half_dim = HEAD_DIM / 2, k_base = kv_head * HEAD_DIM, k_row = row * p.kv_cols;
+    for (uint i = t; i < half_dim; i += WG) {
+      precise float angle = float(pos) * p.inv_freq.v[i];
+      const uint q_base = row * p.q_cols + head * HEAD_DIM;
+      const vec2 q = rope_pair(p.q.v[q_base + i], p.q.v[q_base + i + half_dim], angle);
+      qs[i] = q.x;
+      qs[i + half_dim] = q.y;
+      if (holds_new) {  // acc[] as scratch for the rotated key
+        const vec2 k = rope_pair(p.k.v[k_row + k_base + i], p.k.v[k_row + k_base + i + half_dim], angle);
+        acc[i] = k.x;
+        acc[i + half_dim] = k.y;
+      }
+    }
+    barrier();
+    if (holds_new) {
+      const bool writer = head % (p.n_heads / p.n_kv_heads) == 0;
+      const uint cache_word = (uint(pos) * p.kv_cols + k_base) / 2;
+      for (uint w = t; w < half_dim; w += WG) {
+        new_k[w] = f16_pair(acc[2 * w], acc[2 * w + 1]);
+        new_v[w] = f16_pair(p.v.v[k_row + k_base + 2 * w], p.v.v[k_row + k_base + 2 * w + 1]);
+        if (writer) {
+          p.k_cache.v[cache_word + w] = new_k[w];
+          p.v_cache.v[cache_word + w] = new_v[w];
+        }
+      }
+    }
+    barrier();
+    for (uint d = t; d < HEAD_DIM; d += WG) acc[d] = 0.0;
+  } else {
+    for (uint d = t; d < HEAD_DIM; d += WG) {
+      qs[d] = p.q.v[row * p.q_cols + head * HEAD_DIM + d];
+      acc[d] = 0.0;
+    }
   }
   barrier();
 
@@ -72,7 +123,11 @@ void main() {
       float dot = 0.0;
       if (K_VEC) {
         [[unroll]] for (uint i = 0; i < HEAD_DIM / 8; ++i) {
-          const uvec4 k = UVec4s(p.k_cache).v[first_half / 8 + i];
+          uvec4 k;
+          if (holds_new && j == uint(pos))
+            k = uvec4(new_k[4 * i], new_k[4 * i + 1], new_k[4 * i + 2], new_k[4 * i + 3]);
+          else
+            k = UVec4s(p.k_cache).v[first_half / 8 + i];
           [[unroll]] for (uint c = 0; c < 4; ++c) {
             const vec2 kk = unpackHalf2x16(k[c]);
             dot += qs[8 * i + 2 * c] * kk.x + qs[8 * i + 2 * c + 1] * kk.y;
@@ -105,7 +160,7 @@ void main() {
         for (; jj + 3 * ROW_GROUPS < count; jj += 4 * ROW_GROUPS) {
           uvec4 v[4];
           [[unroll]] for (uint u = 0; u < 4; ++u)
-            v[u] = UVec4s(p.v_cache).v[first + (jj + u * ROW_GROUPS) * row_step];
+            v[u] = value_row(first, jj + u * ROW_GROUPS, row_step, tile, lane, holds_new, pos);
           [[unroll]] for (uint u = 0; u < 4; ++u) {
             const float pr = probs[jj + u * ROW_GROUPS];
             lo += pr * vec4(unpackHalf2x16(v[u].x), unpackHalf2x16(v[u].y));
@@ -113,7 +168,7 @@ void main() {
           }
         }
         for (; jj < count; jj += ROW_GROUPS) {
-          const uvec4 v = UVec4s(p.v_cache).v[first + jj * row_step];
+          const uvec4 v = value_row(first, jj, row_step, tile, lane, holds_new, pos);
           lo += probs[jj] * vec4(unpackHalf2x16(v.x), unpackHalf2x16(v.y));
           hi += probs[jj] * vec4(unpackHalf2x16(v.z), unpackHalf2x16(v.w));
         }

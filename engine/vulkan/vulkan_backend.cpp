@@ -101,6 +101,7 @@ struct KvStorePush {
 };
 struct AttentionPush {
   uint64_t q, k_cache, v_cache, partial, step;
+  uint64_t k = 0, v = 0, inv_freq = 0;  // ROPE only
   uint32_t q_cols, kv_cols, n_heads, n_kv_heads, window, split_len;
   float scale;
   uint32_t out_cols;
@@ -193,6 +194,17 @@ class VulkanBackend final : public Backend {
   void kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) override;
   void attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
                  const AttentionShape& shape) override;
+  void rope_kv_attention(Tensor out, Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
+                         const AttentionShape& shape, Tensor inv_freq) override;
+  struct RopeInputs {
+    Tensor k, v, inv_freq;
+  };
+  void split_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
+                       const AttentionShape& shape, const RopeInputs* rope);
+  void check_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
+                       const AttentionShape& shape) const;
+  void check_rope_kv(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
+                     const AttentionShape& shape, Tensor inv_freq) const;
   void swiglu(Tensor out, Tensor gate, Tensor up) override;
   void add(Tensor x, Tensor y) override;
   void argmax(Tensor ids, Tensor logits) override;
@@ -837,15 +849,7 @@ void VulkanBackend::rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, 
   // The fused shader writes whole words of the float16 cache: two neighbouring rotations each.
   if (s.head_dim % 4 || k.cols % 2)
     return Backend::rope_kv_store(q, k, v, k_cache, v_cache, s, inv_freq);
-  if (int64_t(s.n_heads) * s.head_dim > q.cols || int64_t(s.n_kv_heads) * s.head_dim > k.cols ||
-      inv_freq.numel() < s.head_dim / 2 || q.rows != k.rows)
-    fail("rope shape mismatch");
-  if (k_cache.dtype != DType::F16 || v_cache.dtype != DType::F16 || k.cols != k_cache.cols ||
-      v.cols != v_cache.cols || k.cols != v.cols || k.rows != v.rows)
-    fail("kv_store shape mismatch");
-  if (step_.pos0 + k.rows > k_cache.rows)
-    fail("kv_store: positions " + std::to_string(step_.pos0 + k.rows) + " exceed the cache's " +
-         std::to_string(k_cache.rows));
+  check_rope_kv(q, k, v, k_cache, v_cache, s, inv_freq);
   const RopeKvPush p{address(q),          address(k),          address(v),
                      address(k_cache),    address(v_cache),    address(inv_freq),
                      step_data_.address,  uint32_t(q.rows),    uint32_t(q.cols),
@@ -884,17 +888,50 @@ void VulkanBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v)
   dispatch("kv_store", {}, p, (uint64_t(k.numel()) / 2 + 255) / 256);
 }
 
-void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
-                              const AttentionShape& s) {
-  require_step("attention");
-  const int64_t length = step_.pos0 + q.rows;  // the last row sees positions [0, length)
+void VulkanBackend::check_rope_kv(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
+                                  const AttentionShape& s, Tensor inv_freq) const {
+  if (int64_t(s.n_heads) * s.head_dim > q.cols || int64_t(s.n_kv_heads) * s.head_dim > k.cols ||
+      inv_freq.numel() < s.head_dim / 2 || q.rows != k.rows)
+    fail("rope shape mismatch");
+  if (k_cache.dtype != DType::F16 || v_cache.dtype != DType::F16 || k.cols != k_cache.cols ||
+      v.cols != v_cache.cols || k.cols != v.cols || k.rows != v.rows)
+    fail("kv_store shape mismatch");
+  if (step_.pos0 + k.rows > k_cache.rows)
+    fail("kv_store: positions " + std::to_string(step_.pos0 + k.rows) + " exceed the cache's " +
+         std::to_string(k_cache.rows));
+}
+
+void VulkanBackend::check_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
+                                    const AttentionShape& s) const {
   if (s.head_dim % 2 || s.head_dim > 256 || s.n_kv_heads <= 0 || s.n_heads % s.n_kv_heads ||
       int64_t(s.n_heads) * s.head_dim > q.cols ||
       int64_t(s.n_kv_heads) * s.head_dim > k_cache.cols || k_cache.cols != v_cache.cols ||
       out.rows != q.rows || out.cols < q.cols || k_cache.dtype != DType::F16 ||
       v_cache.dtype != DType::F16)
     fail("attention shape mismatch (the Vulkan backend supports even head_dim <= 256)");
-  if (length > k_cache.rows) fail("attention: the step runs past the KV cache");
+  // The last row sees positions [0, pos0 + rows).
+  if (step_.pos0 + q.rows > k_cache.rows) fail("attention: the step runs past the KV cache");
+}
+
+// Decode: the rotation and the KV store fused into the attention's prologue (shaders/attention.comp
+// ROPE), where its caches take 16-byte loads; otherwise the two ops.
+void VulkanBackend::rope_kv_attention(Tensor out, Tensor q, Tensor k, Tensor v, Tensor k_cache,
+                                      Tensor v_cache, const AttentionShape& s, Tensor inv_freq) {
+  require_step("rope_kv_attention");
+  const bool fused = q.rows == 1 && uint64_t(s.n_heads) < kSplitItems && s.head_dim % 8 == 0 &&
+                     k_cache.cols % 8 == 0 && address(k_cache) % 16 == 0 &&
+                     address(v_cache) % 16 == 0;
+  if (!fused) return Backend::rope_kv_attention(out, q, k, v, k_cache, v_cache, s, inv_freq);
+  check_rope_kv(q, k, v, k_cache, v_cache, s, inv_freq);
+  check_attention(out, q, k_cache, v_cache, s);
+  const RopeInputs rope{k, v, inv_freq};
+  split_attention(out, q, k_cache, v_cache, s, &rope);
+}
+
+void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
+                              const AttentionShape& s) {
+  require_step("attention");
+  check_attention(out, q, k_cache, v_cache, s);
   const uint64_t items = uint64_t(q.rows) * s.n_heads;
   // A prompt: 64 queries per workgroup share each key/value tile (shaders/attention_prefill.comp).
   if (items >= 512 && s.head_dim % 8 == 0 && s.head_dim <= 128 && ctx_.info.subgroup_shuffle &&
@@ -917,6 +954,15 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
              uint32_t(s.n_heads));
     return;
   }
+  split_attention(out, q, k_cache, v_cache, s, nullptr);
+}
+
+// shaders/attention.comp over split contexts (decode, short prompts); `rope` (decode only) fuses
+// the rotation of q and k and the KV store in front.
+void VulkanBackend::split_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
+                                    const AttentionShape& s, const RopeInputs* rope) {
+  const int64_t length = step_.pos0 + q.rows;
+  const uint64_t items = uint64_t(q.rows) * s.n_heads;
   // Split the context when rows x heads alone would leave the GPU idle (decode, short prompts).
   const AttentionSplit split = attention_split(length, items >= kSplitItems ? 1 : kMaxSplits);
   const uint32_t splits = split.count;
@@ -930,6 +976,9 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
                         address(v_cache),
                         final ? address(out) : partial_.address,
                         step_data_.address,
+                        rope ? address(rope->k) : 0,
+                        rope ? address(rope->v) : 0,
+                        rope ? address(rope->inv_freq) : 0,
                         uint32_t(q.cols),
                         uint32_t(k_cache.cols),
                         uint32_t(s.n_heads),
@@ -940,9 +989,16 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
                         uint32_t(out.cols)};
   const bool k_vec =
       k_cache.cols % 8 == 0 && s.head_dim % 8 == 0 && p.k_cache % 16 == 0 && p.v_cache % 16 == 0;
-  access({q.buffer, k_cache.buffer, v_cache.buffer}, {final ? out.buffer : kScratchBuffer});
-  dispatch("attention", {uint32_t(s.head_dim), uint32_t(k_vec), uint32_t(final)}, p, splits,
-           uint32_t(items));
+  const uint32_t target = final ? out.buffer : kScratchBuffer;
+  if (rope)
+    access({q.buffer, rope->k.buffer, rope->v.buffer, rope->inv_freq.buffer, k_cache.buffer,
+            v_cache.buffer},
+           {target, k_cache.buffer, v_cache.buffer});
+  else
+    access({q.buffer, k_cache.buffer, v_cache.buffer}, {target});
+  dispatch("attention",
+           {uint32_t(s.head_dim), uint32_t(k_vec), uint32_t(final), uint32_t(rope != nullptr)}, p,
+           splits, uint32_t(items));
   if (final) return;
   const CombinePush c{
       address(out),         partial_.address,   uint32_t(items), uint32_t(s.n_heads),

@@ -232,3 +232,105 @@ TEST_CASE("vulkan: fused decode matmuls with the shared-memory reduction") {
   norm_sweep();
   unsetenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC");
 }
+
+namespace {
+
+// One decode step of rope + KV store + attention at position `pos` over a cache holding `pos`
+// earlier positions (float16-exact, so that every backend's cache holds the same values):
+// through the fused op, or through rope_kv_store and attention. Returns the attention output and
+// the caches' rows [0, pos].
+struct DecodeAttention {
+  std::vector<float> out, k_cache, v_cache;
+  uint64_t dispatches = 0;  // of the decode step
+};
+struct DecodeCase {
+  int heads, kv_heads, head_dim, pos, window;
+};
+DecodeAttention decode_attention(Backend& b, bool fused, const DecodeCase& c,
+                                 const std::vector<float>& inv, const std::vector<float>& earlier_k,
+                                 const std::vector<float>& earlier_v, const std::vector<float>& q,
+                                 const std::vector<float>& k, const std::vector<float>& v) {
+  const int64_t q_cols = int64_t(c.heads) * c.head_dim, kv_cols = int64_t(c.kv_heads) * c.head_dim;
+  const int64_t context = c.pos + 3;
+  const Tensor it = b.alloc(DType::F32, 1, int64_t(inv.size()), Usage::Weights);
+  const Tensor kc = b.alloc_kv(context, kv_cols), vc = b.alloc_kv(context, kv_cols);
+  const Tensor qt = b.alloc(DType::F32, 1, q_cols, Usage::Activations);
+  const Tensor kt = b.alloc(DType::F32, 1, kv_cols, Usage::Activations);
+  const Tensor vt = b.alloc(DType::F32, 1, kv_cols, Usage::Activations);
+  const Tensor out = b.alloc(DType::F32, 1, q_cols, Usage::Activations);
+  b.write(it, inv.data());
+  if (c.pos > 0) {
+    const Tensor ek = b.alloc(DType::F32, c.pos, kv_cols, Usage::Activations);
+    const Tensor ev = b.alloc(DType::F32, c.pos, kv_cols, Usage::Activations);
+    b.write(ek, earlier_k.data());
+    b.write(ev, earlier_v.data());
+    b.begin_step({0, c.pos});
+    b.kv_store(kc, vc, ek, ev);
+    b.end_step();
+  }
+  b.write(qt, q.data());
+  b.write(kt, k.data());
+  b.write(vt, v.data());
+  poison(b, out);
+  const AttentionShape shape{c.heads, c.kv_heads, c.head_dim, c.window};
+  const uint64_t dispatches = b.step_stats().dispatches;
+  b.begin_step({c.pos, 1});
+  if (fused) {
+    b.rope_kv_attention(out, qt, kt, vt, kc, vc, shape, it);
+  } else {
+    b.rope_kv_store(qt, kt, vt, kc, vc, shape, it);
+    b.attention(out, qt, kc, vc, shape);
+  }
+  b.end_step();
+  return {read_f32(b, out), read_f32(b, kc.slice_rows(0, c.pos + 1)),
+          read_f32(b, vc.slice_rows(0, c.pos + 1)), b.step_stats().dispatches - dispatches};
+}
+
+}  // namespace
+
+// Fused on Vulkan against the same steps unfused on Vulkan: identical (the new key and value are
+// rounded to float16 as the cache holds them, and the sums run in the same order). Against the
+// CPU, whose cache keeps the new key in float32: 1e-4 for the key rows (as rope_kv_store above)
+// and 1e-3 for the output, whose one new key differs by that rounding.
+TEST_CASE("vulkan: rope_kv_attention (decode: rope and the KV store fused into the attention)") {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  Pair p(std::move(gpu));
+  std::mt19937 rng(74);
+  // Tile and split boundaries (128 positions a tile, more than 64 tiles: 2 per split), GQA, the
+  // largest head, a head size of 12 invocations per value row, a sliding window, and head_dim 12
+  // (not a multiple of 8: the unfused ops).
+  const DecodeCase cases[] = {{1, 1, 8, 0, 0},    {4, 2, 8, 5, 0},      {8, 2, 64, 127, 0},
+                              {8, 2, 64, 128, 0}, {32, 8, 128, 300, 0}, {4, 4, 96, 200, 0},
+                              {4, 1, 256, 40, 0}, {4, 2, 16, 50, 7},    {2, 2, 64, 8300, 0},
+                              {4, 2, 12, 20, 0}};
+  for (const DecodeCase& c : cases) {
+    CAPTURE(c.heads);
+    CAPTURE(c.kv_heads);
+    CAPTURE(c.head_dim);
+    CAPTURE(c.pos);
+    CAPTURE(c.window);
+    std::vector<float> inv(size_t(c.head_dim / 2));
+    for (size_t i = 0; i < inv.size(); ++i)
+      inv[i] = std::pow(10000.0f, -2.0f * float(i) / float(c.head_dim));
+    const size_t kv_cols = size_t(c.kv_heads) * size_t(c.head_dim);
+    const auto earlier_k = f16_rounded(random_floats(rng, size_t(c.pos) * kv_cols));
+    const auto earlier_v = f16_rounded(random_floats(rng, size_t(c.pos) * kv_cols));
+    const auto q = random_floats(rng, size_t(c.heads) * size_t(c.head_dim));
+    const auto k = random_floats(rng, kv_cols);
+    const auto v = f16_rounded(random_floats(rng, kv_cols));
+    auto run = [&](Backend& b, bool fused) {
+      return decode_attention(b, fused, c, inv, earlier_k, earlier_v, q, k, v);
+    };
+    const DecodeAttention cpu = run(p.cpu, true), unfused = run(*p.gpu, false),
+                          fused = run(*p.gpu, true);
+    // The fused op saves rope_kv's dispatch where the head size allows it.
+    CHECK(fused.dispatches + (c.head_dim % 8 == 0 ? 1 : 0) == unfused.dispatches);
+    CHECK(fused.out == unfused.out);
+    CHECK(fused.k_cache == unfused.k_cache);
+    CHECK(fused.v_cache == unfused.v_cache);
+    CHECK(checked_error(fused.out, cpu.out) < 1e-3);
+    CHECK(checked_error(fused.k_cache, f16_rounded(cpu.k_cache)) < 1e-4);
+    CHECK(checked_error(fused.v_cache, cpu.v_cache) == 0.0);
+  }
+}
