@@ -28,10 +28,6 @@ std::string mib(uint64_t bytes) {
 // Device memory left to the driver, kernels and other allocations when predicting out-of-memory.
 constexpr uint64_t kHeadroom = 256ull << 20;
 
-size_t align_up(size_t n) {
-  return (n + 255) / 256 * 256;
-}
-
 template <class T>
 void append_bytes(std::string& s, T v) {
   s.append(reinterpret_cast<const char*>(&v), sizeof v);
