@@ -3,7 +3,6 @@
 // intrinsic (nvcc would otherwise fuse a multiply and an add), subnormals are flushed exactly
 // where the host flushes them (this file is built without -ftz), and the torch-order sum of the
 // absmax keeps the host's summation tree (torch_cuda_mean).
-#include <algorithm>
 #include <cstring>
 
 #include "engine/cuda/quantizer.h"
@@ -12,7 +11,7 @@
 namespace nibble::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 256;  // the least threads per thread block of pass 1
 
 // The tables of pass 1 (loader/quantize.h four_bit_thresholds, bnb_reciprocal_table), passed by
 // value: small enough for the kernel's parameters, read from the constant bank.
