@@ -28,9 +28,9 @@ std::string prompt_path() {
 void sweep(Pair& p, const WeightSpec& spec, uint32_t seed) {
   std::mt19937 rng(seed);
   // (rows of x, rows of w, k): k = 64 is the blocksize; k % 32 != 0 takes the scalar loads.
-  const int64_t shapes[][3] = {{2, 5, 64},      {17, 129, 192}, {33, 65, 100}, {130, 200, 64},
-                               {128, 128, 128}, {129, 257, 96}, {40, 9, 30},   {600, 40, 96},
-                               {5, 130, 4096},  {255, 70, 160}};
+  const int64_t shapes[][3] = {{2, 5, 64},      {17, 129, 192}, {33, 65, 100},  {130, 200, 64},
+                               {128, 128, 128}, {129, 257, 96}, {40, 9, 30},    {600, 40, 96},
+                               {5, 130, 4096},  {255, 70, 160}, {300, 520, 320}};
   double worst = 0;
   for (const auto& s : shapes) {
     CAPTURE(s[0]);
