@@ -4,12 +4,14 @@
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-// out = round(x) · wᵀ for a prompt on the matrix units (cooperative matrices): BM x BN output
-// tiles; each BK-wide k slice of x and of the dequantized weight is staged in shared memory as
-// float16 bits, double-buffered, with the global loads of slice s + DEPTH issued before the
-// multiplies of slice s; SGM x SGN subgroups each multiply-accumulate a (BM / SGM) x (BN / SGN)
-// block in float32 16x16x16 fragments. The tile shape is chosen by the host (VulkanBackend::matmul,
-// which also checks the shared memory it needs against the device's limit).
+// out = round(x) · wᵀ for a prompt on the matrix units (cooperative matrices): 128x128 output
+// tiles, each from 4 subgroups that multiply-accumulate a 64x64 block in float32 16x16x16
+// fragments (8 fragment loads per 16 multiply-adds). Each 64-wide k slice of x and of the
+// weight is staged in shared memory as float16 bits (36 KiB: vk_device.h kCoopMatSharedBytes,
+// which the host checks against the device's limit); the global loads of slice s + 1 are issued
+// into registers before the multiplies of slice s. One stage of 64-wide slices beat two of
+// 32-wide ones (two barriers per 64 k instead of one per 32, but half the slices), and 64x64
+// blocks beat 8 subgroups of 64x32 and larger tiles: docs/PERF.md "Prefill", session 3.
 //
 // Operands are exactly those of the scalar path (half_operand.glsl, which also says how bfloat16
 // values are held in float16 fragments).
@@ -24,25 +26,15 @@ layout(constant_id = 1) const uint ROUND = 1;
 // in-GEMM decoding bound the multiplies, see docs/VULKAN.md), so staging is 16-byte copies.
 // Otherwise every value is loaded, bounds-checked, decoded and converted here.
 layout(constant_id = 2) const bool VEC = false;
-layout(constant_id = 3) const uint BM = 128;  // activation rows per workgroup
-layout(constant_id = 4) const uint BN = 128;  // output columns per workgroup
-layout(constant_id = 5) const uint SGM = 2;   // subgroups along m
-layout(constant_id = 6) const uint SGN = 4;   // subgroups along n
-layout(constant_id = 7) const uint BK = 32;   // 16, 32 or 64
-layout(constant_id = 8) const uint DEPTH = 2;  // k slices in flight in registers: 1 or 2
-// 1: consecutive workgroups take the row tiles of one column tile, so that the weight's tile is
-// read from memory once while they run (it is larger than the L2 cache for the big matrices).
-layout(constant_id = 9) const bool M_FIRST = false;
-layout(local_size_x_id = 10) in;  // WG
-// Shared-memory buffers per operand: 2 (the next slice is staged while this one is multiplied,
-// one barrier per slice) or 1 (for tiles whose two buffers exceed the shared memory: two barriers).
-layout(constant_id = 11) const uint STAGES = 2;
-
+const uint BM = 128, BN = 128;         // output rows (activations) and columns per workgroup
+const uint SGM = 2, SGN = 2;           // subgroups along m and n
+const uint BK = 64;                    // k per slice
 const uint WG = 32 * SGM * SGN;
 const uint FM = BM / SGM / 16, FN = BN / SGN / 16;  // 16x16 fragments per subgroup
 const uint CH = BK / 8;                             // uvec4 (8 float16) per staged row
 const uint ROW = CH + 1;  // uvec4 per staged row: BK halves + 16 bytes against bank conflicts
 const uint XF = BM * CH / WG, WF = BN * CH / WG;  // uvec4 of a slice per invocation
+layout(local_size_x = WG) in;
 
 shared float code[16];
 shared float nested_code[256];
@@ -62,18 +54,13 @@ layout(push_constant) uniform Push {
   uint n;       // weight rows (output columns) of this dispatch
   uint k;
   uint out_stride;  // floats per output row
-  // Split k: workgroup row `split * row tiles + row tile` sums k in [split, split + 1) * kspan
-  // into partial[split][row][column] (stride n); matmul_coopmat_sum.comp adds the splits.
-  uint splits;
-  uint kspan;
-  Floats partial;
 } p;
 
 #include "half_operand.glsl"
 
-// [buffer][row][k]: float16 bits; after the loop, the output staging
-shared uvec4 xs[STAGES * BM * ROW];
-shared uvec4 ws[STAGES * BN * ROW];
+// [row][k]: float16 bits; after the loop, the output staging
+shared uvec4 xs[BM * ROW];
+shared uvec4 ws[BN * ROW];
 
 // 8 operands from k0, 16 bytes: x row r, or weight row r (is_w), zero outside the matrix.
 uvec4 operands(bool is_w, uint r, uint k0) {
@@ -100,56 +87,45 @@ uvec4 operands(bool is_w, uint r, uint k0) {
   return bits;
 }
 
-// An invocation's share of a k slice: uvec4 `t + WG * j` of the x tile (BM rows x CH) and of the
-// weight tile (BN rows x CH) is row (t + WG * j) / CH, part (t + WG * j) % CH.
-uvec4 next_x[XF], next_w[WF];    // slice s + 1 (DEPTH 1: slice s + 1 once fetched)
-uvec4 after_x[XF], after_w[WF];  // DEPTH 2: slice s + 2
+// An invocation's share of the next k slice: uvec4 `t + WG * j` of the x tile (BM rows x CH) and
+// of the weight tile (BN rows x CH) is row (t + WG * j) / CH, part (t + WG * j) % CH.
+uvec4 next_x[XF], next_w[WF];
 
-void fetch(uint k0, uint m0, uint n0, bool after) {
+void fetch(uint k0, uint m0, uint n0) {
   const uint t = gl_LocalInvocationID.x;
   [[unroll]] for (uint j = 0; j < XF; ++j) {
     const uint i = t + WG * j;
-    const uvec4 v = operands(false, m0 + i / CH, k0 + 8 * (i % CH));
-    if (after)
-      after_x[j] = v;
-    else
-      next_x[j] = v;
+    next_x[j] = operands(false, m0 + i / CH, k0 + 8 * (i % CH));
   }
   [[unroll]] for (uint j = 0; j < WF; ++j) {
     const uint i = t + WG * j;
-    const uvec4 v = operands(true, n0 + i / CH, k0 + 8 * (i % CH));
-    if (after)
-      after_w[j] = v;
-    else
-      next_w[j] = v;
+    next_w[j] = operands(true, n0 + i / CH, k0 + 8 * (i % CH));
   }
 }
 
-// next_x / next_w into staging buffer `buf`.
-void stage(uint buf) {
+void stage() {
   const uint t = gl_LocalInvocationID.x;
   [[unroll]] for (uint j = 0; j < XF; ++j) {
     const uint i = t + WG * j;
-    xs[(buf * BM + i / CH) * ROW + i % CH] = next_x[j];
+    xs[(i / CH) * ROW + i % CH] = next_x[j];
   }
   [[unroll]] for (uint j = 0; j < WF; ++j) {
     const uint i = t + WG * j;
-    ws[(buf * BN + i / CH) * ROW + i % CH] = next_w[j];
+    ws[(i / CH) * ROW + i % CH] = next_w[j];
   }
 }
 
 void main() {
   const uint t = gl_LocalInvocationID.x, sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
   const uint wm = sg / SGN, wn = sg % SGN;
-  const uint row_tiles = (p.rows + BM - 1) / BM;
-  const uint g = M_FIRST ? gl_WorkGroupID.x : gl_WorkGroupID.y;  // split * row_tiles + row tile
-  const uint nt = M_FIRST ? gl_WorkGroupID.y : gl_WorkGroupID.x;
-  const uint split = g / row_tiles, n0 = nt * BN, m0 = (g % row_tiles) * BM;
-  const uint k_begin = split * p.kspan, k_end = min(p.k, k_begin + p.kspan);
+  // Consecutive workgroups take the row tiles of one column tile, so that its weight rows are
+  // read from memory once while they run (the large weights exceed the L2 cache).
+  const uint m0 = gl_WorkGroupID.x * BM, n0 = gl_WorkGroupID.y * BN;
   if (!VEC) {
     if (WKIND >= 3 && t < 16) code[t] = uintBitsToFloat(p.w.data.v[p.w.code + t]);
     if (WKIND == 4)
-      for (uint i = t; i < 256; i += WG) nested_code[i] = uintBitsToFloat(p.w.data.v[p.w.code + 16 + i]);
+      for (uint i = t; i < 256; i += WG)
+        nested_code[i] = uintBitsToFloat(p.w.data.v[p.w.code + 16 + i]);
     barrier();
   }
 
@@ -157,37 +133,31 @@ void main() {
   [[unroll]] for (uint i = 0; i < FM; ++i)
     [[unroll]] for (uint j = 0; j < FN; ++j) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
 
-  const uint slices = (k_end - k_begin + BK - 1) / BK;
-  fetch(k_begin, m0, n0, false);
-  stage(0);
-  if (DEPTH == 2 && slices > 1) fetch(k_begin + BK, m0, n0, false);
+  const uint slices = (p.k + BK - 1) / BK;
+  fetch(0, m0, n0);
+  stage();
   barrier();
   for (uint s = 0; s < slices; ++s) {
-    const uint buf = STAGES == 2 ? s % 2 : 0;
-    if (DEPTH == 2 && s + 2 < slices) fetch(k_begin + (s + 2) * BK, m0, n0, true);
-    if (DEPTH == 1 && s + 1 < slices) fetch(k_begin + (s + 1) * BK, m0, n0, false);
+    if (s + 1 < slices) fetch((s + 1) * BK, m0, n0);
     [[unroll]] for (uint kk = 0; kk < BK; kk += 16) {
       fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[FM], b[FN];
       [[unroll]] for (uint i = 0; i < FM; ++i)
-        coopMatLoadNV(a[i], xs, (buf * BM + wm * (BM / SGM) + 16 * i) * ROW + kk / 8, ROW, false);
+        coopMatLoadNV(a[i], xs, (wm * (BM / SGM) + 16 * i) * ROW + kk / 8, ROW, false);
       // wᵀ: the staged weight rows are the columns of the B fragment.
       [[unroll]] for (uint j = 0; j < FN; ++j)
-        coopMatLoadNV(b[j], ws, (buf * BN + wn * (BN / SGN) + 16 * j) * ROW + kk / 8, ROW, true);
+        coopMatLoadNV(b[j], ws, (wn * (BN / SGN) + 16 * j) * ROW + kk / 8, ROW, true);
       [[unroll]] for (uint i = 0; i < FM; ++i)
         [[unroll]] for (uint j = 0; j < FN; ++j) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
     }
-    if (STAGES == 1) barrier();  // every subgroup is done with the one buffer
-    if (s + 1 < slices) stage(STAGES == 2 ? buf ^ 1 : 0);
-    if (DEPTH == 2) {
-      [[unroll]] for (uint j = 0; j < XF; ++j) next_x[j] = after_x[j];
-      [[unroll]] for (uint j = 0; j < WF; ++j) next_w[j] = after_w[j];
+    barrier();  // every subgroup is done with slice s
+    if (s + 1 < slices) {
+      stage();
+      barrier();
     }
-    barrier();
   }
 
   // Each subgroup writes its fragments through 16x16 floats of shared memory (the staging
-  // buffers are free now; the host checks that they hold SGM * SGN of these), so that edge tiles
-  // store only the rows and columns that exist.
+  // buffer is free now), so that edge tiles store only the rows and columns that exist.
   const uint staging = sg * 64;  // 16 rows of 4 uvec4
   [[unroll]] for (uint i = 0; i < FM; ++i)
     [[unroll]] for (uint j = 0; j < FN; ++j) {
@@ -198,13 +168,9 @@ void main() {
         const uint idx = lane + 32 * e, row = idx / 16, col = idx % 16;
         const uint om = m0 + wm * (BM / SGM) + 16 * i + row;
         const uint on = n0 + wn * (BN / SGN) + 16 * j + col;
-        const float v = uintBitsToFloat(xs[staging + row * 4 + col / 4][col % 4]) / W_SCALE;
-        if (om < p.rows && on < p.n) {
-          if (p.splits > 1)
-            p.partial.v[(split * p.rows + om) * p.n + on] = v;
-          else
-            p.out_.v[om * p.out_stride + on] = v;
-        }
+        if (om < p.rows && on < p.n)
+          p.out_.v[om * p.out_stride + on] =
+              uintBitsToFloat(xs[staging + row * 4 + col / 4][col % 4]) / W_SCALE;
       }
       subgroupBarrier();
     }

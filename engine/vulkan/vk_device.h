@@ -8,9 +8,9 @@
 
 namespace nibble::vk {
 
-// Shared memory of shaders/matmul_coopmat.comp: two stages of 128x32 float16 x and weight tiles
-// (rows padded by 16 bytes) and the 4-bit code tables.
-constexpr uint32_t kCoopMatSharedBytes = 2 * 2 * 128 * 80 + (16 + 256) * 4;
+// Shared memory of shaders/matmul_coopmat.comp: 128x64 float16 x and weight tiles (rows padded by
+// 16 bytes) and the 4-bit code tables.
+constexpr uint32_t kCoopMatSharedBytes = 2 * 128 * 144 + (16 + 256) * 4;
 
 struct Heap {
   uint64_t size = 0;

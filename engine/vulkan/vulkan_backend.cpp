@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -55,12 +54,6 @@ struct MatmulCoopPush {
   WeightRef w;
   uint64_t out, x, x16, w16;
   uint32_t rows, n, k, out_stride;
-  uint32_t splits = 1, kspan = 0;  // split k (kspan: k per split)
-  uint64_t partial = 0;
-};
-struct CoopSumPush {
-  uint64_t out, partial;
-  uint32_t rows, n, out_stride, splits;
 };
 struct CoopXPush {
   uint64_t x, x16;
@@ -71,41 +64,7 @@ struct CoopWPush {
   uint64_t w16;
   uint32_t n0, count, k, pad = 0;
 };
-// shaders/matmul_coopmat.comp's tile: bm x bn outputs per workgroup from sgm x sgn subgroups,
-// bk-wide k slices double-buffered in shared memory, `depth` slices in flight in registers,
-// m_first: workgroups ordered row tiles first.
-struct CoopTile {
-  uint32_t bm = 128, bn = 128, sgm = 2, sgn = 4, bk = 32, depth = 2, m_first = 0, stages = 2;
-  uint32_t splits = 1;  // k splits where the grid has fewer than 256 tiles
-  // The stages of x and weight tiles, rows padded by 16 bytes, and the 4-bit code tables.
-  uint32_t shared_bytes() const { return stages * (bm + bn) * (bk / 8 + 1) * 16 + (16 + 256) * 4; }
-  std::string name() const {
-    return std::to_string(bm) + "x" + std::to_string(bn) + " sg" + std::to_string(sgm) + "x" +
-           std::to_string(sgn) + " bk" + std::to_string(bk) + " d" + std::to_string(depth) +
-           (m_first ? " mfirst" : "") + " st" + std::to_string(stages) + " sk" +
-           std::to_string(splits);
-  }
-};
-
-// TEMPORARY (tuning on the H100):
-// NIBBLE_VK_COOPMAT_TILE=bm,bn,sgm,sgn,bk,depth,m_first,stages,splits.
-const CoopTile& coop_tile(uint32_t shared_memory) {
-  static const CoopTile tile = [&] {
-    CoopTile t;
-    if (const char* e = std::getenv("NIBBLE_VK_COOPMAT_TILE"))
-      std::sscanf(e, "%u,%u,%u,%u,%u,%u,%u,%u,%u", &t.bm, &t.bn, &t.sgm, &t.sgn, &t.bk, &t.depth,
-                  &t.m_first, &t.stages, &t.splits);
-    const uint32_t wg = 32 * t.sgm * t.sgn, ch = t.bk / 8;
-    if (t.bm % (16 * t.sgm) || t.bn % (16 * t.sgn) || (t.bk != 16 && t.bk != 32 && t.bk != 64) ||
-        (t.bm * ch) % wg || (t.bn * ch) % wg || t.depth < 1 || t.depth > 2 || t.m_first > 1 ||
-        t.stages < 1 || t.stages > 2 || t.splits < 1 || t.splits > 8 ||
-        t.sgm * t.sgn * 64 > t.stages * t.bm * (ch + 1) || t.shared_bytes() > shared_memory)
-      fail("NIBBLE_VK_COOPMAT_TILE: unusable tile " + t.name());
-    return t;
-  }();
-  return tile;
-}
-
+constexpr uint32_t kCoopMatTile = 128;  // shaders/matmul_coopmat.comp: 128x128 output tiles
 // Dequantized weight rows the prompt GEMM holds at a time (a 7B model's largest matrix is 90 MB).
 constexpr uint64_t kCoopMatWeightBytes = uint64_t(128) << 20;
 // shaders/matvec.glsl
@@ -328,7 +287,6 @@ class VulkanBackend final : public Backend {
   std::vector<Buffer> buffers_;
   vk::Allocation staging_, readback_, step_data_, step_staging_, partial_;
   vk::Allocation coopmat_x_, coopmat_w_;  // the prompt GEMM's operands as float16
-  vk::Allocation coopmat_partial_;        // the prompt GEMM's split-k partial sums
   // The work buffers' sizes for a model (scratch_bytes, reserve_scratch).
   struct Scratch {
     uint64_t partial = 0, coopmat_x = 0, coopmat_w = 0;
@@ -346,10 +304,9 @@ class VulkanBackend final : public Backend {
   std::vector<uint32_t> written_, read_;  // buffers touched since the last barrier
 };
 
-constexpr uint32_t kScratchBuffer = 0xffffffffu;   // attention's partial results
-constexpr uint32_t kCoopMatX = 0xfffffffeu;        // coopmat_x_
-constexpr uint32_t kCoopMatW = 0xfffffffdu;        // coopmat_w_
-constexpr uint32_t kCoopMatPartial = 0xfffffffcu;  // coopmat_partial_
+constexpr uint32_t kScratchBuffer = 0xffffffffu;  // attention's partial results
+constexpr uint32_t kCoopMatX = 0xfffffffeu;       // coopmat_x_
+constexpr uint32_t kCoopMatW = 0xfffffffdu;       // coopmat_w_
 
 VulkanBackend::VulkanBackend(int device)
     : ctx_(device),
@@ -752,33 +709,14 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
     // x, then the weight in chunks of whole rows, become float16 operands first: once per matmul
     // rather than once per tile.
     const bool vec = wt.cols % 32 == 0 && p.x % 16 == 0 && w.ref.blocksize % 16 == 0;
-    const CoopTile& t = coop_tile(ctx_.info.shared_memory);
     const std::string label =
-        op_timer_.enabled() ? "matmul_coopmat " + shape_label(w.kind, wt) + " " + t.name() : "";
+        op_timer_.enabled() ? "matmul_coopmat " + shape_label(w.kind, wt) : "";
     MatmulCoopPush c{w.ref, p.out, p.x, 0, 0, p.rows, p.n, p.k, p.n};
+    // x: the row tiles, so that consecutive workgroups share a column tile's weight rows.
     auto gemm = [&](bool staged_f16) {
-      const uint64_t n_tiles = (uint64_t(c.n) + t.bn - 1) / t.bn,
-                     m_tiles = (p.rows + t.bm - 1) / t.bm;
-      c.splits = n_tiles * m_tiles < 256 ? t.splits : 1;
-      c.kspan = (p.k + t.bk * c.splits - 1) / (t.bk * c.splits) * t.bk;
-      c.splits = (p.k + c.kspan - 1) / c.kspan;
-      const uint64_t partial_bytes = uint64_t(c.splits) * p.rows * c.n * 4;
-      if (c.splits > 1 && coopmat_partial_.size < partial_bytes)
-        coopmat_partial_ =
-            memory_.device(partial_bytes, Usage::Activations, "prompt matmul scratch");
-      c.partial = coopmat_partial_.address;
-      if (c.splits > 1) access({}, {kCoopMatPartial});
-      dispatch("matmul_coopmat",
-               {w.kind, w.round, uint32_t(staged_f16), t.bm, t.bn, t.sgm, t.sgn, t.bk, t.depth,
-                t.m_first, 32 * t.sgm * t.sgn, t.stages},
-               c, t.m_first ? m_tiles * c.splits : n_tiles,
-               uint32_t(t.m_first ? n_tiles : m_tiles * c.splits), label);
-      if (c.splits == 1) return;
-      access({kCoopMatPartial}, {out.buffer});
-      const uint64_t count = uint64_t(p.rows) * c.n;
-      dispatch("matmul_coopmat_sum", {},
-               CoopSumPush{c.out, c.partial, p.rows, c.n, c.out_stride, c.splits},
-               (count + 255) / 256, 1, label.empty() ? "" : "matmul_coopmat_sum");
+      dispatch("matmul_coopmat", {w.kind, w.round, uint32_t(staged_f16)}, c,
+               (p.rows + kCoopMatTile - 1) / kCoopMatTile, (c.n + kCoopMatTile - 1) / kCoopMatTile,
+               label);
     };
     if (!vec) {
       gemm(false);

@@ -1,5 +1,5 @@
 // The prompt matmul (x.rows > 1) against the CPU reference backend on fresh random inputs, over a
-// sweep of rows 2..600 and n, k off the 128x128x32 and 64x64x16 tile grids (k = blocksize among
+// sweep of rows 2..600 and n, k off the 128x128x64 and 64x64x16 tile grids (k = blocksize among
 // them), for 4-bit weights with and without double quantization and every compute dtype, on
 // whichever path the device takes: the cooperative-matrix GEMM (shaders/matmul_coopmat.comp)
 // where the device has it, the tiled float32 shader (shaders/matmul.comp) elsewhere. Outputs are
