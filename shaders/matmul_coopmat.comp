@@ -149,11 +149,11 @@ void main() {
       [[unroll]] for (uint i = 0; i < FM; ++i)
         [[unroll]] for (uint j = 0; j < FN; ++j) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
     }
+    // Both barriers unconditional: the form measured fastest on the H100 (ffa42d0, with the
+    // second one inside the condition, measured 20 % slower; docs/PERF.md "Prefill", session 3).
     barrier();  // every subgroup is done with slice s
-    if (s + 1 < slices) {
-      stage();
-      barrier();
-    }
+    if (s + 1 < slices) stage();
+    barrier();
   }
 
   // Each subgroup writes its fragments through 16x16 floats of shared memory (the staging
