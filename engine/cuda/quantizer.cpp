@@ -2,12 +2,10 @@
 
 #include <algorithm>
 #include <bit>
-#include <condition_variable>
-#include <cstring>
-#include <mutex>
 #include <thread>
 
 #include "engine/error.h"
+#include "loader/parallel_copy.h"
 #include "loader/quantize.h"
 
 namespace nibble::cuda {
@@ -61,72 +59,6 @@ void point_at(WeightArgs& a, char* p, const QuantLayout& at, int blocksize, bool
     a.absmax = reinterpret_cast<const float*>(p + at.absmax_at);
   }
 }
-
-// --- the copy threads ----------------------------------------------------------------------------
-
-// memcpy over several threads: one thread reading the page cache through the mmap moves a fraction
-// of what the machine can, and this copy is the load's critical path.
-class Quantizer::ParallelCopy {
- public:
-  explicit ParallelCopy(unsigned threads) {
-    for (unsigned i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
-  }
-  ~ParallelCopy() {
-    {
-      std::lock_guard<std::mutex> lock(m_);
-      stop_ = true;
-    }
-    start_.notify_all();
-    for (std::thread& t : workers_) t.join();
-  }
-
-  void copy(uint8_t* dst, const uint8_t* src, size_t bytes) {
-    const size_t parts = workers_.size() + 1;
-    {
-      std::lock_guard<std::mutex> lock(m_);
-      dst_ = dst;
-      src_ = src;
-      bytes_ = bytes;
-      piece_ = ((bytes + parts - 1) / parts + 4095) / 4096 * 4096;  // whole pages
-      pending_ = workers_.size();
-      ++generation_;
-    }
-    start_.notify_all();
-    copy_piece(0);
-    std::unique_lock<std::mutex> lock(m_);
-    done_.wait(lock, [&] { return pending_ == 0; });
-  }
-
- private:
-  void copy_piece(size_t i) {
-    const size_t begin = std::min(bytes_, i * piece_), end = std::min(bytes_, begin + piece_);
-    if (end > begin) std::memcpy(dst_ + begin, src_ + begin, end - begin);
-  }
-  void work(size_t index) {
-    uint64_t seen = 0;
-    for (;;) {
-      {
-        std::unique_lock<std::mutex> lock(m_);
-        start_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-      }
-      copy_piece(index);
-      std::lock_guard<std::mutex> lock(m_);
-      if (--pending_ == 0) done_.notify_one();
-    }
-  }
-
-  std::vector<std::thread> workers_;
-  std::mutex m_;
-  std::condition_variable start_, done_;
-  uint64_t generation_ = 0;
-  size_t pending_ = 0;
-  bool stop_ = false;
-  uint8_t* dst_ = nullptr;
-  const uint8_t* src_ = nullptr;
-  size_t bytes_ = 0, piece_ = 0;
-};
 
 // --- the quantizer
 // --------------------------------------------------------------------------------

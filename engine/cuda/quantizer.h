@@ -21,6 +21,10 @@
 #include "engine/cuda/kernels.h"
 #include "engine/weights.h"
 
+namespace nibble {
+class ParallelCopy;  // loader/parallel_copy.h
+}  // namespace nibble
+
 namespace nibble::cuda {
 
 // Byte offsets of a 4-bit weight's parts in its one device allocation, each 256-byte aligned:
@@ -78,7 +82,6 @@ class Quantizer {
 
  private:
   struct Pending;
-  class ParallelCopy;
 
   void start();
   void drain();  // waits, checks and completes the pending weights

@@ -19,6 +19,10 @@
 #include "engine/vulkan/vk_pipelines.h"
 #include "engine/weights.h"
 
+namespace nibble {
+class ParallelCopy;  // loader/parallel_copy.h
+}  // namespace nibble
+
 namespace nibble::vk {
 
 // Byte offsets of the parts of a 4-bit weight in its one device allocation: packed codes |
@@ -56,7 +60,6 @@ class Quantizer {
  private:
   struct Slot;
   struct Record;
-  class ParallelCopy;
 
   void start();
   Slot& acquire();  // the next ring slot, once its last submission is done; recording begun

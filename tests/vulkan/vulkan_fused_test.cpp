@@ -167,6 +167,14 @@ void norm_sweep() {
       }
 }
 
+// Rope's inverse frequencies for a head of `head_dim` values (theta 10000).
+std::vector<float> rope_inv_freq(int head_dim) {
+  std::vector<float> inv(size_t(head_dim / 2));
+  for (size_t i = 0; i < inv.size(); ++i)
+    inv[i] = std::pow(10000.0f, -2.0f * float(i) / float(head_dim));
+  return inv;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -190,9 +198,7 @@ TEST_CASE("vulkan: rope_kv_store (rope on q and k, k and v into the caches)") {
     CAPTURE(c.head_dim);
     CAPTURE(c.rows);
     CAPTURE(c.pos0);
-    std::vector<float> inv(size_t(c.head_dim / 2));
-    for (size_t i = 0; i < inv.size(); ++i)
-      inv[i] = std::pow(10000.0f, -2.0f * float(i) / float(c.head_dim));
+    const std::vector<float> inv = rope_inv_freq(c.head_dim);
     const int64_t q_cols = int64_t(c.heads) * c.head_dim + 2;  // rows wider than the heads
     const int64_t kv_cols = int64_t(c.kv_heads) * c.head_dim;
     const int64_t context = c.pos0 + c.rows + 2;
@@ -310,9 +316,7 @@ TEST_CASE("vulkan: rope_kv_attention (decode: rope and the KV store fused into t
     CAPTURE(c.head_dim);
     CAPTURE(c.pos);
     CAPTURE(c.window);
-    std::vector<float> inv(size_t(c.head_dim / 2));
-    for (size_t i = 0; i < inv.size(); ++i)
-      inv[i] = std::pow(10000.0f, -2.0f * float(i) / float(c.head_dim));
+    const std::vector<float> inv = rope_inv_freq(c.head_dim);
     const size_t kv_cols = size_t(c.kv_heads) * size_t(c.head_dim);
     const auto earlier_k = f16_rounded(random_floats(rng, size_t(c.pos) * kv_cols));
     const auto earlier_v = f16_rounded(random_floats(rng, size_t(c.pos) * kv_cols));

@@ -4,15 +4,12 @@
 // 64..4096 x float32/float16/bfloat16 inputs, on shapes off the block grid and values chosen to
 // hit every special case; the bitsandbytes fixtures through the GPU; the inf/NaN errors; and a
 // model loaded through either quantizer giving the very same logits.
-#include <cstdlib>
+// (The inputs and checks are shared with the CUDA quantizer's test: tests/quantize_cases.h.)
 #include <cstring>
 #include <limits>
 
-#include "engine/model.h"
 #include "engine/vulkan/vk_quantizer.h"
-#include "loader/bnb_checkpoint.h"
-#include "loader/quantize.h"
-#include "tests/quant_fixture.h"
+#include "tests/quantize_cases.h"
 #include "tests/vulkan/vulkan_test_util.h"
 
 using namespace nibble;
@@ -27,274 +24,65 @@ struct GpuQuantizer {
   vk::Memory memory{ctx};
   vk::Pipelines pipelines{ctx.device};
   vk::Quantizer quantizer{ctx, memory, pipelines, 4};
-};
 
-std::unique_ptr<GpuQuantizer> quantizer_or_skip() {
-  if (!vulkan_or_skip()) return nullptr;
-  return std::make_unique<GpuQuantizer>();
-}
-
-// A weight that owns its bytes.
-struct Input {
-  HostWeight w;
-  Input(const std::string& name, DType dtype, int64_t rows, int64_t cols,
-        const std::vector<float>& values)
-      : w(dense_weight(name, dtype, rows, cols, values)) {}
-};
-
-// One weight through the GPU: its output allocation (poisoned first) and offset.
-struct Job {
-  Job(HostWeight weight, QuantSpec to) : w(std::move(weight)), spec(to) {}
-  HostWeight w;
-  QuantSpec spec;
-  vk::Allocation dst;
-  vk::QuantLayout at;
-  float offset = std::numeric_limits<float>::quiet_NaN();
-};
-
-// All jobs in one go, several weights in flight as when loading a model.
-void quantize_all(GpuQuantizer& g, std::vector<Job>& jobs) {
-  for (Job& j : jobs) {
-    j.at = vk::quant_layout(j.w.rows * j.w.cols, j.spec);
-    j.dst = g.memory.host(j.at.bytes);
-    std::memset(j.dst.mapped, 0xa5, j.at.bytes);
-    g.quantizer.quantize(j.w, j.spec, j.dst, [&j](float offset) { j.offset = offset; });
-  }
-  g.quantizer.finish();
-}
-
-// The index of the first differing byte, -1 if none (so that a failure says where).
-int64_t first_difference(const void* a, const void* b, size_t bytes) {
-  const auto* x = static_cast<const uint8_t*>(a);
-  const auto* y = static_cast<const uint8_t*>(b);
-  for (size_t i = 0; i < bytes; ++i)
-    if (x[i] != y[i]) return int64_t(i);
-  return -1;
-}
-
-// The GPU's bytes against the expected packed codes and quantization state, part by part.
-void check_bytes(const Job& j, const std::vector<uint8_t>& packed, const QuantState& s) {
-  const uint8_t* got = j.dst.mapped;
-  CHECK(first_difference(got, packed.data(), packed.size()) == -1);
-  CHECK(first_difference(got + j.at.code_at, s.code.data(), 64) == -1);
-  if (j.spec.double_quant) {
-    CHECK(f32_to_bits(j.offset) == f32_to_bits(s.offset));
-    CHECK(first_difference(got + j.at.absmax_at, s.absmax_q.data(), s.absmax_q.size()) == -1);
-    CHECK(first_difference(got + j.at.nested_at, s.nested_absmax.data(),
-                           s.nested_absmax.size() * 4) == -1);
-    CHECK(first_difference(got + j.at.code_at + 64, s.nested_code.data(), 1024) == -1);
-  } else {
-    CHECK(first_difference(got + j.at.absmax_at, s.absmax.data(), s.absmax.size() * 4) == -1);
-  }
-}
-
-void check_against_cpu(const Job& j) {
-  CAPTURE(j.w.name);
-  const QuantizedWeight want =
-      quantize_4bit(j.w, j.spec.type, j.spec.blocksize, j.spec.double_quant);
-  check_bytes(j, want.packed, want.state);
-}
-
-// Values of every kind the encoder must treat as bitsandbytes does, one pattern per block:
-// normal ones at two scales, zeros (both signs), float32 subnormals (flushed), the float16
-// subnormals (normal in float32), huge magnitudes, a block of equal values, and values exactly on
-// the decision thresholds (absmax 1, so they are not rescaled).
-std::vector<float> awkward_values(std::mt19937& rng, int64_t n, int blocksize, DType dtype) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  const FourBitThresholds& t = four_bit_thresholds();
-  const float huge = dtype == DType::F16 ? 2e4f : 1e37f;
-  std::vector<float> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t block = i / blocksize, at = i % blocksize;
-    float& x = v[size_t(i)];
-    switch (block % 8) {
-      case 0:
-        x = 0.02f * normal(rng);
-        break;
-      case 1:
-        x = 3.0f * normal(rng);
-        break;
-      case 2:
-        x = at % 2 ? -0.0f : 0.0f;
-        break;
-      case 3:
-        x = -0.37f;
-        break;
-      case 4: {
-        const float special[] = {1e-40f, -3e-39f, 3e-6f, -6e-8f, 0.0f, -0.0f};
-        x = at % 3 ? 0.02f * normal(rng) : special[size_t(at / 3) % 6];
-        break;
-      }
-      case 5:
-        x = huge * std::max(-3.0f, std::min(3.0f, normal(rng)));
-        break;
-      case 6: {
-        const size_t k = size_t(at) % 45;  // the thresholds, their negatives and neighbours
-        const float m = k < 15 ? t.nf4[k] : k < 22 ? t.fp4[k - 15] : k < 29 ? -t.fp4[k - 22] : 0;
-        x = at == 0  ? 1.0f
-            : k < 29 ? m
-                     : std::nextafter(t.nf4[k - 29 > 14 ? 14 : k - 29], at % 2 ? 2.0f : -2.0f);
-        break;
-      }
-      default:
-        x = 1e-3f * normal(rng);
+  // A QuantizeOnGpu: outputs in host-visible memory poisoned first.
+  std::vector<Quantized> quantize_all(const std::vector<QuantizeCase>& cases) {
+    std::vector<vk::Allocation> dst(cases.size());
+    std::vector<Quantized> got(cases.size());
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const QuantizeCase& c = cases[i];
+      const vk::QuantLayout at = vk::quant_layout(c.w.rows * c.w.cols, c.spec);
+      got[i].code_at = at.code_at;
+      got[i].absmax_at = at.absmax_at;
+      got[i].nested_absmax_at = at.nested_at;
+      got[i].nested_code_at = at.code_at + 64;
+      got[i].bytes.resize(at.bytes);
+      dst[i] = memory.host(at.bytes);
+      std::memset(dst[i].mapped, 0xa5, at.bytes);
+      quantizer.quantize(c.w, c.spec, dst[i], [&got, i](float offset) { got[i].offset = offset; });
     }
+    quantizer.finish();
+    for (size_t i = 0; i < cases.size(); ++i)
+      std::memcpy(got[i].bytes.data(), dst[i].mapped, got[i].bytes.size());
+    return got;
   }
-  return v;
-}
+};
 
-// Every setting over shapes with partial blocks, odd element counts and single rows.
-void sweep(DType dtype) {
-  auto g = quantizer_or_skip();
-  if (!g) return;
-  std::mt19937 rng(uint32_t(dtype) + 17);
-  const int64_t shapes[][2] = {{1, 1}, {3, 5}, {37, 100}, {64, 64}, {129, 65}, {5, 4097}};
-  std::vector<std::unique_ptr<Input>> inputs;
-  std::vector<Job> jobs;
-  for (QuantType type : {QuantType::NF4, QuantType::FP4})
-    for (bool dq : {false, true})
-      for (int blocksize = 64; blocksize <= 4096; blocksize *= 2)
-        for (const auto& s : shapes) {
-          const std::string name = std::string(dtype_name(dtype)) + (dq ? " dq " : " ") +
-                                   (type == QuantType::NF4 ? "nf4" : "fp4") + " bs" +
-                                   std::to_string(blocksize) + " " + std::to_string(s[0]) + "x" +
-                                   std::to_string(s[1]);
-          inputs.push_back(std::make_unique<Input>(
-              name, dtype, s[0], s[1], awkward_values(rng, s[0] * s[1], blocksize, dtype)));
-          jobs.push_back({inputs.back()->w, {type, blocksize, dq}});
-        }
-  quantize_all(*g, jobs);
-  for (const Job& j : jobs) check_against_cpu(j);
+QuantizeOnGpu quantizer_or_skip() {
+  if (!vulkan_or_skip()) return {};
+  auto g = std::make_shared<GpuQuantizer>();
+  return [g](const std::vector<QuantizeCase>& cases) { return g->quantize_all(cases); };
 }
 
 }  // namespace
 
 TEST_CASE("vulkan quantize: float32 weights, every setting, byte-identical to the CPU") {
-  sweep(DType::F32);
+  if (auto gpu = quantizer_or_skip()) check_every_setting(gpu, DType::F32);
 }
 
 TEST_CASE("vulkan quantize: float16 weights, every setting, byte-identical to the CPU") {
-  sweep(DType::F16);
+  if (auto gpu = quantizer_or_skip()) check_every_setting(gpu, DType::F16);
 }
 
 TEST_CASE("vulkan quantize: bfloat16 weights, every setting, byte-identical to the CPU") {
-  sweep(DType::BF16);
+  if (auto gpu = quantizer_or_skip()) check_every_setting(gpu, DType::BF16);
 }
 
 TEST_CASE("vulkan quantize: weights of several chunks, torch's multi-block mean") {
-  auto g = quantizer_or_skip();
-  if (!g) return;
-  // 8.6M bfloat16 values: two 16 MiB chunks, 134400 absmax values (torch sums them in 17 blocks);
-  // 4.5M float32 values: two chunks of another size.
-  std::mt19937 rng(5);
-  Input big("big.bf16", DType::BF16, 2100, 4096, random_floats(rng, 2100 * 4096, 0.02f));
-  Input wide("big.f32", DType::F32, 1100, 4096, random_floats(rng, 1100 * 4096, 0.02f));
-  REQUIRE(torch_cuda_reduce(2100 * 4096 / 64).blocks > 1);
-  std::vector<Job> jobs = {{big.w, {QuantType::NF4, 64, true}},
-                           {wide.w, {QuantType::FP4, 128, true}},
-                           {big.w, {QuantType::FP4, 4096, false}}};
-  quantize_all(*g, jobs);
-  for (const Job& j : jobs) check_against_cpu(j);
+  if (auto gpu = quantizer_or_skip()) check_several_chunks(gpu);
 }
 
 TEST_CASE("vulkan quantize: a subnormal double-quant offset") {
-  auto g = quantizer_or_skip();
-  if (!g) return;
-  // One block of tiny normal values among zero blocks: the mean of the absmax is subnormal, which
-  // a device flushing subnormal operands would read as zero.
-  std::vector<float> v(64 * 64, 0.0f);
-  for (int i = 0; i < 64; ++i) v[size_t(i)] = (i % 2 ? -1.0f : 1.0f) * 2e-38f * float(1 + i % 7);
-  v[64 * 9] = 1.2e-38f;  // an absmax just above FLT_MIN: absmax - offset is subnormal, flushed
-  Input tiny("tiny.f32", DType::F32, 64, 64, v);
-  std::vector<Job> jobs = {{tiny.w, {QuantType::NF4, 64, true}}};
-  quantize_all(*g, jobs);
-  const float offset = quantize_4bit(tiny.w, QuantType::NF4, 64, true).state.offset;
-  CHECK(offset > 0.0f);
-  CHECK(offset < std::numeric_limits<float>::min());
-  check_against_cpu(jobs[0]);
+  if (auto gpu = quantizer_or_skip()) check_subnormal_offset(gpu);
 }
 
 TEST_CASE("vulkan quantize: the bitsandbytes fixtures through the GPU") {
-  auto g = quantizer_or_skip();
-  if (!g) return;
-  std::vector<Job> jobs;
-  const std::vector<BnbCase> cases = bnb_cases();
-  for (const BnbCase& c : cases)
-    jobs.push_back({c.weight("input"), {c.type(), c.blocksize(), c.double_quant()}});
-  quantize_all(*g, jobs);
-  for (size_t i = 0; i < cases.size(); ++i) {
-    const BnbCase& c = cases[i];
-    CAPTURE(c.name());
-    const TensorInfo& packed = c.tensor("packed");
-    const QuantState s = read_bnb_quant_state(
-        [&](const std::string& name) {
-          return c.file->find(name == "packed" ? "packed" : "state." + name.substr(7));
-        },
-        "packed");
-    check_bytes(jobs[i], std::vector<uint8_t>(packed.data, packed.data + packed.nbytes), s);
-  }
+  if (auto gpu = quantizer_or_skip()) check_bnb_fixtures(gpu);
 }
 
 TEST_CASE("vulkan quantize: inf and NaN fail naming the tensor and element, as on the CPU") {
-  auto g = quantizer_or_skip();
-  if (!g) return;
-  std::mt19937 rng(9);
-  for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
-    for (float bad :
-         {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
-      CAPTURE(dtype_name(dtype));
-      std::vector<float> v = random_floats(rng, 40 * 70, 0.02f);
-      v[2001] = bad;
-      v[2700] = std::numeric_limits<float>::infinity();
-      Input in("model.layers.3.mlp.up_proj.weight", dtype, 40, 70, v);
-      std::string cpu, gpu;
-      try {
-        quantize_4bit(in.w, QuantType::NF4, 64, true);
-      } catch (const Error& e) {
-        cpu = e.what();
-      }
-      // A good weight before it and one after: the bad one is found while they are in flight.
-      Input good("good", dtype, 8, 64, random_floats(rng, 8 * 64, 0.02f));
-      std::vector<Job> jobs = {{good.w, {QuantType::NF4, 64, true}},
-                               {in.w, {QuantType::NF4, 64, true}},
-                               {good.w, {QuantType::FP4, 64, false}}};
-      try {
-        quantize_all(*g, jobs);
-      } catch (const Error& e) {
-        gpu = e.what();
-      }
-      CHECK(cpu.find("model.layers.3.mlp.up_proj.weight") != std::string::npos);
-      CHECK(cpu.find("element 2001") != std::string::npos);
-      CHECK(gpu == cpu);
-    }
-  }
-  // The quantizer works again after an error.
-  Input good("after", DType::BF16, 8, 64, random_floats(rng, 8 * 64, 0.02f));
-  std::vector<Job> jobs = {{good.w, {QuantType::NF4, 64, true}}};
-  quantize_all(*g, jobs);
-  check_against_cpu(jobs[0]);
+  if (auto gpu = quantizer_or_skip()) check_non_finite_like_cpu(gpu, 40, 70, 2001, 2700);
 }
-
-namespace {
-
-// Random 16-bit weights whose quantizable matrices the backend is to quantize.
-class BackendQuantizes final : public WeightSource {
- public:
-  BackendQuantizes(uint64_t seed, QuantSpec spec) : dense_(seed, DType::BF16), spec_(spec) {}
-  bool has(const std::string& name) const override { return dense_.has(name); }
-  HostWeight get(const std::string& name, int64_t rows, int64_t cols, bool quantizable) override {
-    HostWeight w = dense_.get(name, rows, cols, quantizable);
-    w.compute = ComputeDType::BF16;
-    if (quantizable) w.quantize_to = spec_;
-    return w;
-  }
-
- private:
-  RandomWeights dense_;
-  QuantSpec spec_;
-};
-
-}  // namespace
 
 TEST_CASE("vulkan quantize: a model quantized on the GPU gives the host-quantized model's logits") {
   for (bool dq : {false, true}) {
@@ -302,36 +90,10 @@ TEST_CASE("vulkan quantize: a model quantized on the GPU gives the host-quantize
     auto host_side = vulkan_or_skip();
     if (!host_side) return;
     auto gpu_side = make_vulkan_backend(-1);
-    BackendQuantizes weights(11, {QuantType::NF4, 64, dq});
-    const ModelConfig c = tiny_config();
-    ModelOptions options;
-    options.context = 32;
-    options.max_batch = 8;
-    setenv("NIBBLE_QUANTIZE_ON", "cpu", 1);
-    Model on_host(*host_side, c, weights, options);
-    unsetenv("NIBBLE_QUANTIZE_ON");
-    Model on_gpu(*gpu_side, c, weights, options);
-    CHECK(on_gpu.weight_bytes_per_token() == on_host.weight_bytes_per_token());
-    CHECK(host_side->memory().weights == gpu_side->memory().weights);
-    const std::vector<int> ids = {3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46};
-    on_host.forward(ids, 0, true);
-    on_gpu.forward(ids, 0, true);
-    const std::vector<float> want = on_host.logits(), got = on_gpu.logits();
-    REQUIRE(got.size() == want.size());
-    CHECK(first_difference(got.data(), want.data(), got.size() * 4) == -1);
-    CHECK(on_gpu.argmax() == on_host.argmax());
+    check_same_logits(*host_side, *gpu_side, {QuantType::NF4, 64, dq}, false);
   }
 }
 
 TEST_CASE("vulkan quantize: the backend reports a bad weight when its upload completes") {
-  auto gpu = vulkan_or_skip();
-  if (!gpu) return;
-  std::vector<float> v(64 * 64, 0.01f);
-  v[77] = std::numeric_limits<float>::quiet_NaN();
-  Input in("model.layers.0.self_attn.q_proj.weight", DType::BF16, 64, 64, v);
-  gpu->upload_quantized(in.w, {QuantType::FP4, 64, false});
-  CHECK_THROWS_WITH_AS(gpu->finish_uploads(),
-                       "tensor model.layers.0.self_attn.q_proj.weight has a non-finite value (NaN) "
-                       "at element 77; it cannot be quantized",
-                       Error);
+  if (auto gpu = vulkan_or_skip()) check_upload_reports_non_finite(*gpu);
 }
