@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "engine/error.h"
+#include "loader/quantize_index.h"
 
 namespace nibble {
 
@@ -53,27 +54,7 @@ uint8_t quantize_4bit_index(QuantType type, float x) {
 }
 
 uint8_t quantize_8bit_index(const std::array<float, 256>& code, float x) {
-  // dQuantize<0>: a 7-step binary search from the middle of the sorted code, then a comparison
-  // with the midpoint towards the neighbour on x's side (ties go to the searched pivot).
-  int pivot = 127, upper_pivot = 255, lower_pivot = 0;
-  float lower = -1.0f, upper = 1.0f;
-  float val = code[size_t(pivot)];
-  for (int step = 64; step > 0; step >>= 1) {
-    if (x > val) {
-      lower_pivot = pivot;
-      lower = val;
-      pivot += step;
-    } else {
-      upper_pivot = pivot;
-      upper = val;
-      pivot -= step;
-    }
-    val = code[size_t(pivot)];
-  }
-  if (upper_pivot == 255) upper = code[255];
-  if (lower_pivot == 0) lower = code[0];
-  if (x > val) return uint8_t(x > (upper + val) * 0.5f ? upper_pivot : pivot);
-  return uint8_t(x < (lower + val) * 0.5f ? lower_pivot : pivot);
+  return quantize_8bit_index_in(code.data(), x);
 }
 
 namespace {

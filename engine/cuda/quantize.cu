@@ -7,6 +7,7 @@
 
 #include "engine/cuda/quantizer.h"
 #include "loader/quantize.h"
+#include "loader/quantize_index.h"
 
 namespace nibble::cuda {
 namespace {
@@ -216,29 +217,6 @@ __global__ void __launch_bounds__(512)
     *offset = __fmul_rn(sum, inv_count);  // torch_mean_of_sum
 }
 
-// quantize_8bit_index: dQuantize<0>'s binary search, then the midpoint towards x's neighbour.
-__device__ uint32_t quantize_8bit_index(float x, const float* code) {
-  int pivot = 127, upper_pivot = 255, lower_pivot = 0;
-  float lower = -1.0f, upper = 1.0f;
-  float val = code[pivot];
-  for (int step = 64; step > 0; step >>= 1) {
-    if (x > val) {
-      lower_pivot = pivot;
-      lower = val;
-      pivot += step;
-    } else {
-      upper_pivot = pivot;
-      upper = val;
-      pivot -= step;
-    }
-    val = code[pivot];
-  }
-  if (upper_pivot == 255) upper = code[255];
-  if (lower_pivot == 0) lower = code[0];
-  if (x > val) return x > __fmul_rn(__fadd_rn(upper, val), 0.5f) ? upper_pivot : pivot;
-  return x < __fmul_rn(__fadd_rn(lower, val), 0.5f) ? lower_pivot : pivot;
-}
-
 // double_quantize: one thread block per nested block of 256 values.
 __global__ void __launch_bounds__(kNestedBlocksize)
     quantize_nested_kernel(const float* absmax, uint32_t n, const float* offset, uint8_t* absmax_q,
@@ -257,8 +235,8 @@ __global__ void __launch_bounds__(kNestedBlocksize)
   if (i >= n) return;
   // An all-zero block scales 0 by 1/0: NaN, whose search ends at index 0.
   absmax_q[i] = amax == 0.0f ? 0u
-                             : uint8_t(quantize_8bit_index(
-                                   scale_value(c, bnb_reciprocal(amax, tables.rcp)), tables.code));
+                             : quantize_8bit_index_in(
+                                   tables.code, scale_value(c, bnb_reciprocal(amax, tables.rcp)));
 }
 
 const Pass1Tables& pass1_tables() {
