@@ -58,6 +58,12 @@ struct StepStats {
   uint64_t replayed = 0;    // steps submitted as recorded for the step before (Vulkan)
   uint64_t dispatches = 0;  // kernel launches
   uint64_t barriers = 0;    // pipeline barriers
+
+  // What the steps between two readings held.
+  StepStats operator-(const StepStats& earlier) const {
+    return {steps - earlier.steps, replayed - earlier.replayed, dispatches - earlier.dispatches,
+            barriers - earlier.barriers};
+  }
 };
 
 enum class Usage : uint8_t { Weights, KvCache, Activations };

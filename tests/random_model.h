@@ -38,6 +38,14 @@ inline std::vector<float> f16_rounded(std::vector<float> v) {
 }
 
 // `values` as the bytes of a `dtype` tensor (F32, F16 or BF16; rounded to nearest).
+// RoPE's inverse frequencies theta^(-2i / head_dim), i < head_dim / 2, with theta 10000.
+inline std::vector<float> rope_inv_freq(int head_dim) {
+  std::vector<float> inv(size_t(head_dim / 2));
+  for (size_t i = 0; i < inv.size(); ++i)
+    inv[i] = std::pow(10000.0f, -2.0f * float(i) / float(head_dim));
+  return inv;
+}
+
 inline std::vector<uint8_t> dense_bytes(DType dtype, const std::vector<float>& values) {
   std::vector<uint8_t> bytes(values.size() * dtype_size(dtype));
   for (size_t i = 0; i < values.size(); ++i) {

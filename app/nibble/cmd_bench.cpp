@@ -61,9 +61,7 @@ nlohmann::json bench_one(const BenchSettings& b, const QuantConfig& quant, doubl
       token = model.argmax();  // the host needs every token, as in real generation
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    const StepStats after = backend->step_stats();
-    tg_steps = {after.steps - before.steps, after.replayed - before.replayed,
-                after.dispatches - before.dispatches, after.barriers - before.barriers};
+    tg_steps = backend->step_stats() - before;
     return seconds;
   };
   // Warm-up: pipelines, caches, clocks.

@@ -204,6 +204,9 @@ class VulkanBackend final : public Backend {
                        const AttentionShape& shape, const RopeInputs* rope);
   void check_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
                        const AttentionShape& shape) const;
+  // Whether shaders/attention.comp reads both caches with 16-byte loads (K_VEC): rows and heads
+  // on 16-byte boundaries. Its fused rope prologue needs them.
+  bool vec_caches(Tensor k_cache, Tensor v_cache, const AttentionShape& shape);
   void check_rope_kv(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
                      const AttentionShape& shape, Tensor inv_freq) const;
   void swiglu(Tensor out, Tensor gate, Tensor up) override;
@@ -915,14 +918,18 @@ void VulkanBackend::check_attention(Tensor out, Tensor q, Tensor k_cache, Tensor
   if (step_.pos0 + q.rows > k_cache.rows) fail("attention: the step runs past the KV cache");
 }
 
+bool VulkanBackend::vec_caches(Tensor k_cache, Tensor v_cache, const AttentionShape& s) {
+  return k_cache.cols % 8 == 0 && s.head_dim % 8 == 0 && address(k_cache) % 16 == 0 &&
+         address(v_cache) % 16 == 0;
+}
+
 // Decode: the rotation and the KV store fused into the attention's prologue (shaders/attention.comp
 // ROPE), where its caches take 16-byte loads; otherwise the two ops.
 void VulkanBackend::rope_kv_attention(Tensor out, Tensor q, Tensor k, Tensor v, Tensor k_cache,
                                       Tensor v_cache, const AttentionShape& s, Tensor inv_freq) {
   require_step("rope_kv_attention");
-  const bool fused = q.rows == 1 && uint64_t(s.n_heads) < kSplitItems && s.head_dim % 8 == 0 &&
-                     k_cache.cols % 8 == 0 && address(k_cache) % 16 == 0 &&
-                     address(v_cache) % 16 == 0;
+  const bool fused =
+      q.rows == 1 && uint64_t(s.n_heads) < kSplitItems && vec_caches(k_cache, v_cache, s);
   if (!fused) return Backend::rope_kv_attention(out, q, k, v, k_cache, v_cache, s, inv_freq);
   check_rope_kv(q, k, v, k_cache, v_cache, s, inv_freq);
   check_attention(out, q, k_cache, v_cache, s);
@@ -989,8 +996,7 @@ void VulkanBackend::split_attention(Tensor out, Tensor q, Tensor k_cache, Tensor
                         split.len,
                         1.0f / std::sqrt(float(s.head_dim)),
                         uint32_t(out.cols)};
-  const bool k_vec =
-      k_cache.cols % 8 == 0 && s.head_dim % 8 == 0 && p.k_cache % 16 == 0 && p.v_cache % 16 == 0;
+  const bool k_vec = vec_caches(k_cache, v_cache, s);
   const uint32_t target = final ? out.buffer : kScratchBuffer;
   if (rope)
     access({q.buffer, rope->k.buffer, rope->v.buffer, rope->inv_freq.buffer, k_cache.buffer,

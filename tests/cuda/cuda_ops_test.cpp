@@ -177,9 +177,7 @@ TEST_CASE("cuda: RoPE rotates at the step's positions like the CPU") {
           CAPTURE(head_dim);
           const int64_t cols =
               int64_t(heads) * head_dim + (heads == 3 ? 5 : 0);  // a tail rope skips
-          std::vector<float> inv(size_t(head_dim / 2));
-          for (size_t i = 0; i < inv.size(); ++i)
-            inv[i] = std::pow(10000.0f, -2.0f * float(i) / float(head_dim));
+          const std::vector<float> inv = test::rope_inv_freq(head_dim);
           const std::vector<float> x = test::random_floats(size_t(rows * cols), ++seed);
           const double err = gpu_error(*gpu, [&](Backend& b) {
             const Tensor freq = input(b, inv, 1, int64_t(inv.size()));

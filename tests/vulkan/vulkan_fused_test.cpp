@@ -168,13 +168,6 @@ void norm_sweep() {
 }
 
 // Rope's inverse frequencies for a head of `head_dim` values (theta 10000).
-std::vector<float> rope_inv_freq(int head_dim) {
-  std::vector<float> inv(size_t(head_dim / 2));
-  for (size_t i = 0; i < inv.size(); ++i)
-    inv[i] = std::pow(10000.0f, -2.0f * float(i) / float(head_dim));
-  return inv;
-}
-
 }  // namespace
 
 TEST_CASE(

@@ -170,9 +170,7 @@ TEST_CASE("vulkan: rope at small and large positions") {
                        Case{8, 64, 2, 123456}}) {
     CAPTURE(c.head_dim);
     CAPTURE(c.pos0);
-    std::vector<float> inv(size_t(c.head_dim / 2));
-    for (size_t i = 0; i < inv.size(); ++i)
-      inv[i] = std::pow(10000.0f, -2.0f * float(i) / float(c.head_dim));
+    const std::vector<float> inv = rope_inv_freq(c.head_dim);
     const int64_t cols = int64_t(c.heads) * c.head_dim + 6;  // rows wider than the heads
     const std::vector<float> x = random_floats(rng, size_t(c.rows * cols));
     Io io;
@@ -196,10 +194,7 @@ TEST_CASE("vulkan: kv_store and attention (GQA, causal, sliding window, prefill 
   if (!gpu) return;
   Pair p(std::move(gpu));
   std::mt19937 rng(17);
-  struct Case {
-    int heads, kv_heads, head_dim, pos0, rows, window;
-  };
-  const Case cases[] = {
+  const AttentionCase cases[] = {
       {1, 1, 2, 0, 1, 0},      // the very first token
       {4, 4, 8, 0, 7, 0},      // prefill, MHA
       {4, 2, 16, 5, 6, 0},     // prefill after a cached prefix, GQA
@@ -212,7 +207,7 @@ TEST_CASE("vulkan: kv_store and attention (GQA, causal, sliding window, prefill 
       {32, 8, 128, 70, 1, 0},  // decode, Llama-3 heads: 16 invocations per value row
       {4, 2, 96, 201, 1, 0},   // 12 invocations per value row: 10 row groups, 8 idle
   };
-  for (const Case& c : cases) {
+  for (const AttentionCase& c : cases) {
     CAPTURE(c.heads);
     CAPTURE(c.kv_heads);
     CAPTURE(c.head_dim);
@@ -221,35 +216,15 @@ TEST_CASE("vulkan: kv_store and attention (GQA, causal, sliding window, prefill 
     CAPTURE(c.window);
     const int64_t q_cols = int64_t(c.heads) * c.head_dim,
                   kv_cols = int64_t(c.kv_heads) * c.head_dim;
-    const int64_t context = c.pos0 + c.rows + 3;
     const int total = c.pos0 + c.rows;
     const auto q = random_floats(rng, size_t(c.rows * q_cols));
     const auto k = f16_rounded(random_floats(rng, size_t(total * kv_cols)));
     const auto v = f16_rounded(random_floats(rng, size_t(total * kv_cols)));
-    const AttentionShape shape{c.heads, c.kv_heads, c.head_dim, c.window};
     Io io, caches;
     for (int i = 0; i < 2; ++i) {
-      Backend& b = *p.both[i];
-      const Tensor kc = b.alloc_kv(context, kv_cols), vc = b.alloc_kv(context, kv_cols);
-      const Tensor kt = b.alloc(DType::F32, total, kv_cols, Usage::Activations);
-      const Tensor vt = b.alloc(DType::F32, total, kv_cols, Usage::Activations);
-      const Tensor qt = b.alloc(DType::F32, c.rows, q_cols, Usage::Activations);
-      const Tensor out = b.alloc(DType::F32, c.rows, q_cols, Usage::Activations);
-      b.write(kt, k.data());
-      b.write(vt, v.data());
-      b.write(qt, q.data());
-      poison(b, out);
-      if (c.pos0 > 0) {  // the cached prefix, as an earlier step stored it
-        b.begin_step({0, c.pos0});
-        b.kv_store(kc, vc, kt.slice_rows(0, c.pos0), vt.slice_rows(0, c.pos0));
-        b.end_step();
-      }
-      b.begin_step({c.pos0, c.rows});
-      b.kv_store(kc, vc, kt.slice_rows(c.pos0, c.rows), vt.slice_rows(c.pos0, c.rows));
-      b.attention(out, qt, kc, vc, shape);
-      b.end_step();
-      io.out[i] = read_f32(b, out);
-      caches.out[i] = read_f32(b, vc.slice_rows(0, total));
+      const AttentionResult r = attention_on(*p.both[i], c, q, k, v);
+      io.out[i] = r.out;
+      caches.out[i] = r.v_cache;
     }
     CHECK(checked_error(caches.out[1], caches.out[0]) == 0.0);
     CHECK(checked_error(io.out[1], io.out[0]) < kTol);

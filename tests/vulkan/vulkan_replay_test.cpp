@@ -23,11 +23,6 @@ std::unique_ptr<Backend> vulkan_without_replay() {
   return make_vulkan_backend(-1);
 }
 
-StepStats since(const StepStats& before, const StepStats& now) {
-  return {now.steps - before.steps, now.replayed - before.replayed,
-          now.dispatches - before.dispatches, now.barriers - before.barriers};
-}
-
 bool all_finite(const std::vector<float>& v) {
   for (float x : v)
     if (!std::isfinite(x)) return false;
@@ -70,8 +65,8 @@ TEST_CASE("vulkan: replayed decode steps give the recorded steps' logits, across
     token = want.argmax();
   }
 
-  const StepStats r = since(replaying_before, replaying->step_stats());
-  const StepStats p = since(recording_before, recording->step_stats());
+  const StepStats r = replaying->step_stats() - replaying_before;
+  const StepStats p = recording->step_stats() - recording_before;
   CHECK(r.steps == 20);
   CHECK(r.replayed == 18);  // recorded: the first decode step (after the prompt), position 128
   CHECK(p.steps == 20);
@@ -138,7 +133,7 @@ TEST_CASE("vulkan: replayed decode attention at tile boundaries and past 64 spli
     CHECK(checked_error(io.out[1], io.out[0]) < 1e-5);
   }
   // Recorded: 126 (first), 128 (two tiles), 8190 (64 tiles), 8192 (65: 33 splits of two).
-  const StepStats s = since(before, p.gpu->step_stats());
+  const StepStats s = p.gpu->step_stats() - before;
   CHECK(s.steps == 10);
   CHECK(s.replayed == 6);
 }
@@ -164,5 +159,5 @@ TEST_CASE("vulkan: replayed steps still report per-layer times") {
       CHECK(times[i].ms >= 0.0);
     }
   }
-  CHECK(since(before, gpu->step_stats()).replayed == 3);
+  CHECK((gpu->step_stats() - before).replayed == 3);
 }

@@ -103,6 +103,40 @@ inline std::vector<float> matmul_on(Backend& b, const HostWeight& hw, const std:
   return read_f32(b, out);
 }
 
+// One attention step on `b`: `rows` queries at positions pos0.. over a KV cache whose first pos0
+// rows an earlier step stored. k and v hold all pos0 + rows rows, q the step's; the output is
+// poisoned first. Returns the output and the value cache's rows.
+struct AttentionCase {
+  int heads, kv_heads, head_dim, pos0, rows, window;
+};
+struct AttentionResult {
+  std::vector<float> out, v_cache;
+};
+inline AttentionResult attention_on(Backend& b, const AttentionCase& c, const std::vector<float>& q,
+                                    const std::vector<float>& k, const std::vector<float>& v) {
+  const int64_t q_cols = int64_t(c.heads) * c.head_dim, kv_cols = int64_t(c.kv_heads) * c.head_dim;
+  const int total = c.pos0 + c.rows;
+  const Tensor kc = b.alloc_kv(total + 3, kv_cols), vc = b.alloc_kv(total + 3, kv_cols);
+  const Tensor kt = b.alloc(DType::F32, total, kv_cols, Usage::Activations);
+  const Tensor vt = b.alloc(DType::F32, total, kv_cols, Usage::Activations);
+  const Tensor qt = b.alloc(DType::F32, c.rows, q_cols, Usage::Activations);
+  const Tensor out = b.alloc(DType::F32, c.rows, q_cols, Usage::Activations);
+  b.write(kt, k.data());
+  b.write(vt, v.data());
+  b.write(qt, q.data());
+  poison(b, out);
+  if (c.pos0 > 0) {  // the cached prefix, as an earlier step stored it
+    b.begin_step({0, c.pos0});
+    b.kv_store(kc, vc, kt.slice_rows(0, c.pos0), vt.slice_rows(0, c.pos0));
+    b.end_step();
+  }
+  b.begin_step({c.pos0, c.rows});
+  b.kv_store(kc, vc, kt.slice_rows(c.pos0, c.rows), vt.slice_rows(c.pos0, c.rows));
+  b.attention(out, qt, kc, vc, {c.heads, c.kv_heads, c.head_dim, c.window});
+  b.end_step();
+  return {read_f32(b, out), read_f32(b, vc.slice_rows(0, total))};
+}
+
 // Relative L2 error that also fails on any non-finite value in `got`.
 inline double checked_error(const std::vector<float>& got, const std::vector<float>& want) {
   for (float v : got)
