@@ -11,6 +11,8 @@
 // workgroup rotates its own query head; those whose split holds the new position rotate its key
 // and round key and value to float16 in shared memory, using them in place of the cache's row,
 // and the first query head of each KV head writes that row to the caches. q and k stay as they were.
+// OUT16 (FINAL) also writes the output as the next matmul's packed operands (rounded to float16
+// for 1, bfloat16 for 2: shaders/matvec.glsl's X16) to `out16`.
 #include "common.glsl"
 
 // HEAD_DIM: even, at most 256. K_VEC: cache rows and heads start on 16-byte boundaries
@@ -20,6 +22,7 @@ layout(constant_id = 0) const uint HEAD_DIM = 128;
 layout(constant_id = 1) const bool K_VEC = false;
 layout(constant_id = 2) const bool FINAL = false;
 layout(constant_id = 3) const bool ROPE = false;
+layout(constant_id = 4) const uint OUT16 = 0;
 const uint WG = 128;
 const float NO_SCORE = -3.0e38;  // finite, so exp(NO_SCORE - m) is 0 without inf - inf
 layout(local_size_x = WG) in;
@@ -44,6 +47,7 @@ layout(push_constant) uniform Push {
   uint split_len;
   float scale;
   uint out_cols;  // FINAL: the output's row stride
+  Words out16;    // OUT16
 } p;
 
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uvec4 v[]; };
@@ -204,6 +208,10 @@ void main() {
   if (FINAL) {
     const uint out_base = row * p.out_cols + head * HEAD_DIM;
     for (uint d = t; d < HEAD_DIM; d += WG) p.partial.v[out_base + d] = acc[d] / l;
+    if (OUT16 != 0)
+      for (uint d = 2 * t; d < HEAD_DIM; d += 2 * WG)
+        p.out16.v[(out_base + d) / 2] =
+            operand_bits(acc[d] / l, OUT16) | (operand_bits(acc[d + 1] / l, OUT16) << 16);
     return;
   }
   const uint out_base = (item * gl_NumWorkGroups.x + split) * (2 + HEAD_DIM);

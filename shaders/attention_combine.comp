@@ -1,9 +1,11 @@
 #version 460
 #extension GL_GOOGLE_include_directive : require
 // Merges attention's per-split (m, l, o) into out[row, head]: rescale each split to the global
-// max, sum, normalize. One workgroup per (row, head).
+// max, sum, normalize. One workgroup per (row, head). OUT16 also writes the output as packed
+// operands to `out16`, as attention.comp's.
 #include "common.glsl"
 
+layout(constant_id = 0) const uint OUT16 = 0;
 const uint WG = 64;
 layout(local_size_x = WG) in;
 
@@ -15,6 +17,7 @@ layout(push_constant) uniform Push {
   uint head_dim;
   uint out_cols;
   uint n_splits;
+  Words out16;  // OUT16
 } p;
 
 void main() {
@@ -27,10 +30,17 @@ void main() {
   for (uint s = 0; s < p.n_splits; ++s)
     l += p.partial.v[first + s * stride + 1] * exp(p.partial.v[first + s * stride] - m);
   const uint row = item / p.n_heads, head = item % p.n_heads;
-  for (uint d = gl_LocalInvocationID.x; d < p.head_dim; d += WG) {
-    float o = 0.0;
+  const uint out_base = row * p.out_cols + head * p.head_dim;
+  // A pair of values per invocation (head_dim is even), for OUT16's words.
+  for (uint d = 2 * gl_LocalInvocationID.x; d < p.head_dim; d += 2 * WG) {
+    vec2 o = vec2(0.0);
     for (uint s = 0; s < p.n_splits; ++s)
-      o += p.partial.v[first + s * stride + 2 + d] * exp(p.partial.v[first + s * stride] - m);
-    p.out_.v[row * p.out_cols + head * p.head_dim + d] = o / l;
+      o += vec2(p.partial.v[first + s * stride + 2 + d], p.partial.v[first + s * stride + 3 + d]) *
+           exp(p.partial.v[first + s * stride] - m);
+    p.out_.v[out_base + d] = o.x / l;
+    p.out_.v[out_base + d + 1] = o.y / l;
+    if (OUT16 != 0)
+      p.out16.v[(out_base + d) / 2] =
+          operand_bits(o.x / l, OUT16) | (operand_bits(o.y / l, OUT16) << 16);
   }
 }

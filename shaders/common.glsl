@@ -53,3 +53,9 @@ float round_bf16(float f) {
   u += 0x7fffu + ((u >> 16) & 1u);
   return uintBitsToFloat(u & 0xffff0000u);
 }
+
+// v as a 16-bit matmul operand: rounded to float16 (round 1) or bfloat16 (round 2), the bits
+// that shaders/matvec.glsl's X16 reads.
+uint operand_bits(float v, uint round) {
+  return round == 1 ? f32_to_f16_bits(v) : floatBitsToUint(round_bf16(v)) >> 16;
+}

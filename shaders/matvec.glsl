@@ -16,6 +16,13 @@
 // 1 / sqrt(mean(x²) + eps), as shaders/rms_norm.comp computes it, with every workgroup summing
 // the squares itself (x is at most a few 10 KB, read from cache), saving a dispatch and a barrier.
 // NORM - 1 is the storage kind of g (WKIND's 0, 1, 2).
+// X16 (4-bit VEC only): x is given as its operands already rounded to the compute dtype, packed
+// two 16-bit values per word in ROUND's format (rms_norm.comp's OPERAND, or OUT16 below): an
+// invocation then reads 64 bytes of x per chunk instead of 128 and rounds nothing. x's loads
+// are a quarter of this kernel's time (docs/PERF.md, "Decode"), so this is worth a dispatch of
+// its own for the norm, which the x16 product can no longer fuse.
+// OUT16 also stores the results, as X16 operands, at `out16`: for the next product, which
+// takes this one's output as its x (SwiGLU's output is the down projection's).
 // EPILOGUE fuses what follows the product in the model, saving a dispatch and a barrier:
 //   0: out = s;  1: out += s (the residual connection);  2: out = silu(s) * s_up, where s_up is
 //   the same row of a second weight `up` (the MLP's gate and up projections in one pass).
@@ -28,6 +35,8 @@ layout(constant_id = 3) const uint EPILOGUE = 0;
 layout(constant_id = 4) const uint ROWS = 4;
 layout(constant_id = 5) const uint WG = 128;  // a power of two
 layout(constant_id = 6) const uint NORM = 0;
+layout(constant_id = 7) const bool X16 = false;
+layout(constant_id = 8) const bool OUT16 = false;
 const uint NW = EPILOGUE == 2 ? 2 : 1;          // weights read
 layout(local_size_x_id = 5) in;
 
@@ -46,10 +55,13 @@ layout(push_constant) uniform Push {
   uint k;
   Words norm;  // g (NORM only)
   float eps;
+  uint pad;
+  Words out16;  // OUT16 only
 } p;
 
 shared float sums[NW * ROWS][WG];  // per invocation, or per subgroup (at most WG of them)
 shared float norm_sums[WG];
+shared float results[ROWS];  // OUT16: the workgroup's outputs, stored as pairs
 
 const uint PER_CHUNK = WKIND >= 3 ? 32 : WKIND == 0 ? 4 : 8;  // values per 16 bytes
 
@@ -73,11 +85,15 @@ float chunk_dot(uint wi, uvec4 c, uint e0, float xs[32]) {
     [[unroll]] for (uint i = 0; i < 4; ++i) acc += xs[2 * i] * lo16(c[i]) + xs[2 * i + 1] * hi16(c[i]);
   } else {
     Weight w = weight_of(wi);
-    // Byte b of word i holds elements 8i + 2b (high nibble) and 8i + 2b + 1 (low nibble).
-    [[unroll]] for (uint i = 0; i < 4; ++i)
+    // Byte b of word i holds elements 8i + 2b (high nibble) and 8i + 2b + 1 (low nibble). Both
+    // nibbles of all 4 bytes are masked at once, so a lookup's index is one byte extraction
+    // (H100 4096 x 4096: 13.3 -> 12.9 us against a bitfieldExtract per nibble).
+    [[unroll]] for (uint i = 0; i < 4; ++i) {
+      const uint hi = (c[i] >> 4) & 0x0f0f0f0fu, lo = c[i] & 0x0f0f0f0fu;
       [[unroll]] for (uint b = 0; b < 4; ++b)
-        acc += xs[8 * i + 2 * b] * code[wi][bitfieldExtract(c[i], int(8 * b + 4), 4)] +
-               xs[8 * i + 2 * b + 1] * code[wi][bitfieldExtract(c[i], int(8 * b), 4)];
+        acc += xs[8 * i + 2 * b] * code[wi][(hi >> (8 * b)) & 0xffu] +
+               xs[8 * i + 2 * b + 1] * code[wi][(lo >> (8 * b)) & 0xffu];
+    }
     // VEC guarantees power-of-two block sizes: shifts, not two integer divisions per chunk.
     const uint block = e0 >> findLSB(w.blocksize);
     acc *= block_absmax_in(w, block, block >> findLSB(w.nested_blocksize));
@@ -87,10 +103,22 @@ float chunk_dot(uint wi, uvec4 c, uint e0, float xs[32]) {
 
 float silu(float g) { return g / (1.0 + exp(-g)); }
 
-void finish(uint j, float s, float s_up) {
-  if (EPILOGUE == 0) p.out_.v[j] = s;
-  if (EPILOGUE == 1) p.out_.v[j] += s;
-  if (EPILOGUE == 2) p.out_.v[j] = silu(s) * s_up;
+// Stores output j (the workgroup's row r); returns what it stored.
+float finish(uint j, float s, float s_up) {
+  float v = s;
+  if (EPILOGUE == 1) v += p.out_.v[j];
+  if (EPILOGUE == 2) v = silu(s) * s_up;
+  p.out_.v[j] = v;
+  return v;
+}
+
+// OUT16: every invocation calls it after results[] holds the workgroup's outputs.
+void store_operands(uint j0) {
+  barrier();
+  const uint t = gl_LocalInvocationID.x;
+  if (t < ROWS / 2 && j0 + 2 * t < p.n)
+    p.out16.v[j0 / 2 + t] = operand_bits(results[2 * t], ROUND) |
+        (j0 + 2 * t + 1 < p.n ? operand_bits(results[2 * t + 1], ROUND) << 16 : 0u);
 }
 
 // The workgroup's sum of v (every invocation calls it).
@@ -174,6 +202,18 @@ void main() {
               : uvec4(0);
         }
       float xs[32];
+      if (X16) {
+        [[unroll]] for (uint i = 0; i < 4; ++i) {
+          const uvec4 u = UVec4s(p.x).v[c * 4 + i];
+          [[unroll]] for (uint h = 0; h < 4; ++h) {
+            const vec2 pair = ROUND == 1 ? unpackHalf2x16(u[h])
+                                         : vec2(uintBitsToFloat(u[h] << 16),
+                                                uintBitsToFloat(u[h] & 0xffff0000u));
+            xs[8 * i + 2 * h] = pair.x;
+            xs[8 * i + 2 * h + 1] = pair.y;
+          }
+        }
+      } else
       [[unroll]] for (uint i = 0; i < PER_CHUNK / 4; ++i) {
         const uint e = c * PER_CHUNK + 4 * i;
         vec4 v = Vec4s(p.x).v[e / 4];
@@ -209,8 +249,10 @@ void main() {
       s[wi] = 0.0;
       for (uint g = 0; g < gl_NumSubgroups; ++g) s[wi] += sums[wi * ROWS + t][g];
     }
-    finish(j0 + t, s[0], s[NW - 1]);
+    const float v = finish(j0 + t, s[0], s[NW - 1]);
+    if (OUT16) results[t] = v;
   }
+  if (OUT16) store_operands(j0);
 #else
   [[unroll]] for (uint r = 0; r < NW * ROWS; ++r) sums[r][t] = acc[r];
   barrier();
@@ -219,6 +261,10 @@ void main() {
       [[unroll]] for (uint r = 0; r < NW * ROWS; ++r) sums[r][t] += sums[r][t + s];
     barrier();
   }
-  if (t < ROWS && j0 + t < p.n) finish(j0 + t, sums[t][0], sums[(NW - 1) * ROWS + t][0]);
+  if (t < ROWS && j0 + t < p.n) {
+    const float v = finish(j0 + t, sums[t][0], sums[(NW - 1) * ROWS + t][0]);
+    if (OUT16) results[t] = v;
+  }
+  if (OUT16) store_operands(j0);
 #endif
 }

@@ -75,6 +75,7 @@ struct MatvecPush {
   uint64_t norm;
   float eps;
   uint32_t pad = 0;
+  uint64_t out16;
 };
 struct RopeKvPush {
   uint64_t q, k, v, k_cache, v_cache, inv_freq, step;
@@ -90,8 +91,12 @@ struct RmsNormPush {
   uint64_t out, x;
   uint32_t rows, cols;
   float eps;
-  uint32_t pad = 0;
+  uint32_t slices;  // workgroups per row
 };
+// shaders/rms_norm.comp's slices: a decode row's in 512-value slices, a prompt row in one.
+uint32_t rms_norm_slices(Tensor x) {
+  return x.rows == 1 ? uint32_t(std::max<int64_t>(1, (x.cols + 511) / 512)) : 1;
+}
 struct RopePush {
   uint64_t x, inv_freq, step;
   uint32_t rows, cols, n_heads, head_dim;
@@ -106,6 +111,7 @@ struct AttentionPush {
   uint32_t q_cols, kv_cols, n_heads, n_kv_heads, window, split_len;
   float scale;
   uint32_t out_cols;
+  uint64_t out16 = 0;  // OUT16 only
 };
 // shaders/attention_prefill.comp
 struct AttentionPrefillPush {
@@ -116,6 +122,7 @@ struct AttentionPrefillPush {
 struct CombinePush {
   uint64_t out, partial;
   uint32_t items, n_heads, head_dim, out_cols, n_splits, pad = 0;
+  uint64_t out16 = 0;  // OUT16 only
 };
 struct ElementwisePush {
   uint64_t out, a, b;
@@ -161,6 +168,10 @@ enum WeightKind : uint32_t { kF32 = 0, kF16 = 1, kBF16 = 2, kQ4 = 3, kQ4Nested =
 std::string shape_label(uint32_t kind, Tensor w) {
   static const char* const names[] = {"f32", "f16", "bf16", "4bit", "4bit+dq"};
   return std::string(names[kind]) + " " + std::to_string(w.rows) + "x" + std::to_string(w.cols);
+}
+
+bool pow2(uint32_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
 }
 
 class VulkanBackend final : public Backend {
@@ -271,9 +282,30 @@ class VulkanBackend final : public Backend {
     const Buffer* weight = nullptr;
     float eps = 0;
   };
-  void matvec(Tensor out, Tensor x, Tensor w, const Buffer* up, Epilogue epilogue, FusedNorm norm);
+  // x16: x is read as its packed compute-dtype operands at that address (the shader's X16);
+  // out16: the results are also stored there as such operands (OUT16).
+  void matvec(Tensor out, Tensor x, Tensor w, const Buffer* up, Epilogue epilogue, FusedNorm norm,
+              uint64_t x16 = 0, uint64_t out16 = 0);
   // Whether matvec can fuse the rms_norm of x by `norm` (a float vector of x's width).
   bool fusable_norm(Tensor x, Tensor norm);
+  // Whether matvec's 16-byte path can take weight w's blocks: 4-bit ones whose sizes are powers
+  // of two from 32 (shifts find a chunk's block, and a chunk never straddles two).
+  static bool vec_blocks(const Buffer& w) {
+    return w.kind < kQ4 ||
+           (w.ref.blocksize >= 32 && pow2(w.ref.blocksize) && pow2(w.ref.nested_blocksize));
+  }
+  // Whether matvec can read x (one row) as packed operands for weight w: 4-bit weights on the
+  // 16-byte path with 16-bit compute.
+  bool takes_operands(Tensor x, Tensor w);
+  // rms_norm(x) by `norm` into xn as packed operands rounded as `round` (rms_norm.comp OPERAND).
+  void norm_operands(Tensor xn, Tensor x, Tensor norm, float eps, uint32_t round);
+  // The address of x's packed operands when a matvec stored them (OUT16) for weight w, else 0.
+  uint64_t operands_of(Tensor x, Tensor w);
+  // Where an op that writes `out` (one row) also stores it as packed operands rounded as
+  // `round` (0: nowhere; no rounding, no operands), for the matvec that reads it next.
+  uint64_t keep_operands(Tensor out, uint32_t round);
+  // A weight's operand rounding where matvec can read packed operands for it, else 0.
+  uint32_t operand_round(Tensor w);
   void close_phase();
 
   vk::Context ctx_;
@@ -290,9 +322,21 @@ class VulkanBackend final : public Backend {
   std::vector<Buffer> buffers_;
   vk::Allocation staging_, readback_, step_data_, step_staging_, partial_;
   vk::Allocation coopmat_x_, coopmat_w_;  // the prompt GEMM's operands as float16
+  // The last decode matvec output's operands (OUT16), and whose they are: valid until a command
+  // writes that buffer or the step ends.
+  vk::Allocation operands_;
+  struct OperandsOf {
+    uint32_t buffer = 0;  // 0: operands_ holds nothing valid
+    int64_t row_offset = 0;
+    uint32_t round = 0;
+  } operands_of_;
+  // The rounding of the step's last normalized operands (norm_matmuls), which the attention's
+  // output takes for the o projection: every model rounds all its 4-bit products alike (and
+  // operands_of checks that the consumer does).
+  uint32_t step_round_ = 0;
   // The work buffers' sizes for a model (scratch_bytes, reserve_scratch).
   struct Scratch {
-    uint64_t partial = 0, coopmat_x = 0, coopmat_w = 0;
+    uint64_t partial = 0, coopmat_x = 0, coopmat_w = 0, operands = 0;
   };
   Scratch scratch_for(const ModelConfig& c, int context, int max_batch) const;
   VkDeviceSize step_staging_used_ = 0;
@@ -310,6 +354,7 @@ class VulkanBackend final : public Backend {
 constexpr uint32_t kScratchBuffer = 0xffffffffu;  // attention's partial results
 constexpr uint32_t kCoopMatX = 0xfffffffeu;       // coopmat_x_
 constexpr uint32_t kCoopMatW = 0xfffffffdu;       // coopmat_w_
+constexpr uint32_t kOperands = 0xfffffffcu;       // operands_
 
 VulkanBackend::VulkanBackend(int device)
     : ctx_(device),
@@ -602,6 +647,8 @@ void VulkanBackend::begin_step(const StepInfo& step) {
   op_timer_.begin_step(step_commands_);
   written_.clear();
   read_.clear();
+  operands_of_ = {};
+  step_round_ = 0;
   recording_ = true;
 }
 
@@ -647,6 +694,8 @@ void VulkanBackend::access(std::initializer_list<uint32_t> reads,
   }
   read_.insert(read_.end(), reads);
   written_.insert(written_.end(), writes);
+  for (uint32_t w : writes)
+    if (w == operands_of_.buffer || w == kOperands) operands_of_ = {};
 }
 
 template <class Push>
@@ -691,9 +740,10 @@ void VulkanBackend::rms_norm(Tensor out, Tensor x, Tensor weight_t, float eps) {
   const Buffer& g = weight(weight_t, "rms_norm");
   if (weight_t.numel() != x.cols || out.cols != x.cols || out.rows != x.rows)
     fail("rms_norm shape mismatch for " + g.name);
-  const RmsNormPush p{g.ref, address(out), address(x), uint32_t(x.rows), uint32_t(x.cols), eps};
+  const RmsNormPush p{g.ref, address(out),      address(x), uint32_t(x.rows), uint32_t(x.cols),
+                      eps,   rms_norm_slices(x)};
   access({x.buffer, weight_t.buffer}, {out.buffer});
-  dispatch("rms_norm", {g.kind, g.round}, p, uint64_t(x.rows));
+  dispatch("rms_norm", {g.kind, g.round}, p, uint64_t(x.rows) * p.slices);
 }
 
 void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
@@ -760,36 +810,70 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
 // the H100 against 32/64/256 and 2/8 rows: `nibble bench --kernels`, docs/PERF.md "Decode").
 // The caller has checked the shapes and recorded the accesses.
 void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Epilogue epilogue,
-                           FusedNorm norm) {
+                           FusedNorm norm, uint64_t x16, uint64_t out16) {
   constexpr uint32_t kRows = 4;
   const Buffer& w = weight(wt, "matmul");
   const MatvecPush p{w.ref,
                      up ? up->ref : WeightRef{},
                      address(out),
-                     address(x),
+                     x16 ? x16 : address(x),
                      uint32_t(wt.rows),
                      uint32_t(wt.cols),
                      norm.weight ? norm.weight->ref.data : 0,
-                     norm.eps};
+                     norm.eps,
+                     0,
+                     out16};
   const uint32_t per_chunk = w.kind >= kQ4 ? 32 : w.kind == kF32 ? 4 : 8;
-  auto pow2 = [](uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };
-  const bool vec = wt.cols % per_chunk == 0 && p.x % 16 == 0 &&
-                   (w.kind < kQ4 || (w.ref.blocksize >= 32 && pow2(w.ref.blocksize) &&
-                                     pow2(w.ref.nested_blocksize)));
+  const bool vec = wt.cols % per_chunk == 0 && p.x % 16 == 0 && vec_blocks(w);
   const char* shader = ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec";
   const uint32_t norm_kind = norm.weight ? norm.weight->kind + 1 : 0;
   // An invocation per 16-byte chunk of a row, up to 128: rows of 2048 4-bit values (TinyLlama)
   // would leave half of 128 idle.
   const uint32_t invocations = wt.cols / per_chunk >= 128 ? 128 : 64;
   dispatch(shader,
-           {w.kind, w.round, uint32_t(vec), uint32_t(epilogue), kRows, invocations, norm_kind}, p,
-           (uint64_t(wt.rows) + kRows - 1) / kRows, 1,
+           {w.kind, w.round, uint32_t(vec), uint32_t(epilogue), kRows, invocations, norm_kind,
+            uint32_t(x16 != 0), uint32_t(out16 != 0)},
+           p, (uint64_t(wt.rows) + kRows - 1) / kRows, 1,
            op_timer_.enabled() ? std::string(shader) + " " + shape_label(w.kind, wt) +
                                      (vec ? " vec" : "") + (norm.weight ? " +norm" : "") +
+                                     (x16 ? " x16" : "") + (out16 ? " +out16" : "") +
                                      (epilogue == Epilogue::Add      ? " +add"
                                       : epilogue == Epilogue::SwiGlu ? " +swiglu"
                                                                      : "")
                                : "");
+}
+
+bool VulkanBackend::takes_operands(Tensor x, Tensor wt) {
+  const Buffer& w = weight(wt, "matmul");
+  return x.rows == 1 && w.kind >= kQ4 && w.round != 0 && wt.cols % 32 == 0 && vec_blocks(w);
+}
+
+void VulkanBackend::norm_operands(Tensor xn, Tensor x, Tensor norm, float eps, uint32_t round) {
+  const Buffer& g = weight(norm, "rms_norm");
+  const RmsNormPush p{g.ref, address(xn), address(x), 1, uint32_t(x.cols), eps, rms_norm_slices(x)};
+  access({x.buffer, norm.buffer}, {xn.buffer});
+  dispatch("rms_norm", {g.kind, g.round, round}, p, p.slices, 1,
+           op_timer_.enabled() ? "rms_norm x16 " + std::to_string(x.cols) : "");
+}
+
+uint64_t VulkanBackend::operands_of(Tensor x, Tensor wt) {
+  const bool ok = operands_of_.buffer == x.buffer && operands_of_.row_offset == x.row_offset &&
+                  takes_operands(x, wt) && weight(wt, "matmul").round == operands_of_.round;
+  return ok ? operands_.address : 0;
+}
+
+uint32_t VulkanBackend::operand_round(Tensor wt) {
+  const Buffer& w = weight(wt, "matmul");
+  return w.kind >= kQ4 ? w.round : 0;
+}
+
+uint64_t VulkanBackend::keep_operands(Tensor out, uint32_t round) {
+  if (out.rows != 1 || round == 0 || out.cols % 2) return 0;
+  if (operands_.size < uint64_t(out.cols) * 2)  // a model reserved them; an op test did not
+    operands_ = memory_.device(uint64_t(out.cols) * 2, Usage::Activations, "decode operands");
+  access({}, {kOperands});  // after the op's own access, which may have invalidated them
+  operands_of_ = {out.buffer, out.row_offset, round};
+  return operands_.address;
 }
 
 bool VulkanBackend::fusable_norm(Tensor x, Tensor norm) {
@@ -802,12 +886,28 @@ void VulkanBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
                                  std::initializer_list<Projection> projections) {
   require_step("norm_matmuls");
   if (!fusable_norm(x, norm)) return Backend::norm_matmuls(x, norm, eps, xn, projections);
-  // Every product normalizes x itself: they read only x, so they run side by side.
-  for (const Projection& pr : projections) {
+  for (const Projection& pr : projections)
     if (x.cols != pr.w.cols || pr.out.cols != pr.w.rows || pr.out.rows != 1)
       fail("matmul shape mismatch for " + weight(pr.w, "matmul").name);
-    access({x.buffer, norm.buffer, pr.w.buffer}, {pr.out.buffer});
-    matvec(pr.out, x, pr.w, nullptr, Epilogue::Store, {&buffer(norm), eps});
+  // 16-bit compute: the norm writes the products' operands once (into xn, packed), which they
+  // read at half the bytes; otherwise every product normalizes x itself. Either way they read
+  // the same input, so they run side by side.
+  const uint32_t round = weight(projections.begin()->w, "matmul").round;
+  bool operands = address(xn) % 16 == 0;
+  for (const Projection& pr : projections)
+    operands &= takes_operands(x, pr.w) && weight(pr.w, "matmul").round == round;
+  if (operands) {
+    norm_operands(xn, x, norm, eps, round);
+    step_round_ = round;
+  }
+  for (const Projection& pr : projections) {
+    if (operands) {
+      access({xn.buffer, pr.w.buffer}, {pr.out.buffer});
+      matvec(pr.out, x, pr.w, nullptr, Epilogue::Store, {}, address(xn));
+    } else {
+      access({x.buffer, norm.buffer, pr.w.buffer}, {pr.out.buffer});
+      matvec(pr.out, x, pr.w, nullptr, Epilogue::Store, {&buffer(norm), eps});
+    }
   }
 }
 
@@ -821,8 +921,15 @@ void VulkanBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float 
     return Backend::norm_matmul_swiglu(out, x, norm, eps, xn, gate, up, scratch);
   if (x.cols != gate.cols || out.cols != gate.rows || out.rows != 1)
     fail("matmul shape mismatch for " + g.name);
-  access({x.buffer, norm.buffer, gate.buffer, up.buffer}, {out.buffer});
-  matvec(out, x, gate, &u, Epilogue::SwiGlu, {&buffer(norm), eps});
+  if (takes_operands(x, gate) && address(xn) % 16 == 0) {  // as in norm_matmuls
+    norm_operands(xn, x, norm, eps, g.round);
+    access({xn.buffer, gate.buffer, up.buffer}, {out.buffer});
+    matvec(out, x, gate, &u, Epilogue::SwiGlu, {}, address(xn), keep_operands(out, g.round));
+  } else {
+    access({x.buffer, norm.buffer, gate.buffer, up.buffer}, {out.buffer});
+    matvec(out, x, gate, &u, Epilogue::SwiGlu, {&buffer(norm), eps}, 0,
+           keep_operands(out, operand_round(gate)));
+  }
 }
 
 void VulkanBackend::matmul_add(Tensor out, Tensor x, Tensor wt, Tensor scratch) {
@@ -830,8 +937,10 @@ void VulkanBackend::matmul_add(Tensor out, Tensor x, Tensor wt, Tensor scratch) 
   if (x.rows != 1) return Backend::matmul_add(out, x, wt, scratch);
   if (x.cols != wt.cols || out.cols != wt.rows || out.rows != 1)
     fail("matmul shape mismatch for " + weight(wt, "matmul").name);
-  access({x.buffer, wt.buffer, out.buffer}, {out.buffer});
-  matvec(out, x, wt, nullptr, Epilogue::Add, {});
+  // x's operands, where the product that made x kept them (the MLP's SwiGLU output).
+  const uint64_t x16 = operands_of(x, wt);
+  access({x16 ? kOperands : x.buffer, wt.buffer, out.buffer}, {out.buffer});
+  matvec(out, x, wt, nullptr, Epilogue::Add, {}, x16);
 }
 
 void VulkanBackend::matmul_swiglu(Tensor out, Tensor x, Tensor gate, Tensor up, Tensor scratch) {
@@ -845,7 +954,7 @@ void VulkanBackend::matmul_swiglu(Tensor out, Tensor x, Tensor gate, Tensor up, 
   if (x.cols != gate.cols || out.cols != gate.rows || out.rows != 1)
     fail("matmul shape mismatch for " + g.name);
   access({x.buffer, gate.buffer, up.buffer}, {out.buffer});
-  matvec(out, x, gate, &u, Epilogue::SwiGlu, {});
+  matvec(out, x, gate, &u, Epilogue::SwiGlu, {}, 0, keep_operands(out, operand_round(gate)));
 }
 
 void VulkanBackend::rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
@@ -980,22 +1089,22 @@ void VulkanBackend::split_attention(Tensor out, Tensor q, Tensor k_cache, Tensor
   if (!final && partial_.size < items * splits * (2 + s.head_dim) * sizeof(float))
     partial_ = memory_.device(attention_partial_bytes(k_cache.rows, s.head_dim), Usage::Activations,
                               "attention scratch");
-  const AttentionPush p{address(q),
-                        address(k_cache),
-                        address(v_cache),
-                        final ? address(out) : partial_.address,
-                        step_data_.address,
-                        rope ? address(rope->k) : 0,
-                        rope ? address(rope->v) : 0,
-                        rope ? address(rope->inv_freq) : 0,
-                        uint32_t(q.cols),
-                        uint32_t(k_cache.cols),
-                        uint32_t(s.n_heads),
-                        uint32_t(s.n_kv_heads),
-                        uint32_t(std::max(0, s.sliding_window)),
-                        split.len,
-                        1.0f / std::sqrt(float(s.head_dim)),
-                        uint32_t(out.cols)};
+  AttentionPush p{address(q),
+                  address(k_cache),
+                  address(v_cache),
+                  final ? address(out) : partial_.address,
+                  step_data_.address,
+                  rope ? address(rope->k) : 0,
+                  rope ? address(rope->v) : 0,
+                  rope ? address(rope->inv_freq) : 0,
+                  uint32_t(q.cols),
+                  uint32_t(k_cache.cols),
+                  uint32_t(s.n_heads),
+                  uint32_t(s.n_kv_heads),
+                  uint32_t(std::max(0, s.sliding_window)),
+                  split.len,
+                  1.0f / std::sqrt(float(s.head_dim)),
+                  uint32_t(out.cols)};
   const bool k_vec = vec_caches(k_cache, v_cache, s);
   const uint32_t target = final ? out.buffer : kScratchBuffer;
   if (rope)
@@ -1004,15 +1113,21 @@ void VulkanBackend::split_attention(Tensor out, Tensor q, Tensor k_cache, Tensor
            {target, k_cache.buffer, v_cache.buffer});
   else
     access({q.buffer, k_cache.buffer, v_cache.buffer}, {target});
+  // A decode step's output also as the o projection's operands (whose rounding norm_matmuls
+  // gave), written by whichever dispatch writes the output.
+  const uint32_t round = q.rows == 1 ? step_round_ : 0;
+  const uint64_t out16 = final ? keep_operands(out, round) : 0;
+  p.out16 = out16;
   dispatch("attention",
-           {uint32_t(s.head_dim), uint32_t(k_vec), uint32_t(final), uint32_t(rope != nullptr)}, p,
-           splits, uint32_t(items));
+           {uint32_t(s.head_dim), uint32_t(k_vec), uint32_t(final), uint32_t(rope != nullptr),
+            out16 ? round : 0},
+           p, splits, uint32_t(items));
   if (final) return;
-  const CombinePush c{
-      address(out),         partial_.address,   uint32_t(items), uint32_t(s.n_heads),
-      uint32_t(s.head_dim), uint32_t(out.cols), splits};
+  CombinePush c{address(out),         partial_.address,   uint32_t(items), uint32_t(s.n_heads),
+                uint32_t(s.head_dim), uint32_t(out.cols), splits};
   access({kScratchBuffer}, {out.buffer});
-  dispatch("attention_combine", {}, c, items);
+  c.out16 = keep_operands(out, round);
+  dispatch("attention_combine", {c.out16 ? round : 0}, c, items);
 }
 
 void VulkanBackend::elementwise(uint32_t op, Tensor out, Tensor a, Tensor b) {
@@ -1040,12 +1155,15 @@ void VulkanBackend::argmax(Tensor ids, Tensor logits) {
   dispatch("argmax", {}, p, uint64_t(logits.rows));
 }
 
-// attention's partial results (when a step has few rows x heads, the context is split) and, on
-// cooperative-matrix devices, the prompt GEMM's float16 operands (see matmul and attention).
+// attention's partial results (when a step has few rows x heads, the context is split), the
+// decode operands a matvec keeps for the next (operands_) and, on cooperative-matrix devices,
+// the prompt GEMM's float16 operands (see matmul and attention).
 VulkanBackend::Scratch VulkanBackend::scratch_for(const ModelConfig& c, int context,
                                                   int max_batch) const {
   Scratch s;
   s.partial = attention_partial_bytes(context, c.head_dim);
+  s.operands =
+      (uint64_t(std::max({c.hidden_size, c.q_dim(), c.intermediate_size})) * 2 + 15) / 16 * 16;
   if (ctx_.info.coopmat_f16 && max_batch > 1) {
     const uint64_t d = uint64_t(c.hidden_size), q = uint64_t(c.q_dim()), kv = uint64_t(c.kv_dim()),
                    f = uint64_t(c.intermediate_size);
@@ -1061,7 +1179,7 @@ VulkanBackend::Scratch VulkanBackend::scratch_for(const ModelConfig& c, int cont
 
 uint64_t VulkanBackend::scratch_bytes(const ModelConfig& c, int context, int max_batch) const {
   const Scratch s = scratch_for(c, context, max_batch);
-  return s.partial + s.coopmat_x + s.coopmat_w;
+  return s.partial + s.coopmat_x + s.coopmat_w + s.operands;
 }
 
 // Allocated now at their bounds: growing them later would leave each smaller one behind (the
@@ -1074,6 +1192,8 @@ void VulkanBackend::reserve_scratch(const ModelConfig& c, int context, int max_b
     coopmat_x_ = memory_.device(s.coopmat_x, Usage::Activations, "prompt matmul scratch");
   if (coopmat_w_.size < s.coopmat_w)
     coopmat_w_ = memory_.device(s.coopmat_w, Usage::Activations, "prompt matmul scratch");
+  if (operands_.size < s.operands)
+    operands_ = memory_.device(s.operands, Usage::Activations, "decode operands");
 }
 
 // --- bandwidth ----------------------------------------------------------------------------------

@@ -129,13 +129,13 @@ TEST_CASE("vulkan: embed gathers rows of 32- and 16-bit tables") {
     }
 }
 
-TEST_CASE("vulkan: rms_norm, including a view that starts mid-buffer") {
+TEST_CASE("vulkan: rms_norm, including a view that starts mid-buffer and a decode row") {
   auto gpu = vulkan_or_skip();
   if (!gpu) return;
   Pair p(std::move(gpu));
   std::mt19937 rng(11);
   for (DType t : {DType::F32, DType::F16, DType::BF16})
-    for (int64_t cols : {1, 7, 64, 300, 1000}) {
+    for (int64_t cols : {1, 7, 64, 300, 1000, 1025, 4096}) {  // one row: 512-value slices
       CAPTURE(dtype_name(t));
       CAPTURE(cols);
       const HostWeight g = random_weight(rng, "norm", 1, cols, {.dtype = t}, 1.0f);
@@ -150,7 +150,8 @@ TEST_CASE("vulkan: rms_norm, including a view that starts mid-buffer") {
         poison(b, out);
         b.begin_step({0, 5});
         b.rms_norm(out.slice_rows(0, 2), xt.slice_rows(0, 2), gt, 1e-5f);
-        b.rms_norm(out.slice_rows(2, 3), xt.slice_rows(2, 3), gt, 1e-6f);
+        b.rms_norm(out.slice_rows(2, 2), xt.slice_rows(2, 2), gt, 1e-6f);
+        b.rms_norm(out.slice_rows(4, 1), xt.slice_rows(4, 1), gt, 1e-6f);
         b.end_step();
         io.out[i] = read_f32(b, out);
       }
