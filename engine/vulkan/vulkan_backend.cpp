@@ -806,12 +806,12 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
   }
 }
 
-// Decode: shaders/matvec.glsl, 4 output columns per workgroup of 128 invocations (measured on
-// the H100 against 32/64/256 and 2/8 rows: `nibble bench --kernels`, docs/PERF.md "Decode").
+// Decode: shaders/matvec.glsl, 4 output columns per workgroup of 128 invocations, 2 per workgroup
+// of 64 for narrower rows (measured on the H100 against 32/64/256 invocations and 2/4/8 rows:
+// `nibble bench --kernels` and tg128, docs/PERF.md "Decode").
 // The caller has checked the shapes and recorded the accesses.
 void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Epilogue epilogue,
                            FusedNorm norm, uint64_t x16, uint64_t out16) {
-  constexpr uint32_t kRows = 4;
   const Buffer& w = weight(wt, "matmul");
   const MatvecPush p{w.ref,
                      up ? up->ref : WeightRef{},
@@ -830,10 +830,13 @@ void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Ep
   // An invocation per 16-byte chunk of a row, up to 128: rows of 2048 4-bit values (TinyLlama)
   // would leave half of 128 idle.
   const uint32_t invocations = wt.cols / per_chunk >= 128 ? 128 : 64;
+  // and so half the rows: twice the workgroups keep as many loads in flight (TinyLlama tg128
+  // 732 -> 782 tok/s; 2 rows of 128 invocations lose on the 7B: 273 -> 270).
+  const uint32_t rows = invocations == 128 ? 4 : 2;
   dispatch(shader,
-           {w.kind, w.round, uint32_t(vec), uint32_t(epilogue), kRows, invocations, norm_kind,
+           {w.kind, w.round, uint32_t(vec), uint32_t(epilogue), rows, invocations, norm_kind,
             uint32_t(x16 != 0), uint32_t(out16 != 0)},
-           p, (uint64_t(wt.rows) + kRows - 1) / kRows, 1,
+           p, (uint64_t(wt.rows) + rows - 1) / rows, 1,
            op_timer_.enabled() ? std::string(shader) + " " + shape_label(w.kind, wt) +
                                      (vec ? " vec" : "") + (norm.weight ? " +norm" : "") +
                                      (x16 ? " x16" : "") + (out16 ? " +out16" : "") +
