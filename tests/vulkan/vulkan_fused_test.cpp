@@ -41,6 +41,13 @@ bool packed(const WeightSpec& s) {
   return s.dtype == DType::NF4 || s.dtype == DType::FP4;
 }
 
+// An rms_norm weight of `cols` values around 1, as trained ones are.
+HostWeight norm_weight(std::mt19937& rng, DType dtype, int64_t cols) {
+  std::vector<float> g = random_floats(rng, size_t(cols), 0.2f);
+  for (float& v : g) v += 1.0f;
+  return dense_weight("norm", dtype, 1, cols, g);
+}
+
 // matmul_add and matmul_swiglu of one shape and storage kind on backend `b`.
 std::vector<float> fused_on(Backend& b, bool swiglu, const HostWeight& w1, const HostWeight& w2,
                             const std::vector<float>& x, const std::vector<float>& acc,
@@ -141,10 +148,7 @@ void norm_sweep() {
         CAPTURE(s.n);
         CAPTURE(s.k);
         if (packed(spec) && (s.n * s.k) % 2) continue;
-        // A norm weight around 1, as trained ones are.
-        std::vector<float> gv = random_floats(rng, size_t(s.k), 0.2f);
-        for (float& v : gv) v += 1.0f;
-        const HostWeight g = dense_weight("norm", norm_dtype, 1, s.k, gv);
+        const HostWeight g = norm_weight(rng, norm_dtype, s.k);
         const HostWeight wa = random_weight(rng, "q", s.n, s.k, spec);
         const HostWeight wb = random_weight(rng, "k", s.n + 2, s.k, spec);
         const HostWeight wc = random_weight(rng, "v", s.n + 6, s.k, spec);
@@ -379,9 +383,7 @@ TEST_CASE("vulkan: the down projection reads the operands its SwiGLU kept, unles
         CAPTURE(s.f);
         CAPTURE(overwrite);
         if (packed(spec) && (s.d * s.f) % 2) continue;
-        std::vector<float> gv = random_floats(rng, size_t(s.d), 0.2f);
-        for (float& v : gv) v += 1.0f;
-        const HostWeight g = dense_weight("norm", DType::BF16, 1, s.d, gv);
+        const HostWeight g = norm_weight(rng, DType::BF16, s.d);
         const HostWeight gate = random_weight(rng, "gate", s.f, s.d, spec);
         const HostWeight up = random_weight(rng, "up", s.f, s.d, spec);
         const HostWeight down = random_weight(rng, "down", s.d, s.f, spec);
@@ -456,12 +458,10 @@ TEST_CASE("vulkan: the o projection reads the operands the decode attention kept
       CAPTURE(dtype_name(spec.dtype));
       CAPTURE(c.pos);
       const int64_t d = int64_t(c.heads) * c.head_dim, kv_cols = int64_t(c.kv_heads) * c.head_dim;
-      std::vector<float> gv = random_floats(rng, size_t(d), 0.2f);
-      for (float& v : gv) v += 1.0f;
-      const BlockWeights w{
-          dense_weight("norm", DType::BF16, 1, d, gv), random_weight(rng, "q", d, d, spec),
-          random_weight(rng, "k", kv_cols, d, spec), random_weight(rng, "v", kv_cols, d, spec),
-          random_weight(rng, "o", d, d, spec)};
+      const BlockWeights w{norm_weight(rng, DType::BF16, d), random_weight(rng, "q", d, d, spec),
+                           random_weight(rng, "k", kv_cols, d, spec),
+                           random_weight(rng, "v", kv_cols, d, spec),
+                           random_weight(rng, "o", d, d, spec)};
       const auto earlier_k = random_floats(rng, size_t(c.pos * kv_cols));
       const auto earlier_v = f16_rounded(random_floats(rng, size_t(c.pos * kv_cols)));
       const auto x = random_floats(rng, size_t(d), 3.0f);
