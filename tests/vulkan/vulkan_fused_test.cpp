@@ -473,3 +473,85 @@ TEST_CASE("vulkan: the o projection reads the operands the decode attention kept
       CHECK(checked_error(got, want) < 1e-3);
     }
 }
+
+namespace {
+
+// Twice in one step, a residual product (matmul_add) and then the norm of its result with the
+// products that read it: norm_matmuls (q, k, v), then norm_matmul_swiglu. Vulkan folds the norm
+// into the product's last workgroup where it can; the second step repeats the first (the
+// workgroup counter must be back at zero).
+struct ResidualNormOut {
+  std::vector<float> x, q, k, v, swiglu;
+};
+ResidualNormOut residual_norm_on(Backend& be, const HostWeight& wo, const HostWeight& g,
+                                 const HostWeight& wq, const HostWeight& wk, const HostWeight& wv,
+                                 const HostWeight& gate, const HostWeight& up,
+                                 const std::vector<float>& x, const std::vector<float>& h) {
+  const Tensor wo_t = be.upload_weight(wo), g_t = be.upload_weight(g);
+  const Tensor wq_t = be.upload_weight(wq), wk_t = be.upload_weight(wk);
+  const Tensor wv_t = be.upload_weight(wv), gate_t = be.upload_weight(gate);
+  const Tensor up_t = be.upload_weight(up);
+  const int64_t d = g.cols, f = gate.rows;
+  const Tensor xt = be.alloc(DType::F32, 1, d, Usage::Activations);
+  const Tensor ht = be.alloc(DType::F32, 1, wo.cols, Usage::Activations);
+  const Tensor xn = be.alloc(DType::F32, 1, d, Usage::Activations);
+  const Tensor proj = be.alloc(DType::F32, 1, d, Usage::Activations);
+  const Tensor q = be.alloc(DType::F32, 1, wq.rows, Usage::Activations);
+  const Tensor k = be.alloc(DType::F32, 1, wk.rows, Usage::Activations);
+  const Tensor v = be.alloc(DType::F32, 1, wv.rows, Usage::Activations);
+  const Tensor s = be.alloc(DType::F32, 1, f, Usage::Activations);
+  const Tensor scratch = be.alloc(DType::F32, 1, f, Usage::Activations);
+  ResidualNormOut r;
+  for (int step = 0; step < 2; ++step) {
+    be.write(xt, x.data());
+    be.write(ht, h.data());
+    for (Tensor t : {xn, proj, q, k, v, s, scratch}) poison(be, t);
+    be.begin_step({0, 1});
+    be.matmul_add(xt, ht, wo_t, proj);
+    be.norm_matmuls(xt, g_t, 1e-5f, xn, {{q, wq_t}, {k, wk_t}, {v, wv_t}});
+    be.matmul_add(xt, ht, wo_t, proj);
+    be.norm_matmul_swiglu(s, xt, g_t, 1e-5f, xn, gate_t, up_t, scratch);
+    be.end_step();
+    ResidualNormOut now{read_f32(be, xt), read_f32(be, q), read_f32(be, k), read_f32(be, v),
+                        read_f32(be, s)};
+    if (step == 1) CHECK(now.q == r.q);  // the same step, the same results
+    r = std::move(now);
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("vulkan: the norm after a residual product, folded into its last workgroup") {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  Pair p(std::move(gpu));
+  std::mt19937 rng(77);
+  // d = 62: not in 16-byte groups, the norm runs on its own.
+  for (const int64_t d : {64, 256, 4096, 62})
+    for (const WeightSpec& spec : kSpecs) {
+      CAPTURE(dtype_name(spec.dtype));
+      CAPTURE(d);
+      const int64_t hk = 96, f = 160;
+      if (packed(spec) && (d * hk) % 2) continue;
+      const HostWeight wo = random_weight(rng, "o", d, hk, spec);
+      const HostWeight g = norm_weight(rng, DType::BF16, d);
+      const HostWeight wq = random_weight(rng, "q", d, d, spec);
+      const HostWeight wk = random_weight(rng, "k", d / 2, d, spec);
+      const HostWeight wv = random_weight(rng, "v", d / 2, d, spec);
+      const HostWeight gate = random_weight(rng, "gate", f, d, spec);
+      const HostWeight up = random_weight(rng, "up", f, d, spec);
+      const auto x = random_floats(rng, size_t(d), 3.0f);
+      const auto h = random_floats(rng, size_t(hk));
+      const ResidualNormOut want = residual_norm_on(p.cpu, wo, g, wq, wk, wv, gate, up, x, h);
+      const ResidualNormOut got = residual_norm_on(*p.gpu, wo, g, wq, wk, wv, gate, up, x, h);
+      // As norm_sweep: a one-ulp flip of a 16-bit operand where the float32 norm differs in
+      // its last bit: 1e-3; the residual itself is float32 throughout.
+      const double tol = spec.compute == ComputeDType::F32 ? kTol : 1e-3;
+      CHECK(checked_error(got.x, want.x) < kTol);
+      CHECK(checked_error(got.q, want.q) < tol);
+      CHECK(checked_error(got.k, want.k) < tol);
+      CHECK(checked_error(got.v, want.v) < tol);
+      CHECK(checked_error(got.swiglu, want.swiglu) < tol);
+    }
+}
