@@ -23,10 +23,6 @@
 // its own for the norm, which the x16 product can no longer fuse.
 // OUT16 also stores the results, as X16 operands, at `out16`: for the next product, which
 // takes this one's output as its x (SwiGLU's output is the down projection's).
-// NORM_OUT (EPILOGUE 1, X16's rounding) fuses the next block's rms_norm into the residual
-// connection: the workgroup that finishes last (counted at `norm` with a device-scope atomic)
-// normalizes the whole new row by g (`up`, of storage kind NORM_OUT - 1) and stores it at
-// `out16` as the next products' operands, saving the norm's dispatch and barrier.
 // EPILOGUE fuses what follows the product in the model, saving a dispatch and a barrier:
 //   0: out = s;  1: out += s (the residual connection);  2: out = silu(s) * s_up, where s_up is
 //   the same row of a second weight `up` (the MLP's gate and up projections in one pass).
@@ -41,7 +37,6 @@ layout(constant_id = 5) const uint WG = 128;  // a power of two
 layout(constant_id = 6) const uint NORM = 0;
 layout(constant_id = 7) const bool X16 = false;
 layout(constant_id = 8) const bool OUT16 = false;
-layout(constant_id = 9) const uint NORM_OUT = 0;
 const uint NW = EPILOGUE == 2 ? 2 : 1;          // weights read
 layout(local_size_x_id = 5) in;
 
@@ -53,25 +48,16 @@ layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uv
 
 layout(push_constant) uniform Push {
   Weight w;
-  Weight up;  // EPILOGUE 2: the up projection; NORM_OUT: the norm weight g
+  Weight up;  // EPILOGUE 2 only
   Floats out_;
   Floats x;
   uint n;  // output columns = weight rows
   uint k;
-  Words norm;  // NORM: g; NORM_OUT: the workgroup counter (0 between dispatches)
-  float eps;   // NORM, NORM_OUT
+  Words norm;  // g (NORM only)
+  float eps;
   uint pad;
-  Words out16;  // OUT16, NORM_OUT
+  Words out16;  // OUT16 only
 } p;
-
-// NORM_OUT reads what other workgroups stored: past the incoherent caches.
-layout(buffer_reference, std430, buffer_reference_align = 16) coherent buffer CoherentVec4s {
-  vec4 v[];
-};
-layout(buffer_reference, std430, buffer_reference_align = 4) coherent buffer CoherentWords {
-  uint v[];
-};
-shared bool last_group;
 
 shared float sums[NW * ROWS][WG];  // per invocation, or per subgroup (at most WG of them)
 shared float norm_sums[WG];
@@ -122,10 +108,7 @@ float finish(uint j, float s, float s_up) {
   float v = s;
   if (EPILOGUE == 1) v += p.out_.v[j];
   if (EPILOGUE == 2) v = silu(s) * s_up;
-  if (NORM_OUT != 0)
-    CoherentWords(p.out_).v[j] = floatBitsToUint(v);
-  else
-    p.out_.v[j] = v;
+  p.out_.v[j] = v;
   return v;
 }
 
@@ -157,44 +140,6 @@ float workgroup_sum(float v) {
   }
   return norm_sums[0];
 #endif
-}
-
-float norm_out_weight(uint i) {
-  if (NORM_OUT == 1) return uintBitsToFloat(p.up.data.v[p.up.values + i]);
-  if (NORM_OUT == 2) return f16_at(p.up.data, 2 * p.up.values + i);
-  return bf16_at(p.up.data, 2 * p.up.values + i);
-}
-
-// NORM_OUT, called by every invocation once its outputs are stored (n % 4 == 0, out 16-byte
-// aligned: the host checks).
-void normalize_when_last() {
-  memoryBarrierBuffer();  // this invocation's stores, before the workgroup counts as done
-  barrier();
-  const uint t = gl_LocalInvocationID.x;
-  if (t == 0)
-    last_group = atomicAdd(CoherentWords(p.norm).v[0], 1u) ==
-                 gl_NumWorkGroups.x * gl_NumWorkGroups.y - 1u;
-  barrier();
-  if (!last_group) return;  // uniform
-  memoryBarrierBuffer();    // the others' stores, after their counts
-  const uint LOADS = 8;
-  float ss = 0.0;
-  for (uint i = t; i < p.n / 4; i += LOADS * WG) {
-    vec4 v[LOADS];
-    [[unroll]] for (uint l = 0; l < LOADS; ++l)
-      v[l] = i + l * WG < p.n / 4 ? CoherentVec4s(p.out_).v[i + l * WG] : vec4(0.0);
-    [[unroll]] for (uint l = 0; l < LOADS; ++l) ss += dot(v[l], v[l]);
-  }
-  const float scale = 1.0 / sqrt(workgroup_sum(ss) / float(p.n) + p.eps);
-  for (uint i = t; i < p.n / 4; i += WG) {
-    const vec4 v = CoherentVec4s(p.out_).v[i];
-    uint bits[4];
-    [[unroll]] for (uint c = 0; c < 4; ++c)
-      bits[c] = operand_bits(norm_out_weight(4 * i + c) * (v[c] * scale), ROUND);
-    p.out16.v[2 * i] = bits[0] | (bits[1] << 16);
-    p.out16.v[2 * i + 1] = bits[2] | (bits[3] << 16);
-  }
-  if (t == 0) CoherentWords(p.norm).v[0] = 0;  // for the next product
 }
 
 // 1 / sqrt(mean(x²) + eps), or 1 without NORM.
@@ -308,7 +253,6 @@ void main() {
     if (OUT16) results[t] = v;
   }
   if (OUT16) store_operands(j0);
-  if (NORM_OUT != 0) normalize_when_last();
 #else
   [[unroll]] for (uint r = 0; r < NW * ROWS; ++r) sums[r][t] = acc[r];
   barrier();
@@ -322,6 +266,5 @@ void main() {
     if (OUT16) results[t] = v;
   }
   if (OUT16) store_operands(j0);
-  if (NORM_OUT != 0) normalize_when_last();
 #endif
 }

@@ -24,8 +24,7 @@ class OpTimer {
   // Timestamps go into the step's command list, so a replayed step times itself again.
   void begin_step(StepCommands& step);
   void after(StepCommands& step, const std::string& label);  // after a dispatch
-  void relabel_last(const std::string& label);  // the last dispatch's, which was replaced
-  void collect();                               // once the step's fence has signalled
+  void collect();                                            // once the step's fence has signalled
 
  private:
   struct Total {

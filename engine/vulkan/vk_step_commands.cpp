@@ -1,9 +1,5 @@
 #include "engine/vulkan/vk_step_commands.h"
 
-#include <cstring>
-
-#include "engine/error.h"
-
 namespace nibble::vk {
 
 namespace {
@@ -38,16 +34,6 @@ void StepCommands::dispatch(VkPipeline pipeline, const void* push, uint32_t push
   push_.insert(push_.end(), bytes, bytes + push_bytes);
   commands_.push_back(c);
   ++dispatches_;
-}
-
-void StepCommands::replace_last_dispatch(VkPipeline pipeline, const void* push,
-                                         uint32_t push_bytes) {
-  auto last = commands_.rbegin();
-  while (last != commands_.rend() && last->kind == Kind::Timestamp) ++last;
-  if (last == commands_.rend() || last->kind != Kind::Dispatch || last->push_bytes != push_bytes)
-    fail("internal error: no dispatch to replace");
-  last->pipeline = pipeline;
-  std::memcpy(&push_[last->push_at], push, push_bytes);
 }
 
 void StepCommands::barrier() {

@@ -17,9 +17,6 @@ class StepCommands {
   // Binds `pipeline`, pushes `push_bytes` bytes at `push` (copied), dispatches the grid.
   void dispatch(VkPipeline pipeline, const void* push, uint32_t push_bytes, uint32_t groups_x,
                 uint32_t groups_y);
-  // Makes the last dispatch (timestamps after it aside) run `pipeline` with these push constants
-  // (as many bytes as it had), for a backend that fuses an op into the one before it.
-  void replace_last_dispatch(VkPipeline pipeline, const void* push, uint32_t push_bytes);
   // Compute and transfer writes before it, visible to compute and transfer commands after it.
   void barrier();
   // Compute and transfer writes before it, visible to the host once the submission's fence has

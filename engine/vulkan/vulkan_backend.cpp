@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 
 #include "engine/error.h"
 #include "engine/vulkan/vk_check.h"
@@ -298,13 +297,8 @@ class VulkanBackend final : public Backend {
   // Whether matvec can read x (one row) as packed operands for weight w: 4-bit weights on the
   // 16-byte path with 16-bit compute.
   bool takes_operands(Tensor x, Tensor w);
-  // rms_norm(x) by `norm` into xn as packed operands rounded as `round`: fused into the product
-  // that just wrote x where it can be (fuse_norm), else by rms_norm.comp (OPERAND).
+  // rms_norm(x) by `norm` into xn as packed operands rounded as `round` (rms_norm.comp OPERAND).
   void norm_operands(Tensor xn, Tensor x, Tensor norm, float eps, uint32_t round);
-  // Turns the step's last command, when it is a decode product adding into x (matmul_add),
-  // into one that also normalizes x into xn's operands (matvec.glsl NORM_OUT); false if it is
-  // not one.
-  bool fuse_norm(Tensor xn, Tensor x, Tensor norm, float eps, uint32_t round);
   // The address of x's packed operands when a matvec stored them (OUT16) for weight w, else 0.
   uint64_t operands_of(Tensor x, Tensor w);
   // Where an op that writes `out` (one row) also stores it as packed operands rounded as
@@ -340,16 +334,6 @@ class VulkanBackend final : public Backend {
   // output takes for the o projection: every model rounds all its 4-bit products alike (and
   // operands_of checks that the consumer does).
   uint32_t step_round_ = 0;
-  // The last command, when it is a decode matvec adding into a row (matmul_add): what fuse_norm
-  // needs to extend it. Any later access clears it.
-  struct LastAdd {
-    Tensor out;
-    MatvecPush push;
-    std::vector<uint32_t> spec;
-    std::string label;
-  };
-  std::optional<LastAdd> last_add_;
-  vk::Allocation norm_counter_;  // matvec.glsl NORM_OUT's, zero between dispatches
   // The work buffers' sizes for a model (scratch_bytes, reserve_scratch).
   struct Scratch {
     uint64_t partial = 0, coopmat_x = 0, coopmat_w = 0, operands = 0;
@@ -371,7 +355,6 @@ constexpr uint32_t kScratchBuffer = 0xffffffffu;  // attention's partial results
 constexpr uint32_t kCoopMatX = 0xfffffffeu;       // coopmat_x_
 constexpr uint32_t kCoopMatW = 0xfffffffdu;       // coopmat_w_
 constexpr uint32_t kOperands = 0xfffffffcu;       // operands_
-constexpr uint32_t kNormCounter = 0xfffffffbu;    // norm_counter_
 
 VulkanBackend::VulkanBackend(int device)
     : ctx_(device),
@@ -406,9 +389,6 @@ VulkanBackend::VulkanBackend(int device)
   staging_ = memory_.host(kStagingBytes);
   step_data_ = memory_.host(sizeof(int32_t) * 2);
   step_staging_ = memory_.host(kStepStagingBytes);
-  norm_counter_ = memory_.device(16, Usage::Activations, "the norm's workgroup counter");
-  const uint32_t zero[4] = {};
-  upload(norm_counter_, 0, zero, sizeof zero);
 }
 
 VulkanBackend::~VulkanBackend() {
@@ -669,7 +649,6 @@ void VulkanBackend::begin_step(const StepInfo& step) {
   read_.clear();
   operands_of_ = {};
   step_round_ = 0;
-  last_add_.reset();
   recording_ = true;
 }
 
@@ -717,7 +696,6 @@ void VulkanBackend::access(std::initializer_list<uint32_t> reads,
   written_.insert(written_.end(), writes);
   for (uint32_t w : writes)
     if (w == operands_of_.buffer || w == kOperands) operands_of_ = {};
-  last_add_.reset();
 }
 
 template <class Push>
@@ -855,55 +833,17 @@ void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Ep
   // and so half the rows: twice the workgroups keep as many loads in flight (TinyLlama tg128
   // 732 -> 782 tok/s; 2 rows of 128 invocations lose on the 7B: 273 -> 270).
   const uint32_t rows = invocations == 128 ? 4 : 2;
-  const std::initializer_list<uint32_t> spec = {
-      w.kind,      w.round,   uint32_t(vec),      uint32_t(epilogue),  rows,
-      invocations, norm_kind, uint32_t(x16 != 0), uint32_t(out16 != 0)};
-  const std::string label = op_timer_.enabled()
-                                ? std::string(shader) + " " + shape_label(w.kind, wt) +
-                                      (vec ? " vec" : "") + (norm.weight ? " +norm" : "") +
-                                      (x16 ? " x16" : "") + (out16 ? " +out16" : "") +
-                                      (epilogue == Epilogue::Add      ? " +add"
-                                       : epilogue == Epilogue::SwiGlu ? " +swiglu"
-                                                                      : "")
-                                : "";
-  const uint64_t groups = (uint64_t(wt.rows) + rows - 1) / rows;
-  dispatch(shader, spec, p, groups, 1, label);
-  // A row added into whose whole grid is one dimension (every workgroup counts itself done)
-  // can take the next norm (fuse_norm).
-  if (epilogue == Epilogue::Add && vec && wt.rows % 4 == 0 && p.out % 16 == 0 &&
-      groups <= kMaxGroups && w.round != 0)
-    last_add_ = LastAdd{out, p, spec, label};
-}
-
-bool VulkanBackend::fuse_norm(Tensor xn, Tensor x, Tensor norm, float eps, uint32_t round) {
-  const Buffer& g = weight(norm, "rms_norm");
-  if (!last_add_ || last_add_->out.buffer != x.buffer ||
-      last_add_->out.row_offset != x.row_offset || last_add_->out.cols != x.cols ||
-      last_add_->spec[1] != round || address(xn) % 16 != 0)
-    return false;
-  // The extended command also reads g and writes xn and the counter: nothing since the last
-  // barrier may have touched them, as no barrier can come between it and what it replaces.
-  auto touched = [&](uint32_t id) {
-    return std::find(read_.begin(), read_.end(), id) != read_.end() ||
-           std::find(written_.begin(), written_.end(), id) != written_.end();
-  };
-  if (touched(xn.buffer) || touched(kNormCounter) ||
-      std::find(written_.begin(), written_.end(), norm.buffer) != written_.end())
-    return false;
-  MatvecPush p = last_add_->push;
-  p.up = g.ref;
-  p.norm = norm_counter_.address;
-  p.eps = eps;
-  p.out16 = address(xn);
-  std::vector<uint32_t> spec = last_add_->spec;
-  spec.push_back(g.kind + 1);
-  const char* shader = ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec";
-  step_commands_.replace_last_dispatch(pipelines_.get(shader, spec), &p, sizeof p);
-  if (op_timer_.enabled()) op_timer_.relabel_last(last_add_->label + " +norm_out");
-  read_.push_back(norm.buffer);
-  written_.insert(written_.end(), {xn.buffer, kNormCounter});
-  last_add_.reset();
-  return true;
+  dispatch(shader,
+           {w.kind, w.round, uint32_t(vec), uint32_t(epilogue), rows, invocations, norm_kind,
+            uint32_t(x16 != 0), uint32_t(out16 != 0)},
+           p, (uint64_t(wt.rows) + rows - 1) / rows, 1,
+           op_timer_.enabled() ? std::string(shader) + " " + shape_label(w.kind, wt) +
+                                     (vec ? " vec" : "") + (norm.weight ? " +norm" : "") +
+                                     (x16 ? " x16" : "") + (out16 ? " +out16" : "") +
+                                     (epilogue == Epilogue::Add      ? " +add"
+                                      : epilogue == Epilogue::SwiGlu ? " +swiglu"
+                                                                     : "")
+                               : "");
 }
 
 bool VulkanBackend::takes_operands(Tensor x, Tensor wt) {
@@ -912,7 +852,6 @@ bool VulkanBackend::takes_operands(Tensor x, Tensor wt) {
 }
 
 void VulkanBackend::norm_operands(Tensor xn, Tensor x, Tensor norm, float eps, uint32_t round) {
-  if (fuse_norm(xn, x, norm, eps, round)) return;
   const Buffer& g = weight(norm, "rms_norm");
   const RmsNormPush p{g.ref, address(xn), address(x), 1, uint32_t(x.cols), eps, rms_norm_slices(x)};
   access({x.buffer, norm.buffer}, {xn.buffer});
