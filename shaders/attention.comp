@@ -60,6 +60,7 @@ shared uint new_k[ROPE ? HEAD_DIM / 2 : 1];
 shared uint new_v[ROPE ? HEAD_DIM / 2 : 1];
 const uint LANES = K_VEC ? HEAD_DIM / 8 : 1;  // invocations per value row (K_VEC)
 const uint ROW_GROUPS = WG / LANES;
+const uint PREFETCH = !K_VEC ? 1 : LANES < 16 ? LANES : 16;  // value rows per group loaded early
 shared float part[K_VEC ? WG * 8 : 1];  // [ROW_GROUPS][HEAD_DIM] partial value sums
 
 // 16 bytes (lane's) of the value row of tile position jj, the new position's from shared memory.
@@ -145,22 +146,38 @@ void main() {
       }
       score = dot * p.scale;
     }
+    const uint count = min(WG, end - tile);
+    // K_VEC: LANES invocations read a value row 8 halves at a time; the workgroup's ROW_GROUPS
+    // such groups take every ROW_GROUPS-th position of the tile and meet in shared memory. The
+    // first PREFETCH rows of each group are loaded here, before the softmax they do not depend
+    // on, so that their loads overlap its reductions: a 128-position tile of 128-wide heads is
+    // one round of value loads.
+    const uint lane = t % LANES, group = t / LANES;
+    const uint first = (head_base + tile * p.kv_cols) / 8 + lane;  // in 16-byte units
+    const uint row_step = p.kv_cols / 8;
+    uvec4 ahead[PREFETCH];
+    if (K_VEC)
+      [[unroll]] for (uint u = 0; u < PREFETCH; ++u) {
+        const uint jj = group + u * ROW_GROUPS;
+        ahead[u] = group < ROW_GROUPS && jj < count
+                       ? value_row(first, jj, row_step, tile, lane, holds_new, pos)
+                       : uvec4(0);
+      }
     const float new_m = max(m, workgroup_max(score));
     const float prob = j < end ? exp(score - new_m) : 0.0;
     probs[t] = prob;
     const float alpha = exp(m - new_m);
     l = l * alpha + workgroup_sum(prob);  // its barriers also publish probs[]
-    const uint count = min(WG, end - tile);
     if (K_VEC) {
-      // LANES invocations read a value row 8 halves at a time; the workgroup's ROW_GROUPS such
-      // groups take every ROW_GROUPS-th position of the tile, 4 loads in flight each, and meet in
-      // shared memory: a 128-position tile is 4 rounds of loads, not 32.
-      const uint lane = t % LANES, group = t / LANES;
       vec4 lo = vec4(0.0), hi = vec4(0.0);
       if (group < ROW_GROUPS) {
-        const uint first = (head_base + tile * p.kv_cols) / 8 + lane;  // in 16-byte units
-        const uint row_step = p.kv_cols / 8;
-        uint jj = group;
+        [[unroll]] for (uint u = 0; u < PREFETCH; ++u) {
+          const uint jj = group + u * ROW_GROUPS;
+          const float pr = jj < count ? probs[jj] : 0.0;
+          lo += pr * vec4(unpackHalf2x16(ahead[u].x), unpackHalf2x16(ahead[u].y));
+          hi += pr * vec4(unpackHalf2x16(ahead[u].z), unpackHalf2x16(ahead[u].w));
+        }
+        uint jj = group + PREFETCH * ROW_GROUPS;
         for (; jj + 3 * ROW_GROUPS < count; jj += 4 * ROW_GROUPS) {
           uvec4 v[4];
           [[unroll]] for (uint u = 0; u < 4; ++u)
