@@ -14,7 +14,8 @@
 // 32, so a chunk never straddles blocks) with the 16-entry code table in shared memory.
 // NORM fuses the rms_norm before the product: x is read as g * (x * scale), scale =
 // 1 / sqrt(mean(x²) + eps), as shaders/rms_norm.comp computes it, with every workgroup summing
-// the squares itself (x is at most a few 10 KB, read from cache), saving a dispatch and a barrier.
+// the squares itself (x is at most a few 10 KB, read from cache), saving a dispatch and a barrier;
+// the backend uses it where X16 does not apply (float32 compute, 16-bit weights).
 // NORM - 1 is the storage kind of g (WKIND's 0, 1, 2).
 // X16 (4-bit VEC only): x is given as its operands already rounded to the compute dtype, packed
 // two 16-bit values per word in ROUND's format (rms_norm.comp's OPERAND, or OUT16 below): an
@@ -213,15 +214,16 @@ void main() {
             xs[8 * i + 2 * h + 1] = pair.y;
           }
         }
-      } else
-      [[unroll]] for (uint i = 0; i < PER_CHUNK / 4; ++i) {
-        const uint e = c * PER_CHUNK + 4 * i;
-        vec4 v = Vec4s(p.x).v[e / 4];
-        if (NORM != 0) v = norm_weights4(e) * (v * scale);
-        xs[4 * i] = round_operand(v.x);
-        xs[4 * i + 1] = round_operand(v.y);
-        xs[4 * i + 2] = round_operand(v.z);
-        xs[4 * i + 3] = round_operand(v.w);
+      } else {
+        [[unroll]] for (uint i = 0; i < PER_CHUNK / 4; ++i) {
+          const uint e = c * PER_CHUNK + 4 * i;
+          vec4 v = Vec4s(p.x).v[e / 4];
+          if (NORM != 0) v = norm_weights4(e) * (v * scale);
+          xs[4 * i] = round_operand(v.x);
+          xs[4 * i + 1] = round_operand(v.y);
+          xs[4 * i + 2] = round_operand(v.z);
+          xs[4 * i + 3] = round_operand(v.w);
+        }
       }
       [[unroll]] for (uint r = 0; r < ROWS; ++r)
         [[unroll]] for (uint wi = 0; wi < NW; ++wi)
