@@ -228,7 +228,7 @@ void main() {
     if (OUT16 != 0)
       for (uint d = 2 * t; d < HEAD_DIM; d += 2 * WG)
         p.out16.v[(out_base + d) / 2] =
-            operand_bits(acc[d] / l, OUT16) | (operand_bits(acc[d + 1] / l, OUT16) << 16);
+            operand_pair(acc[d] / l, acc[d + 1] / l, OUT16);
     return;
   }
   const uint out_base = (item * gl_NumWorkGroups.x + split) * (2 + HEAD_DIM);

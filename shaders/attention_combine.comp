@@ -41,6 +41,6 @@ void main() {
     p.out_.v[out_base + d + 1] = o.y / l;
     if (OUT16 != 0)
       p.out16.v[(out_base + d) / 2] =
-          operand_bits(o.x / l, OUT16) | (operand_bits(o.y / l, OUT16) << 16);
+          operand_pair(o.x / l, o.y / l, OUT16);
   }
 }

@@ -59,3 +59,7 @@ float round_bf16(float f) {
 uint operand_bits(float v, uint round) {
   return round == 1 ? f32_to_f16_bits(v) : floatBitsToUint(round_bf16(v)) >> 16;
 }
+// Two of them as X16 packs them in a word, `lo` in the low half.
+uint operand_pair(float lo, float hi, uint round) {
+  return operand_bits(lo, round) | (operand_bits(hi, round) << 16);
+}

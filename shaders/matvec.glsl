@@ -118,8 +118,8 @@ void store_operands(uint j0) {
   barrier();
   const uint t = gl_LocalInvocationID.x;
   if (t < ROWS / 2 && j0 + 2 * t < p.n)
-    p.out16.v[j0 / 2 + t] = operand_bits(results[2 * t], ROUND) |
-        (j0 + 2 * t + 1 < p.n ? operand_bits(results[2 * t + 1], ROUND) << 16 : 0u);
+    p.out16.v[j0 / 2 + t] =
+        operand_pair(results[2 * t], j0 + 2 * t + 1 < p.n ? results[2 * t + 1] : 0.0, ROUND);
 }
 
 // The workgroup's sum of v (every invocation calls it).

@@ -52,7 +52,7 @@ void main() {
     const float a = weight_value(p.g, e) * (p.x.v[row + e] * scale);
     const float b = second ? weight_value(p.g, e + 1) * (p.x.v[row + e + 1] * scale) : 0.0;
     if (OPERAND != 0) {
-      packed.v[(row + e) / 2] = operand_bits(a, OPERAND) | (operand_bits(b, OPERAND) << 16);
+      packed.v[(row + e) / 2] = operand_pair(a, b, OPERAND);
     } else {
       p.out_.v[row + e] = a;
       if (second) p.out_.v[row + e + 1] = b;

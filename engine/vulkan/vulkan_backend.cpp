@@ -297,8 +297,9 @@ class VulkanBackend final : public Backend {
   // Whether matvec can read x (one row) as packed operands for weight w: 4-bit weights on the
   // 16-byte path with 16-bit compute.
   bool takes_operands(Tensor x, Tensor w);
-  // rms_norm(x) by `norm` into xn as packed operands rounded as `round` (rms_norm.comp OPERAND).
-  void norm_operands(Tensor xn, Tensor x, Tensor norm, float eps, uint32_t round);
+  // rms_norm(x) by `norm` into out (checked shapes): float32, or with `round` (1, 2) the packed
+  // operands of products that compute in float16 / bfloat16 (rms_norm.comp OPERAND).
+  void normalize(Tensor out, Tensor x, Tensor norm, float eps, uint32_t round);
   // The address of x's packed operands when a matvec stored them (OUT16) for weight w, else 0.
   uint64_t operands_of(Tensor x, Tensor w);
   // Where an op that writes `out` (one row) also stores it as packed operands rounded as
@@ -740,10 +741,7 @@ void VulkanBackend::rms_norm(Tensor out, Tensor x, Tensor weight_t, float eps) {
   const Buffer& g = weight(weight_t, "rms_norm");
   if (weight_t.numel() != x.cols || out.cols != x.cols || out.rows != x.rows)
     fail("rms_norm shape mismatch for " + g.name);
-  const RmsNormPush p{g.ref, address(out),      address(x), uint32_t(x.rows), uint32_t(x.cols),
-                      eps,   rms_norm_slices(x)};
-  access({x.buffer, weight_t.buffer}, {out.buffer});
-  dispatch("rms_norm", {g.kind, g.round}, p, uint64_t(x.rows) * p.slices);
+  normalize(out, x, weight_t, eps, 0);
 }
 
 void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
@@ -851,12 +849,13 @@ bool VulkanBackend::takes_operands(Tensor x, Tensor wt) {
   return x.rows == 1 && w.kind >= kQ4 && w.round != 0 && wt.cols % 32 == 0 && vec_blocks(w);
 }
 
-void VulkanBackend::norm_operands(Tensor xn, Tensor x, Tensor norm, float eps, uint32_t round) {
+void VulkanBackend::normalize(Tensor out, Tensor x, Tensor norm, float eps, uint32_t round) {
   const Buffer& g = weight(norm, "rms_norm");
-  const RmsNormPush p{g.ref, address(xn), address(x), 1, uint32_t(x.cols), eps, rms_norm_slices(x)};
-  access({x.buffer, norm.buffer}, {xn.buffer});
-  dispatch("rms_norm", {g.kind, g.round, round}, p, p.slices, 1,
-           op_timer_.enabled() ? "rms_norm x16 " + std::to_string(x.cols) : "");
+  const RmsNormPush p{g.ref, address(out),      address(x), uint32_t(x.rows), uint32_t(x.cols),
+                      eps,   rms_norm_slices(x)};
+  access({x.buffer, norm.buffer}, {out.buffer});
+  dispatch("rms_norm", {g.kind, g.round, round}, p, uint64_t(x.rows) * p.slices, 1,
+           op_timer_.enabled() && round ? "rms_norm x16 " + std::to_string(x.cols) : "");
 }
 
 uint64_t VulkanBackend::operands_of(Tensor x, Tensor wt) {
@@ -900,7 +899,7 @@ void VulkanBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
   for (const Projection& pr : projections)
     operands &= takes_operands(x, pr.w) && weight(pr.w, "matmul").round == round;
   if (operands) {
-    norm_operands(xn, x, norm, eps, round);
+    normalize(xn, x, norm, eps, round);
     step_round_ = round;
   }
   for (const Projection& pr : projections) {
@@ -925,7 +924,7 @@ void VulkanBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float 
   if (x.cols != gate.cols || out.cols != gate.rows || out.rows != 1)
     fail("matmul shape mismatch for " + g.name);
   if (takes_operands(x, gate) && address(xn) % 16 == 0) {  // as in norm_matmuls
-    norm_operands(xn, x, norm, eps, g.round);
+    normalize(xn, x, norm, eps, g.round);
     access({xn.buffer, gate.buffer, up.buffer}, {out.buffer});
     matvec(out, x, gate, &u, Epilogue::SwiGlu, {}, address(xn), keep_operands(out, g.round));
   } else {
