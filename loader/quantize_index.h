@@ -2,7 +2,8 @@
 // 256-entry code of double quantization: a 7-step binary search from the middle of the code, then
 // a comparison with the midpoint towards the neighbour on x's side (ties go to the searched
 // pivot). One definition for the CPU quantizer and the CUDA kernels, so that both choose alike
-// (neither compiler can fuse the midpoint's add-then-multiply).
+// (neither compiler can fuse the midpoint's add-then-multiply); shaders/quantize.glsl repeats it
+// in GLSL, which cannot include this header.
 #pragma once
 #include <cstdint>
 

@@ -69,8 +69,8 @@ float scale_value(float x, float scale) {
   return flush_subnormal(v);
 }
 
-// quantize_8bit_index (loader/quantize.cpp): dQuantize<0>'s binary search over the signed dynamic
-// map, then the midpoint towards the neighbour on x's side.
+// quantize_8bit_index (loader/quantize_index.h, which GLSL cannot include): dQuantize<0>'s
+// binary search over the signed dynamic map, then the midpoint towards the neighbour on x's side.
 uint quantize_8bit_index(float x, QuantConstants k) {
   uint pivot = 127u, upper_pivot = 255u, lower_pivot = 0u;
   float lower = -1.0, upper = 1.0;
