@@ -17,6 +17,12 @@
 // the squares itself (x is at most a few 10 KB, read from cache), saving a dispatch and a barrier;
 // the backend uses it where X16 does not apply (float32 compute, 16-bit weights).
 // NORM - 1 is the storage kind of g (WKIND's 0, 1, 2).
+// The 4-bit absmax of each row's chunk is decoded before the chunk's weights are loaded: a
+// double-quantized one is a chain of dependent loads (the u8 index, then its nested code value),
+// which then overlaps the weights' latency instead of following the chunk's arithmetic (H100:
+// 7B tg128 +1.5 %, TinyLlama +2.5 %; docs/PERF.md, "Decode"). NESTED_SHARED stages the 256
+// nested code values in shared memory, where the backend finds a workgroup's weights large
+// enough to pay for it (7B: a further +1 %; TinyLlama's 2 048-wide rows lose 3 % with it).
 // X16 (4-bit VEC only): x is given as its operands already rounded to the compute dtype, packed
 // two 16-bit values per word in ROUND's format (rms_norm.comp's OPERAND, or OUT16 below): an
 // invocation then reads 64 bytes of x per chunk instead of 128 and rounds nothing. x's loads
@@ -38,10 +44,12 @@ layout(constant_id = 5) const uint WG = 128;  // a power of two
 layout(constant_id = 6) const uint NORM = 0;
 layout(constant_id = 7) const bool X16 = false;
 layout(constant_id = 8) const bool OUT16 = false;
+layout(constant_id = 9) const bool NESTED_SHARED = false;  // WKIND 4 with VEC only
 const uint NW = EPILOGUE == 2 ? 2 : 1;          // weights read
 layout(local_size_x_id = 5) in;
 
 shared float code[NW][16];  // the VEC path's code tables (the scalar path reads them in place)
+shared float nested[NW][NESTED_SHARED ? 256 : 1];
 #include "weight.glsl"
 
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer Vec4s { vec4 v[]; };
@@ -76,30 +84,37 @@ float hi16(uint word) {
   return WKIND == 1 ? unpackHalf2x16(word).y : uintBitsToFloat(word & 0xffff0000u);
 }
 
-// The 16-byte chunk `c` of weight `wi`'s row-major values, which starts at element e0, dotted
-// with x[k0..], which the caller loaded and rounded once for all rows.
-float chunk_dot(uint wi, uvec4 c, uint e0, float xs[32]) {
+// The 16-byte chunk `c` of weight `wi`'s row-major values dotted with x[k0..], which the
+// caller loaded and rounded once for all rows; 4-bit chunks without their block's absmax.
+float chunk_dot(uint wi, uvec4 c, float xs[32]) {
   float acc = 0.0;
   if (WKIND == 0) {
     [[unroll]] for (uint i = 0; i < 4; ++i) acc += xs[i] * uintBitsToFloat(c[i]);
   } else if (WKIND <= 2) {
     [[unroll]] for (uint i = 0; i < 4; ++i) acc += xs[2 * i] * lo16(c[i]) + xs[2 * i + 1] * hi16(c[i]);
   } else {
-    Weight w = weight_of(wi);
     // Byte b of word i holds elements 8i + 2b (high nibble) and 8i + 2b + 1 (low nibble). Both
-    // nibbles of all 4 bytes are masked at once, so a lookup's index is one byte extraction
-    // (H100 4096 x 4096: 13.3 -> 12.9 us against a bitfieldExtract per nibble).
+    // nibbles of all 4 bytes are masked at once, four times over, so that a byte extraction is
+    // the lookup's byte offset into the table (H100 4096 x 4096: 13.3 -> 12.9 us against a
+    // bitfieldExtract per nibble; the offsets +1 % on tg128 against plain indices).
     [[unroll]] for (uint i = 0; i < 4; ++i) {
-      const uint hi = (c[i] >> 4) & 0x0f0f0f0fu, lo = c[i] & 0x0f0f0f0fu;
+      const uint hi = (c[i] >> 2) & 0x3c3c3c3cu, lo = (c[i] << 2) & 0x3c3c3c3cu;
       [[unroll]] for (uint b = 0; b < 4; ++b)
-        acc += xs[8 * i + 2 * b] * code[wi][(hi >> (8 * b)) & 0xffu] +
-               xs[8 * i + 2 * b + 1] * code[wi][(lo >> (8 * b)) & 0xffu];
+        acc += xs[8 * i + 2 * b] * code[wi][((hi >> (8 * b)) & 0xffu) >> 2] +
+               xs[8 * i + 2 * b + 1] * code[wi][((lo >> (8 * b)) & 0xffu) >> 2];
     }
-    // VEC guarantees power-of-two block sizes: shifts, not two integer divisions per chunk.
-    const uint block = e0 >> findLSB(w.blocksize);
-    acc *= block_absmax_in(w, block, block >> findLSB(w.nested_blocksize));
   }
   return acc;
+}
+
+// The absmax of weight wi's block holding element e (4-bit VEC: power-of-two block sizes, so
+// shifts rather than two integer divisions per chunk).
+float chunk_absmax(uint wi, uint e) {
+  Weight w = weight_of(wi);
+  const uint block = e >> findLSB(w.blocksize);
+  const uint group = block >> findLSB(w.nested_blocksize);
+  if (!NESTED_SHARED) return block_absmax_in(w, block, group);
+  return nested_absmax(w, nested[wi][byte_at(w.data, w.absmax + block)], group);
 }
 
 float silu(float g) { return g / (1.0 + exp(-g)); }
@@ -187,12 +202,23 @@ void main() {
     Weight w = weight_of(t / 16);
     code[t / 16][t % 16] = uintBitsToFloat(w.data.v[w.code + t % 16]);
   }
+  if (NESTED_SHARED)
+    for (uint i = t; i < 256 * NW; i += WG) {
+      Weight w = weight_of(i / 256);
+      nested[i / 256][i % 256] = uintBitsToFloat(w.data.v[w.code + 16 + i % 256]);
+    }
   const float scale = norm_scale();     // its barrier also publishes the code tables
   if (WKIND >= 3 && NORM == 0) barrier();
   float acc[NW * ROWS];
   [[unroll]] for (uint r = 0; r < NW * ROWS; ++r) acc[r] = 0.0;
   if (VEC) {
     for (uint c = t; c < p.k / PER_CHUNK; c += WG) {
+      float absmax[NW * ROWS];
+      if (WKIND >= 3)
+        [[unroll]] for (uint r = 0; r < ROWS; ++r)
+          [[unroll]] for (uint wi = 0; wi < NW; ++wi)
+            absmax[wi * ROWS + r] =
+                j0 + r < p.n ? chunk_absmax(wi, (j0 + r) * p.k + c * PER_CHUNK) : 0.0;
       // Issue every row's 16-byte load before any arithmetic, so they are in flight together.
       uvec4 chunks[NW * ROWS];
       [[unroll]] for (uint r = 0; r < ROWS; ++r)
@@ -227,9 +253,10 @@ void main() {
       }
       [[unroll]] for (uint r = 0; r < ROWS; ++r)
         [[unroll]] for (uint wi = 0; wi < NW; ++wi)
-          if (j0 + r < p.n)
-            acc[wi * ROWS + r] +=
-                chunk_dot(wi, chunks[wi * ROWS + r], (j0 + r) * p.k + c * PER_CHUNK, xs);
+          if (j0 + r < p.n) {
+            const float s = chunk_dot(wi, chunks[wi * ROWS + r], xs);
+            acc[wi * ROWS + r] += WKIND >= 3 ? absmax[wi * ROWS + r] * s : s;
+          }
     }
   } else {
     for (uint i = t; i < p.k; i += WG) {

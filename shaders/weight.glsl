@@ -43,16 +43,20 @@ float round_dequantized(float v) {
   return round_operand(v);
 }
 
-// The absmax of block `block`, whose double-quantization group is `group` (block /
-// nested_blocksize: a caller that knows the sizes are powers of two passes a shift's result).
-float block_absmax_in(Weight w, uint block, uint group) {
-  if (WKIND == 3) return uintBitsToFloat(w.data.v[w.absmax + block]);
-  const uint q = byte_at(w.data, w.absmax + block);
-  const float nested_code = NESTED_CODE_AT(w, q);
+// A double-quantized absmax from its nested code value (the block's u8 index looked up in the
+// nested code) and its group's scale.
+float nested_absmax(Weight w, float nested_code, uint group) {
   const float scale = uintBitsToFloat(w.data.v[w.nested_absmax + group]);
   precise float absmax = nested_code * scale;  // no fused multiply-add: match the host's rounding
   precise float shifted = absmax + w.offset;
   return shifted;
+}
+
+// The absmax of block `block`, whose double-quantization group is `group` (block /
+// nested_blocksize: a caller that knows the sizes are powers of two passes a shift's result).
+float block_absmax_in(Weight w, uint block, uint group) {
+  if (WKIND == 3) return uintBitsToFloat(w.data.v[w.absmax + block]);
+  return nested_absmax(w, NESTED_CODE_AT(w, byte_at(w.data, w.absmax + block)), group);
 }
 
 float block_absmax(Weight w, uint block) {

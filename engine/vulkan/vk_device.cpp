@@ -357,6 +357,19 @@ Context::Context(int device_index) {
     f12.vulkanMemoryModel = VK_TRUE;
     extensions.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
   }
+  // A diagnostic: what the driver compiled (the register count bounds a kernel's occupancy).
+  VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR executables{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
+  const char* stats = std::getenv("NIBBLE_VK_PIPELINE_STATS");
+  if (stats && *stats == '1' &&
+      has_extension(device_extensions(physical),
+                    VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME)) {
+    executables.pipelineExecutableInfo = VK_TRUE;
+    executables.pNext = f12.pNext;
+    f12.pNext = &executables;
+    extensions.push_back(VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+    pipeline_statistics = true;
+  }
   VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, &f12};
   dci.queueCreateInfoCount = 1;
   dci.pQueueCreateInfos = &qci;

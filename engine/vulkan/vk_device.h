@@ -62,6 +62,9 @@ class Context {
   uint32_t queue_family = 0;
   DeviceInfo info;
   VkPhysicalDeviceMemoryProperties memory_properties{};
+  // NIBBLE_VK_PIPELINE_STATS=1 on a driver with VK_KHR_pipeline_executable_properties: every
+  // pipeline's compiled statistics (registers, shared memory, ...) are printed to stderr.
+  bool pipeline_statistics = false;
 };
 
 }  // namespace nibble::vk

@@ -1,6 +1,7 @@
 #include "engine/vulkan/vk_pipelines.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "engine/error.h"
 #include "engine/vulkan/vk_check.h"
@@ -8,7 +9,7 @@
 
 namespace nibble::vk {
 
-Pipelines::Pipelines(VkDevice device) : device_(device) {
+Pipelines::Pipelines(VkDevice device, bool statistics) : device_(device), statistics_(statistics) {
   VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, kPushConstantBytes};
   VkPipelineLayoutCreateInfo ci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
   ci.pushConstantRangeCount = 1;
@@ -50,11 +51,53 @@ VkPipeline Pipelines::get(std::string_view shader, std::span<const uint32_t> spe
   ci.stage.pName = "main";
   ci.stage.pSpecializationInfo = spec.empty() ? nullptr : &si;
   ci.layout = layout_;
+  if (statistics_) ci.flags = VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
   VkPipeline p = VK_NULL_HANDLE;
   check(vkCreateComputePipelines(device_, VK_NULL_HANDLE, 1, &ci, nullptr, &p),
         ("creating the pipeline of " + std::string(shader)).c_str());
+  if (statistics_) print_statistics(shader, spec, p);
   pipelines_.push_back({std::string(shader), std::vector<uint32_t>(spec.begin(), spec.end()), p});
   return p;
+}
+
+// One line per executable: "pipeline matvec_subgroup [4,2,1,...]: Register Count 40, ...".
+void Pipelines::print_statistics(std::string_view shader, std::span<const uint32_t> spec,
+                                 VkPipeline p) {
+  VkPipelineInfoKHR pi{VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR};
+  pi.pipeline = p;
+  uint32_t n = 0;
+  vkGetPipelineExecutablePropertiesKHR(device_, &pi, &n, nullptr);
+  for (uint32_t e = 0; e < n; ++e) {
+    VkPipelineExecutableInfoKHR ei{VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR};
+    ei.pipeline = p;
+    ei.executableIndex = e;
+    uint32_t count = 0;
+    vkGetPipelineExecutableStatisticsKHR(device_, &ei, &count, nullptr);
+    std::vector<VkPipelineExecutableStatisticKHR> stats(
+        count, {VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR});
+    vkGetPipelineExecutableStatisticsKHR(device_, &ei, &count, stats.data());
+    std::string line = "pipeline " + std::string(shader) + " [";
+    for (size_t i = 0; i < spec.size(); ++i) line += (i ? "," : "") + std::to_string(spec[i]);
+    line += "]:";
+    for (uint32_t i = 0; i < count; ++i) {
+      const VkPipelineExecutableStatisticKHR& s = stats[i];
+      line += std::string(i ? ", " : " ") + s.name + " ";
+      switch (s.format) {
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR:
+          line += s.value.b32 ? "yes" : "no";
+          break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR:
+          line += std::to_string(s.value.i64);
+          break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR:
+          line += std::to_string(s.value.u64);
+          break;
+        default:
+          line += std::to_string(s.value.f64);
+      }
+    }
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
 }
 
 }  // namespace nibble::vk

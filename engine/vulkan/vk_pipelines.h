@@ -17,7 +17,9 @@ constexpr uint32_t kPushConstantBytes = 128;  // the minimum every Vulkan device
 
 class Pipelines {
  public:
-  explicit Pipelines(VkDevice device);
+  // `statistics`: print each pipeline's compiled statistics to stderr (Context's
+  // pipeline_statistics).
+  Pipelines(VkDevice device, bool statistics);
   ~Pipelines();
   Pipelines(const Pipelines&) = delete;
   Pipelines& operator=(const Pipelines&) = delete;
@@ -34,8 +36,10 @@ class Pipelines {
     VkPipeline pipeline;
   };
   VkShaderModule module(const std::string& shader);
+  void print_statistics(std::string_view shader, std::span<const uint32_t> spec, VkPipeline p);
 
   VkDevice device_;
+  bool statistics_;
   VkPipelineLayout layout_ = VK_NULL_HANDLE;
   std::map<std::string, VkShaderModule> modules_;
   std::vector<Entry> pipelines_;  // a few dozen: a linear search beats hashing a key

@@ -360,7 +360,7 @@ constexpr uint32_t kOperands = 0xfffffffcu;       // operands_
 VulkanBackend::VulkanBackend(int device)
     : ctx_(device),
       memory_(ctx_),
-      pipelines_(ctx_.device),
+      pipelines_(ctx_.device, ctx_.pipeline_statistics),
       op_timer_(ctx_),
       quantizer_(ctx_, memory_, pipelines_) {
   // Lets the tests (and anyone chasing a driver bug) run the shared-memory fallbacks on a device
@@ -831,9 +831,12 @@ void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Ep
   // and so half the rows: twice the workgroups keep as many loads in flight (TinyLlama tg128
   // 732 -> 782 tok/s; 2 rows of 128 invocations lose on the 7B: 273 -> 270).
   const uint32_t rows = invocations == 128 ? 4 : 2;
+  // The nested code in shared memory costs every workgroup 1 KiB of loads per weight: worth it
+  // for 4 rows of 4 096 values and more (7B tg128 +1 %), not for 2 of 2 048 (TinyLlama -3 %).
+  const bool nested_shared = vec && w.kind == kQ4Nested && invocations == 128;
   dispatch(shader,
            {w.kind, w.round, uint32_t(vec), uint32_t(epilogue), rows, invocations, norm_kind,
-            uint32_t(x16 != 0), uint32_t(out16 != 0)},
+            uint32_t(x16 != 0), uint32_t(out16 != 0), uint32_t(nested_shared)},
            p, (uint64_t(wt.rows) + rows - 1) / rows, 1,
            op_timer_.enabled() ? std::string(shader) + " " + shape_label(w.kind, wt) +
                                      (vec ? " vec" : "") + (norm.weight ? " +norm" : "") +

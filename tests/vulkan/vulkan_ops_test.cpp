@@ -21,10 +21,13 @@ void matmul_sweep(const WeightSpec& spec) {
   Pair p(std::move(gpu));
   std::mt19937 rng(1234);
   // (rows of x, rows of w, K): decode (1 row: matvec, 16-byte loads when K allows) and prompt
-  // (tiled) paths.
+  // (tiled) paths. K = 4096 and 8224 (257 16-byte chunks of 4-bit values) give the 4-bit matvec
+  // its wide-row form (128 invocations, the nested code in shared memory), the latter with
+  // several chunks per invocation and a last one that only one invocation takes.
   const int64_t shapes[][3] = {{1, 1, 64},  {1, 37, 64},    {1, 33, 200},  {2, 5, 130},
                                {3, 70, 96}, {5, 1, 64},     {33, 65, 100}, {1, 300, 256},
-                               {40, 9, 7},  {17, 129, 192}, {1, 70, 96},   {1, 9, 4096}};
+                               {40, 9, 7},  {17, 129, 192}, {1, 70, 96},   {1, 9, 4096},
+                               {1, 7, 8224}};
   for (const auto& s : shapes) {
     CAPTURE(s[0]);
     CAPTURE(s[1]);

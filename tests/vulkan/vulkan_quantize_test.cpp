@@ -22,7 +22,7 @@ namespace {
 struct GpuQuantizer {
   vk::Context ctx{-1};
   vk::Memory memory{ctx};
-  vk::Pipelines pipelines{ctx.device};
+  vk::Pipelines pipelines{ctx.device, false};
   vk::Quantizer quantizer{ctx, memory, pipelines, 4};
 
   // A QuantizeOnGpu: outputs in host-visible memory poisoned first.
