@@ -322,7 +322,18 @@ class VulkanBackend final : public Backend {
 
   std::vector<Buffer> buffers_;
   vk::Allocation staging_, readback_, step_data_, step_staging_, partial_;
-  vk::Allocation coopmat_x_, coopmat_w_;  // the prompt GEMM's operands as float16
+  // The prompt GEMM's operands as float16: x's, and two buffers of weight rows, used in turn so
+  // that one weight's conversion runs beside the previous weight's GEMM.
+  vk::Allocation coopmat_x_, coopmat_w_[2];
+  uint32_t coopmat_w_turn_ = 0;
+  // Whose operands coopmat_x_ holds: the products that read one x (q, k and v; gate and up)
+  // convert it once. Valid until a command writes that buffer or the step ends.
+  struct CoopMatXOf {
+    uint32_t buffer = 0;  // 0: nothing valid
+    int64_t row_offset = 0, rows = 0, cols = 0;
+    uint32_t round = 0;
+    bool operator==(const CoopMatXOf&) const = default;
+  } coopmat_x_of_;
   // The last decode matvec output's operands (OUT16), and whose they are: valid until a command
   // writes that buffer or the step ends.
   vk::Allocation operands_;
@@ -352,10 +363,10 @@ class VulkanBackend final : public Backend {
   std::vector<uint32_t> written_, read_;  // buffers touched since the last barrier
 };
 
-constexpr uint32_t kScratchBuffer = 0xffffffffu;  // attention's partial results
-constexpr uint32_t kCoopMatX = 0xfffffffeu;       // coopmat_x_
-constexpr uint32_t kCoopMatW = 0xfffffffdu;       // coopmat_w_
-constexpr uint32_t kOperands = 0xfffffffcu;       // operands_
+constexpr uint32_t kScratchBuffer = 0xffffffffu;               // attention's partial results
+constexpr uint32_t kCoopMatX = 0xfffffffeu;                    // coopmat_x_
+constexpr uint32_t kCoopMatW[2] = {0xfffffffdu, 0xfffffffbu};  // coopmat_w_
+constexpr uint32_t kOperands = 0xfffffffcu;                    // operands_
 
 VulkanBackend::VulkanBackend(int device)
     : ctx_(device),
@@ -649,6 +660,7 @@ void VulkanBackend::begin_step(const StepInfo& step) {
   written_.clear();
   read_.clear();
   operands_of_ = {};
+  coopmat_x_of_ = {};
   step_round_ = 0;
   recording_ = true;
 }
@@ -695,8 +707,10 @@ void VulkanBackend::access(std::initializer_list<uint32_t> reads,
   }
   read_.insert(read_.end(), reads);
   written_.insert(written_.end(), writes);
-  for (uint32_t w : writes)
+  for (uint32_t w : writes) {
     if (w == operands_of_.buffer || w == kOperands) operands_of_ = {};
+    if (w == coopmat_x_of_.buffer || w == kCoopMatX) coopmat_x_of_ = {};
+  }
 }
 
 template <class Push>
@@ -775,25 +789,33 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
       const uint64_t x_groups = uint64_t(x.rows * x.cols) / 8;
       const uint64_t chunk = std::min<uint64_t>(
           wt.rows, std::max<uint64_t>(128, kCoopMatWeightBytes / (2 * wt.cols) / 128 * 128));
-      if (coopmat_x_.size < x_groups * 16)
+      if (coopmat_x_.size < x_groups * 16) {
         coopmat_x_ = memory_.device(x_groups * 16, Usage::Activations, "prompt matmul scratch");
-      if (coopmat_w_.size < chunk * wt.cols * 2)
-        coopmat_w_ =
-            memory_.device(chunk * wt.cols * 2, Usage::Activations, "prompt matmul scratch");
+        coopmat_x_of_ = {};
+      }
+      for (vk::Allocation& buf : coopmat_w_)
+        if (buf.size < chunk * wt.cols * 2)
+          buf = memory_.device(chunk * wt.cols * 2, Usage::Activations, "prompt matmul scratch");
       c.x16 = coopmat_x_.address;
-      c.w16 = coopmat_w_.address;
-      access({x.buffer}, {kCoopMatX});
-      dispatch("matmul_coopmat_x", {w.round}, CoopXPush{p.x, c.x16, uint32_t(x_groups)},
-               (x_groups + 255) / 256);
+      const CoopMatXOf x_of{x.buffer, x.row_offset, x.rows, x.cols, w.round};
+      if (coopmat_x_of_ != x_of) {
+        access({x.buffer}, {kCoopMatX});
+        dispatch("matmul_coopmat_x", {w.round}, CoopXPush{p.x, c.x16, uint32_t(x_groups)},
+                 (x_groups + 255) / 256);
+        coopmat_x_of_ = x_of;
+      }
       for (uint64_t n0 = 0; n0 < uint64_t(wt.rows); n0 += chunk) {
         c.n = uint32_t(std::min<uint64_t>(chunk, wt.rows - n0));
         c.out = p.out + n0 * sizeof(float);
+        c.w16 = coopmat_w_[coopmat_w_turn_].address;
+        const uint32_t w_id = kCoopMatW[coopmat_w_turn_];
+        coopmat_w_turn_ ^= 1;
         const uint64_t w_groups = uint64_t(c.n) * p.k / 8;
-        access({wt.buffer}, {kCoopMatW});
+        access({wt.buffer}, {w_id});
         dispatch("matmul_coopmat_w", {w.kind, w.round},
                  CoopWPush{w.ref, c.w16, uint32_t(n0), uint32_t(w_groups), p.k},
                  (w_groups + 255) / 256);
-        access({kCoopMatX, kCoopMatW}, {out.buffer});
+        access({kCoopMatX, w_id}, {out.buffer});
         gemm(true);
       }
     }
@@ -1176,7 +1198,7 @@ VulkanBackend::Scratch VulkanBackend::scratch_for(const ModelConfig& c, int cont
     for (const auto& [rows, cols] : {std::pair{q, d}, {kv, d}, {d, q}, {f, d}, {d, f}}) {
       const uint64_t chunk =
           std::min(rows, std::max<uint64_t>(128, kCoopMatWeightBytes / (2 * cols) / 128 * 128));
-      s.coopmat_w = std::max(s.coopmat_w, chunk * cols * 2);  // rows of one weight at a time
+      s.coopmat_w = std::max(s.coopmat_w, chunk * cols * 2);  // each of the two buffers
     }
   }
   return s;
@@ -1184,7 +1206,7 @@ VulkanBackend::Scratch VulkanBackend::scratch_for(const ModelConfig& c, int cont
 
 uint64_t VulkanBackend::scratch_bytes(const ModelConfig& c, int context, int max_batch) const {
   const Scratch s = scratch_for(c, context, max_batch);
-  return s.partial + s.coopmat_x + s.coopmat_w + s.operands;
+  return s.partial + s.coopmat_x + 2 * s.coopmat_w + s.operands;
 }
 
 // Allocated now at their bounds: growing them later would leave each smaller one behind (the
@@ -1195,8 +1217,9 @@ void VulkanBackend::reserve_scratch(const ModelConfig& c, int context, int max_b
     partial_ = memory_.device(s.partial, Usage::Activations, "attention scratch");
   if (coopmat_x_.size < s.coopmat_x)
     coopmat_x_ = memory_.device(s.coopmat_x, Usage::Activations, "prompt matmul scratch");
-  if (coopmat_w_.size < s.coopmat_w)
-    coopmat_w_ = memory_.device(s.coopmat_w, Usage::Activations, "prompt matmul scratch");
+  for (vk::Allocation& buf : coopmat_w_)
+    if (buf.size < s.coopmat_w)
+      buf = memory_.device(s.coopmat_w, Usage::Activations, "prompt matmul scratch");
   if (operands_.size < s.operands)
     operands_ = memory_.device(s.operands, Usage::Activations, "decode operands");
 }

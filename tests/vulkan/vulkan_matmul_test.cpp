@@ -70,7 +70,62 @@ void sweep_4bit(bool dq) {
         seed);
 }
 
+// One step of prompt matmuls on `b` as a layer issues them: three products of one x (as q, k
+// and v: its operands converted once, the weight scratch used in turn), x overwritten inside the
+// step and multiplied again, then a product of that output (as the o projection). Outputs are
+// poisoned first.
+std::vector<std::vector<float>> layer_matmuls_on(Backend& b, const std::vector<HostWeight>& hw,
+                                                 const std::vector<float>& x,
+                                                 const std::vector<float>& x_again, int64_t rows) {
+  std::vector<Tensor> w, out;
+  for (const HostWeight& h : hw) {
+    w.push_back(b.upload_weight(h));
+    out.push_back(b.alloc(DType::F32, rows, h.rows, Usage::Activations));
+    poison(b, out.back());
+  }
+  out.push_back(b.alloc(DType::F32, rows, hw[0].rows, Usage::Activations));
+  poison(b, out.back());
+  const Tensor xt = b.alloc(DType::F32, rows, hw[0].cols, Usage::Activations);
+  b.write(xt, x.data());
+  b.begin_step({0, int(rows)});
+  for (int i = 0; i < 3; ++i) b.matmul(out[size_t(i)], xt, w[size_t(i)]);
+  b.write(xt, x_again.data());
+  b.matmul(out[4], xt, w[0]);
+  b.matmul(out[3], out[4], w[3]);
+  b.end_step();
+  std::vector<std::vector<float>> got;
+  for (Tensor t : out) got.push_back(read_f32(b, t));
+  return got;
+}
+
 }  // namespace
+
+TEST_CASE("vulkan: prompt matmuls of one step reuse x's operands until x is written") {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  MESSAGE("prompt matmul path: " << prompt_path());
+  Pair p(std::move(gpu));
+  std::mt19937 rng(31);
+  const int64_t rows = 70, d = 192, kv = 64;
+  for (ComputeDType c : {ComputeDType::F16, ComputeDType::BF16}) {
+    CAPTURE(compute_dtype_name(c));
+    const WeightSpec spec{.dtype = DType::NF4, .double_quant = true, .compute = c};
+    const std::vector<HostWeight> w = {
+        random_weight(rng, "q", d, d, spec), random_weight(rng, "k", kv, d, spec),
+        random_weight(rng, "v", kv, d, spec), random_weight(rng, "o", 96, d, spec)};
+    const auto x = random_floats(rng, size_t(rows * d));
+    const auto x_again = random_floats(rng, size_t(rows * d));
+    const auto want = layer_matmuls_on(p.cpu, w, x, x_again, rows);
+    const auto got = layer_matmuls_on(*p.gpu, w, x, x_again, rows);
+    for (size_t i = 0; i < want.size(); ++i) {
+      CAPTURE(i);
+      // The last product's x is an output of each backend's own (its float32 values may differ
+      // in the last bit), so an operand rounded to the 16-bit compute dtype may differ by one ulp:
+      // 1e-3, as for the fused decode products (H100: 2.1e-5 with bf16).
+      CHECK(checked_error(got[i], want[i]) < (i == 3 ? 1e-3 : kTol));
+    }
+  }
+}
 
 TEST_CASE("vulkan: nibble devices names each device's prompt matmul path") {
   if (!vulkan_or_skip()) return;
