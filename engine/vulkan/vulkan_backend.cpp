@@ -326,22 +326,26 @@ class VulkanBackend final : public Backend {
   // that one weight's conversion runs beside the previous weight's GEMM.
   vk::Allocation coopmat_x_, coopmat_w_[2];
   uint32_t coopmat_w_turn_ = 0;
-  // Whose operands coopmat_x_ holds: the products that read one x (q, k and v; gate and up)
-  // convert it once. Valid until a command writes that buffer or the step ends.
-  struct CoopMatXOf {
+  // Whose 16-bit operands a scratch buffer holds: a tensor's, rounded as `round`. Valid until a
+  // command writes that tensor's buffer or the scratch, or the step ends.
+  struct OperandsOf {
     uint32_t buffer = 0;  // 0: nothing valid
     int64_t row_offset = 0, rows = 0, cols = 0;
     uint32_t round = 0;
-    bool operator==(const CoopMatXOf&) const = default;
-  } coopmat_x_of_;
-  // The last decode matvec output's operands (OUT16), and whose they are: valid until a command
-  // writes that buffer or the step ends.
+    OperandsOf() = default;
+    OperandsOf(Tensor t, uint32_t r)
+        : buffer(t.buffer), row_offset(t.row_offset), rows(t.rows), cols(t.cols), round(r) {}
+    bool operator==(const OperandsOf&) const = default;
+    // Forgets them when `written` (a buffer id) is their tensor's buffer or `scratch`.
+    void forget_if(uint32_t written, uint32_t scratch) {
+      if (written == buffer || written == scratch) *this = {};
+    }
+  };
+  // coopmat_x_'s: the prompt products that read one x (q, k and v; gate and up) convert it once.
+  OperandsOf coopmat_x_of_;
+  // operands_: the last decode matvec output's (OUT16), for the product that reads it next.
   vk::Allocation operands_;
-  struct OperandsOf {
-    uint32_t buffer = 0;  // 0: operands_ holds nothing valid
-    int64_t row_offset = 0;
-    uint32_t round = 0;
-  } operands_of_;
+  OperandsOf operands_of_;
   // The rounding of the step's last normalized operands (norm_matmuls), which the attention's
   // output takes for the o projection: every model rounds all its 4-bit products alike (and
   // operands_of checks that the consumer does).
@@ -708,8 +712,8 @@ void VulkanBackend::access(std::initializer_list<uint32_t> reads,
   read_.insert(read_.end(), reads);
   written_.insert(written_.end(), writes);
   for (uint32_t w : writes) {
-    if (w == operands_of_.buffer || w == kOperands) operands_of_ = {};
-    if (w == coopmat_x_of_.buffer || w == kCoopMatX) coopmat_x_of_ = {};
+    operands_of_.forget_if(w, kOperands);
+    coopmat_x_of_.forget_if(w, kCoopMatX);
   }
 }
 
@@ -797,7 +801,7 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
         if (buf.size < chunk * wt.cols * 2)
           buf = memory_.device(chunk * wt.cols * 2, Usage::Activations, "prompt matmul scratch");
       c.x16 = coopmat_x_.address;
-      const CoopMatXOf x_of{x.buffer, x.row_offset, x.rows, x.cols, w.round};
+      const OperandsOf x_of(x, w.round);
       if (coopmat_x_of_ != x_of) {
         access({x.buffer}, {kCoopMatX});
         dispatch("matmul_coopmat_x", {w.round}, CoopXPush{p.x, c.x16, uint32_t(x_groups)},
@@ -884,8 +888,8 @@ void VulkanBackend::normalize(Tensor out, Tensor x, Tensor norm, float eps, uint
 }
 
 uint64_t VulkanBackend::operands_of(Tensor x, Tensor wt) {
-  const bool ok = operands_of_.buffer == x.buffer && operands_of_.row_offset == x.row_offset &&
-                  takes_operands(x, wt) && weight(wt, "matmul").round == operands_of_.round;
+  const bool ok =
+      takes_operands(x, wt) && operands_of_ == OperandsOf(x, weight(wt, "matmul").round);
   return ok ? operands_.address : 0;
 }
 
@@ -899,7 +903,7 @@ uint64_t VulkanBackend::keep_operands(Tensor out, uint32_t round) {
   if (operands_.size < uint64_t(out.cols) * 2)  // a model reserved them; an op test did not
     operands_ = memory_.device(uint64_t(out.cols) * 2, Usage::Activations, "decode operands");
   access({}, {kOperands});  // after the op's own access, which may have invalidated them
-  operands_of_ = {out.buffer, out.row_offset, round};
+  operands_of_ = OperandsOf(out, round);
   return operands_.address;
 }
 
