@@ -5,13 +5,16 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 // out = round(x) · wᵀ for a prompt on the matrix units (cooperative matrices): 128x128 output
-// tiles, each from 4 subgroups that multiply-accumulate a 64x64 block in float32 16x16x16
-// fragments (8 fragment loads per 16 multiply-adds). Each 64-wide k slice of x and of the
+// tiles, each from 8 subgroups that multiply-accumulate a 64x32 block in float32 16x16x16
+// fragments (6 fragment loads per 8 multiply-adds). Each 64-wide k slice of x and of the
 // weight is staged in shared memory as float16 bits (36 KiB: vk_device.h kCoopMatSharedBytes,
 // which the host checks against the device's limit); the global loads of slice s + 1 are issued
 // into registers before the multiplies of slice s. One stage of 64-wide slices beat two of
-// 32-wide ones (two barriers per 64 k instead of one per 32, but half the slices), and 64x64
-// blocks beat 8 subgroups of 64x32 and larger tiles: docs/PERF.md "Prefill", session 3.
+// 32-wide ones (two barriers per 64 k instead of one per 32, but half the slices):
+// docs/PERF.md "Prefill", session 3. 8 subgroups of 64x32 (172 registers: two subgroups per
+// SM quarter, one's loads overlapping the other's multiplies) beat 4 of 64x64 (255 registers,
+// one per quarter: 7B pp512 +40 %), 8 of 32x64, 16 of 32x32, and 32-wide slices:
+// docs/PERF.md "Prefill", session 6.
 //
 // Operands are exactly those of the scalar path (half_operand.glsl, which also says how bfloat16
 // values are held in float16 fragments).
@@ -27,7 +30,7 @@ layout(constant_id = 1) const uint ROUND = 1;
 // Otherwise every value is loaded, bounds-checked, decoded and converted here.
 layout(constant_id = 2) const bool VEC = false;
 const uint BM = 128, BN = 128;         // output rows (activations) and columns per workgroup
-const uint SGM = 2, SGN = 2;           // subgroups along m and n
+const uint SGM = 2, SGN = 4;           // subgroups along m and n
 const uint BK = 64;                    // k per slice
 const uint WG = 32 * SGM * SGN;
 const uint FM = BM / SGM / 16, FN = BN / SGN / 16;  // 16x16 fragments per subgroup
