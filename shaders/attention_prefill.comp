@@ -5,16 +5,20 @@
 // of one head over the float16 KV cache, TILE positions at a time staged in shared memory and
 // shared by all of its queries, with an online softmax per CHUNK positions; float32 arithmetic
 // throughout, like the reference. Each query belongs to a quad of 4 adjacent invocations, each
-// holding the q and output values of every 4th dimension pair, so that their reads of a staged
-// key or value row hit 4 different banks; the quad sums its partial dot products with
-// subgroupShuffleXor. GQA: query head h reads KV head h / (n_heads / n_kv_heads).
+// holding the q and output values of every 4th 16-byte chunk of the head (8 dimensions), so that
+// the quad reads a staged key or value row 16 bytes per invocation from 64 contiguous bytes
+// (no bank conflict; the quads of a subgroup read the same row: a broadcast), and sums its
+// partial dot products with subgroupShuffleXor. (Reading 16 bytes per access instead of 4: H100
+// 7B 242 -> 219 us per layer, TinyLlama 135 -> 121; docs/PERF.md "Prefill", session 6.) The
+// tiles are loaded 16 bytes at a time too (the host checks the caches' alignment).
+// GQA: query head h reads KV head h / (n_heads / n_kv_heads).
 #include "common.glsl"
 
 // HEAD_DIM: a multiple of 8, at most 128 (the host checks; attention.comp covers the rest).
 layout(constant_id = 0) const uint HEAD_DIM = 128;
 const uint WG = 256, QUERIES = WG / 4, TILE = 32, CHUNK = 16;
-const uint PAIRS = HEAD_DIM / 8;       // dimension pairs per invocation
-const uint ROW_WORDS = HEAD_DIM / 2;   // a staged key or value row, float16 pairs
+const uint CHUNKS = HEAD_DIM / 8;          // 16-byte chunks of a key or value row
+const uint PER_PART = (CHUNKS + 3) / 4;    // chunks part, part + 4, ... of an invocation
 const float NO_SCORE = -3.0e38;        // finite, so exp(NO_SCORE - m) is 0 without inf - inf
 layout(local_size_x = WG) in;
 
@@ -34,8 +38,10 @@ layout(push_constant) uniform Push {
   float scale;
 } p;
 
-shared uint ks[TILE * ROW_WORDS];
-shared uint vs[TILE * ROW_WORDS];
+layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uvec4 v[]; };
+
+shared uvec4 ks[TILE * CHUNKS];
+shared uvec4 vs[TILE * CHUNKS];
 
 // Visible cache positions of a prompt row: [first, pos].
 int first_visible(int pos) { return p.window > 0 ? max(0, pos - int(p.window) + 1) : 0; }
@@ -48,23 +54,27 @@ void main() {
   const bool live = row < p.rows;
   const int pos = p.step.pos0 + int(row);
 
-  vec2 q[PAIRS], o[PAIRS];
-  [[unroll]] for (uint i = 0; i < PAIRS; ++i) {
-    const uint d = head * HEAD_DIM + 2 * (part + 4 * i);
-    q[i] = live ? vec2(p.q.v[row * p.q_cols + d], p.q.v[row * p.q_cols + d + 1]) : vec2(0.0);
-    o[i] = vec2(0.0);
-  }
+  // Pair w of chunk part + 4 i: q[4 i + w], o[4 i + w]; zero beyond the head (HEAD_DIM 8..24).
+  vec2 q[4 * PER_PART], o[4 * PER_PART];
+  [[unroll]] for (uint i = 0; i < PER_PART; ++i)
+    [[unroll]] for (uint w = 0; w < 4; ++w) {
+      const uint d = head * HEAD_DIM + 8 * (part + 4 * i) + 2 * w;
+      q[4 * i + w] = live && part + 4 * i < CHUNKS
+                         ? vec2(p.q.v[row * p.q_cols + d], p.q.v[row * p.q_cols + d + 1])
+                         : vec2(0.0);
+      o[4 * i + w] = vec2(0.0);
+    }
   float m = NO_SCORE, l = 0.0;
 
   // Positions any query of the block sees, in whole tiles.
   const uint begin = uint(first_visible(p.step.pos0 + int(row0))) / TILE * TILE;
   const uint end = uint(p.step.pos0 + int(last_row)) + 1;
-  const uint head_word = kv_head * HEAD_DIM / 2;
+  const uint head_chunk = kv_head * CHUNKS;
   for (uint tile = begin; tile < end; tile += TILE) {
-    for (uint i = t; i < TILE * ROW_WORDS; i += WG) {
-      const uint j = tile + i / ROW_WORDS, at = j * (p.kv_cols / 2) + head_word + i % ROW_WORDS;
-      ks[i] = j < end ? p.k_cache.v[at] : 0u;
-      vs[i] = j < end ? p.v_cache.v[at] : 0u;
+    for (uint i = t; i < TILE * CHUNKS; i += WG) {
+      const uint j = tile + i / CHUNKS, at = j * (p.kv_cols / 8) + head_chunk + i % CHUNKS;
+      ks[i] = j < end ? UVec4s(p.k_cache).v[at] : uvec4(0);
+      vs[i] = j < end ? UVec4s(p.v_cache).v[at] : uvec4(0);
     }
     barrier();
     for (uint c = 0; c < TILE; c += CHUNK) {
@@ -72,8 +82,12 @@ void main() {
       float chunk_max = NO_SCORE;
       [[unroll]] for (uint jj = 0; jj < CHUNK; ++jj) {
         float score = 0.0;
-        [[unroll]] for (uint i = 0; i < PAIRS; ++i)
-          score += dot(q[i], unpackHalf2x16(ks[(c + jj) * ROW_WORDS + part + 4 * i]));
+        [[unroll]] for (uint i = 0; i < PER_PART; ++i)
+          if (part + 4 * i < CHUNKS) {
+            const uvec4 key = ks[(c + jj) * CHUNKS + part + 4 * i];
+            [[unroll]] for (uint w = 0; w < 4; ++w)
+              score += dot(q[4 * i + w], unpackHalf2x16(key[w]));
+          }
         score += subgroupShuffleXor(score, 1);
         score += subgroupShuffleXor(score, 2);
         const int j = int(tile + c + jj);
@@ -83,12 +97,16 @@ void main() {
       const float new_m = max(m, chunk_max);
       const float alpha = exp(m - new_m);
       l *= alpha;
-      [[unroll]] for (uint i = 0; i < PAIRS; ++i) o[i] *= alpha;
+      [[unroll]] for (uint i = 0; i < 4 * PER_PART; ++i) o[i] *= alpha;
       [[unroll]] for (uint jj = 0; jj < CHUNK; ++jj) {
         const float prob = s[jj] > NO_SCORE ? exp(s[jj] - new_m) : 0.0;
         l += prob;
-        [[unroll]] for (uint i = 0; i < PAIRS; ++i)
-          o[i] += prob * unpackHalf2x16(vs[(c + jj) * ROW_WORDS + part + 4 * i]);
+        [[unroll]] for (uint i = 0; i < PER_PART; ++i)
+          if (part + 4 * i < CHUNKS) {
+            const uvec4 value = vs[(c + jj) * CHUNKS + part + 4 * i];
+            [[unroll]] for (uint w = 0; w < 4; ++w)
+              o[4 * i + w] += prob * unpackHalf2x16(value[w]);
+          }
       }
       m = new_m;
     }
@@ -96,9 +114,11 @@ void main() {
   }
 
   if (!live) return;
-  [[unroll]] for (uint i = 0; i < PAIRS; ++i) {
-    const uint d = head * HEAD_DIM + 2 * (part + 4 * i);
-    p.out_.v[row * p.out_cols + d] = o[i].x / l;
-    p.out_.v[row * p.out_cols + d + 1] = o[i].y / l;
-  }
+  [[unroll]] for (uint i = 0; i < PER_PART; ++i)
+    if (part + 4 * i < CHUNKS)
+      [[unroll]] for (uint w = 0; w < 4; ++w) {
+        const uint d = head * HEAD_DIM + 8 * (part + 4 * i) + 2 * w;
+        p.out_.v[row * p.out_cols + d] = o[4 * i + w].x / l;
+        p.out_.v[row * p.out_cols + d + 1] = o[4 * i + w].y / l;
+      }
 }

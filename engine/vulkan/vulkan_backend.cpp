@@ -1082,9 +1082,10 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
   require_step("attention");
   check_attention(out, q, k_cache, v_cache, s);
   const uint64_t items = uint64_t(q.rows) * s.n_heads;
-  // A prompt: 64 queries per workgroup share each key/value tile (shaders/attention_prefill.comp).
-  if (items >= 512 && s.head_dim % 8 == 0 && s.head_dim <= 128 && ctx_.info.subgroup_shuffle &&
-      ctx_.info.subgroup_size % 4 == 0) {
+  // A prompt: 64 queries per workgroup share each key/value tile (shaders/attention_prefill.comp,
+  // 16-byte loads of the caches).
+  if (items >= 512 && s.head_dim <= 128 && vec_caches(k_cache, v_cache, s) &&
+      ctx_.info.subgroup_shuffle && ctx_.info.subgroup_size % 4 == 0) {
     const AttentionPrefillPush a{address(q),
                                  address(k_cache),
                                  address(v_cache),
