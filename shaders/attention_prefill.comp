@@ -11,12 +11,14 @@
 // partial dot products with subgroupShuffleXor. (Reading 16 bytes per access instead of 4: H100
 // 7B 242 -> 219 us per layer, TinyLlama 135 -> 121; docs/PERF.md "Prefill", session 6.) The
 // tiles are loaded 16 bytes at a time too (the host checks the caches' alignment).
+// 32 queries per workgroup (147 registers, 3 workgroups per SM) beat 64 (127, 2): H100 7B
+// 219 -> 203 us per layer, TinyLlama 122 -> 106 (docs/PERF.md "Prefill", session 6).
 // GQA: query head h reads KV head h / (n_heads / n_kv_heads).
 #include "common.glsl"
 
 // HEAD_DIM: a multiple of 8, at most 128 (the host checks; attention.comp covers the rest).
 layout(constant_id = 0) const uint HEAD_DIM = 128;
-const uint WG = 256, QUERIES = WG / 4, TILE = 32, CHUNK = 16;
+const uint WG = 128, QUERIES = WG / 4, TILE = 32, CHUNK = 16;
 const uint CHUNKS = HEAD_DIM / 8;          // 16-byte chunks of a key or value row
 const uint PER_PART = (CHUNKS + 3) / 4;    // chunks part, part + 4, ... of an invocation
 const float NO_SCORE = -3.0e38;        // finite, so exp(NO_SCORE - m) is 0 without inf - inf

@@ -1082,7 +1082,7 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
   require_step("attention");
   check_attention(out, q, k_cache, v_cache, s);
   const uint64_t items = uint64_t(q.rows) * s.n_heads;
-  // A prompt: 64 queries per workgroup share each key/value tile (shaders/attention_prefill.comp,
+  // A prompt: 32 queries per workgroup share each key/value tile (shaders/attention_prefill.comp,
   // 16-byte loads of the caches).
   if (items >= 512 && s.head_dim <= 128 && vec_caches(k_cache, v_cache, s) &&
       ctx_.info.subgroup_shuffle && ctx_.info.subgroup_size % 4 == 0) {
@@ -1100,7 +1100,7 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
                                  uint32_t(std::max(0, s.sliding_window)),
                                  1.0f / std::sqrt(float(s.head_dim))};
     access({q.buffer, k_cache.buffer, v_cache.buffer}, {out.buffer});
-    dispatch("attention_prefill", {uint32_t(s.head_dim)}, a, (uint64_t(q.rows) + 63) / 64,
+    dispatch("attention_prefill", {uint32_t(s.head_dim)}, a, (uint64_t(q.rows) + 31) / 32,
              uint32_t(s.n_heads));
     return;
   }

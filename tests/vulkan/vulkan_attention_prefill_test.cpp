@@ -1,6 +1,6 @@
 // Prompt attention (rows x heads >= 512: shaders/attention_prefill.comp where the head size
 // allows, attention.comp otherwise) against the CPU reference on fresh random inputs: rows off
-// the 64-query block, a cached prefix, GQA and MQA, a sliding window, head sizes 8..256. The
+// the 32-query block, a cached prefix, GQA and MQA, a sliding window, head sizes 8..256. The
 // cache holds float16 values on both sides (inputs pre-rounded), the output is poisoned with NaN
 // first. Tolerance (relative L2 error): 1e-5, float32 arithmetic in a different order.
 #include "tests/vulkan/vulkan_test_util.h"
@@ -14,7 +14,7 @@ TEST_CASE("vulkan: prompt attention, many queries per workgroup") {
   Pair p(std::move(gpu));
   std::mt19937 rng(23);
   const AttentionCase cases[] = {
-      {4, 4, 128, 0, 130, 0},   // MHA, rows off the 64-query block
+      {4, 4, 128, 0, 130, 0},   // MHA, rows off the 32-query block
       {8, 2, 64, 37, 100, 0},   // GQA after a cached prefix
       {4, 1, 64, 0, 200, 48},   // MQA with a sliding window
       {8, 4, 32, 300, 70, 64},  // a window inside a long prefix
