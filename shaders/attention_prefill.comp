@@ -50,8 +50,14 @@ int first_visible(int pos) { return p.window > 0 ? max(0, pos - int(p.window) + 
 
 void main() {
   const uint t = gl_LocalInvocationID.x, part = t % 4;
-  const uint head = gl_WorkGroupID.y, kv_head = head / (p.n_heads / p.n_kv_heads);
-  const uint row0 = gl_WorkGroupID.x * QUERIES, row = row0 + t / 4;
+  // The grid is (row blocks, heads). Workgroups take the last row blocks of every head first:
+  // causal rows see more positions the later they come, so the longest ones start first and the
+  // short ones fill in behind (GPUs start workgroups roughly in order of their linear index;
+  // H100 7B: 203 -> 150 us per layer, TinyLlama 106 -> 86; docs/PERF.md "Prefill", session 6).
+  const uint id = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+  const uint head = id % gl_NumWorkGroups.y, kv_head = head / (p.n_heads / p.n_kv_heads);
+  const uint row_block = gl_NumWorkGroups.x - 1 - id / gl_NumWorkGroups.y;
+  const uint row0 = row_block * QUERIES, row = row0 + t / 4;
   const uint last_row = min(row0 + QUERIES, p.rows) - 1;
   const bool live = row < p.rows;
   const int pos = p.step.pos0 + int(row);
