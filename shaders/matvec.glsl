@@ -1,6 +1,7 @@
 // out[j] = sum_k round(x[k]) * w[j, k] for one activation row (decode), included by matvec.comp
-// (shared-memory reduction) and matvec_subgroup.comp (subgroupAdd; needs subgroup arithmetic,
-// which SPIR-V declares module-wide, hence two modules rather than a specialization constant).
+// (shared-memory reduction) and matvec_subgroup.comp (subgroup shuffles; needs subgroup
+// capabilities, which SPIR-V declares module-wide, hence two modules rather than a
+// specialization constant).
 // As bitsandbytes' GEMV for one token, the 4-bit weight is not rounded to the compute dtype (only
 // x is): w[j, k] = code[q] * absmax in float32, and a block's absmax is factored out of its sum.
 // That is 2 instructions and a shared-memory read per weight instead of 7, which is what bounds
@@ -267,10 +268,24 @@ void main() {
     }
   }
 #if SUBGROUP_REDUCE
-  [[unroll]] for (uint r = 0; r < NW * ROWS; ++r) {
-    const float s = subgroupAdd(acc[r]);
-    if (subgroupElect()) sums[r][gl_SubgroupID] = s;
+  // The subgroup's NW * ROWS sums at once: each step keeps half of the remaining values and adds
+  // the other half from the lane `o` away, which keeps the other half of its own; then lane
+  // r * (subgroup size / R) holds sum r. R - 1 + log2(subgroup size / R) shuffles instead of
+  // R * log2(subgroup size) with a subgroupAdd per sum (H100 7B: products 3-7 % faster, tg128
+  // +2 %; docs/PERF.md "Decode", session 6). R is a power of two (ROWS 2 or 4), at most 8: the
+  // host takes this path where subgroups have at least 8 lanes.
+  const uint R = NW * ROWS;
+  const uint lane = gl_SubgroupInvocationID, stride = gl_SubgroupSize / R;
+  [[unroll]] for (uint h = R / 2; h > 0; h /= 2) {
+    const uint o = stride * h;
+    const bool upper = (lane & o) != 0;
+    [[unroll]] for (uint i = 0; i < h; ++i) {
+      const float keep = upper ? acc[i + h] : acc[i], give = upper ? acc[i] : acc[i + h];
+      acc[i] = keep + subgroupShuffleXor(give, o);
+    }
   }
+  for (uint o = stride / 2; o > 0; o /= 2) acc[0] += subgroupShuffleXor(acc[0], o);
+  if (lane % stride == 0) sums[lane / stride][gl_SubgroupID] = acc[0];
   barrier();
   if (t < ROWS && j0 + t < p.n) {
     float s[NW];

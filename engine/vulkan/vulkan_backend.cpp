@@ -849,7 +849,9 @@ void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Ep
                      out16};
   const uint32_t per_chunk = w.kind >= kQ4 ? 32 : w.kind == kF32 ? 4 : 8;
   const bool vec = wt.cols % per_chunk == 0 && p.x % 16 == 0 && vec_blocks(w);
-  const char* shader = ctx_.info.subgroup_arithmetic ? "matvec_subgroup" : "matvec";
+  const bool subgroups =
+      ctx_.info.subgroup_arithmetic && ctx_.info.subgroup_shuffle && ctx_.info.subgroup_size >= 8;
+  const char* shader = subgroups ? "matvec_subgroup" : "matvec";
   const uint32_t norm_kind = norm.weight ? norm.weight->kind + 1 : 0;
   // An invocation per 16-byte chunk of a row, up to 128: rows of 2048 4-bit values (TinyLlama)
   // would leave half of 128 idle.
