@@ -19,6 +19,7 @@ TEST_CASE("vulkan: prompt attention, many queries per workgroup") {
       {4, 1, 64, 0, 200, 48},   // MQA with a sliding window
       {8, 4, 32, 300, 70, 64},  // a window inside a long prefix
       {32, 32, 8, 5, 16, 0},    // the smallest head
+      {4, 2, 80, 3, 130, 0},    // 10 chunks of 8 dimensions: 3 or 2 per invocation of a quad
       {2, 2, 256, 0, 300, 0},   // a head too large for the block kernel: attention.comp
       {64, 8, 12, 0, 9, 0},     // head_dim not a multiple of 8: attention.comp
   };
