@@ -50,8 +50,6 @@ layout(push_constant) uniform Push {
   Words out16;    // OUT16
 } p;
 
-layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uvec4 v[]; };
-
 shared float qs[HEAD_DIM];
 shared float acc[HEAD_DIM];
 shared float probs[WG];

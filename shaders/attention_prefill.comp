@@ -40,8 +40,6 @@ layout(push_constant) uniform Push {
   float scale;
 } p;
 
-layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uvec4 v[]; };
-
 shared uvec4 ks[TILE * CHUNKS];
 shared uvec4 vs[TILE * CHUNKS];
 

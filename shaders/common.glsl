@@ -7,6 +7,10 @@
 layout(buffer_reference, std430, buffer_reference_align = 4) buffer Floats { float v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 4) buffer Ints { int v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 4) buffer Words { uint v[]; };
+// 16-byte (and 8-byte) loads and stores, where the host has checked the alignment.
+layout(buffer_reference, std430, buffer_reference_align = 16) buffer Vec4s { vec4 v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uvec4 v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 8) buffer UVec2s { uvec2 v[]; };
 // Per-step state written by begin_step, read by position-dependent shaders so that a recorded
 // step does not bake the position into its commands.
 layout(buffer_reference, std430, buffer_reference_align = 4) buffer StepData {

@@ -5,7 +5,6 @@
 #include "common.glsl"
 
 layout(local_size_x = 256) in;
-layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uvec4 v[]; };
 
 layout(push_constant) uniform Push {
   UVec4s dst;

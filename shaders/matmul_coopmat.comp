@@ -45,8 +45,6 @@ shared float nested_code[256];
 #define NESTED_CODE_AT(w, q) nested_code[q]
 #include "weight.glsl"
 
-layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uvec4 v[]; };
-
 layout(push_constant) uniform Push {
   Weight w;     // !VEC
   Floats out_;  // column 0 of this dispatch's output columns

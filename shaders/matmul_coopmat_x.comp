@@ -9,9 +9,6 @@ layout(local_size_x = 256) in;
 
 #include "half_operand.glsl"
 
-layout(buffer_reference, std430, buffer_reference_align = 16) buffer Vec4s { vec4 v[]; };
-layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uvec4 v[]; };
-
 layout(push_constant) uniform Push {
   Vec4s x;
   UVec4s x16;

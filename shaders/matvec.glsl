@@ -53,9 +53,6 @@ shared float code[NW][16];  // the VEC path's code tables (the scalar path reads
 shared float nested[NW][NESTED_SHARED ? 256 : 1];
 #include "weight.glsl"
 
-layout(buffer_reference, std430, buffer_reference_align = 16) buffer Vec4s { vec4 v[]; };
-layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uvec4 v[]; };
-
 layout(push_constant) uniform Push {
   Weight w;
   Weight up;  // EPILOGUE 2 only
@@ -181,7 +178,6 @@ float norm_weight(uint i) {
 }
 
 // g[e..e + 4) for e a multiple of 4 (VEC: one 16- or 8-byte load).
-layout(buffer_reference, std430, buffer_reference_align = 8) buffer UVec2s { uvec2 v[]; };
 vec4 norm_weights4(uint e) {
   if (NORM == 1) return Vec4s(p.norm).v[e / 4];
   const uvec2 u = UVec2s(p.norm).v[e / 4];

@@ -13,8 +13,6 @@ layout(constant_id = 2) const uint PER_THREAD = 8;   // 8, or 16 for blocks of 4
 const uint WG = 256;
 layout(local_size_x = WG) in;
 
-layout(buffer_reference, std430, buffer_reference_align = 16) buffer UVec4s { uvec4 v[]; };
-
 layout(push_constant) uniform Push {
   UVec4s src;      // the chunk's values
   Words packed;    // the chunk's first packed word
