@@ -42,6 +42,10 @@ struct StepInfo {
 struct AttentionShape {
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
   int sliding_window = 0;  // 0: no window
+  // The model's matmul compute dtype. With a 16-bit one a backend may multiply float16 operands
+  // on its matrix units (q and the probabilities rounded; the KV cache is float16 anyway);
+  // with float32 it keeps float32 arithmetic, as the CPU reference does.
+  ComputeDType compute = ComputeDType::F32;
 };
 
 enum class Phase : uint8_t { Attention, Mlp };

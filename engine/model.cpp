@@ -59,6 +59,7 @@ Model::Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource&
   auto load = [&](Backend& be, const std::string& name, int64_t rows, int64_t cols,
                   bool quantizable) {
     const HostWeight w = weights.get(name, rows, cols, quantizable);
+    if (name.ends_with("self_attn.q_proj.weight")) compute_ = w.compute;
     Tensor t = w.quantize_to ? be.upload_quantized(w, *w.quantize_to) : be.upload_weight(w);
     weight_bytes_per_token_ += name == "model.embed_tokens.weight" && &be == &first
                                    ? w.nbytes / uint64_t(rows)
@@ -141,7 +142,7 @@ void Model::run_layers(Backend& be, StageState& s, int n) {
   Tensor x = rows(s.x), xn = rows(s.xn), q = rows(s.q), k = rows(s.k), v = rows(s.v);
   Tensor att = rows(s.att), proj = rows(s.proj), gate = rows(s.gate), up = rows(s.up);
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim,
-                             c.sliding_window};
+                             c.sliding_window, compute_};
   for (size_t j = 0; j < s.layers.size(); ++j) {
     const Layer& l = s.layers[j];
     const int i = s.first_layer + int(j);

@@ -85,6 +85,7 @@ class Model {
   std::vector<float> hidden_;  // the hidden state crossing between stages
   int last_rows_ = 0;          // rows of logits_ holding the last forward's output
   uint64_t weight_bytes_per_token_ = 0;
+  ComputeDType compute_ = ComputeDType::F32;  // the q projection's (AttentionShape::compute)
 };
 
 }  // namespace nibble

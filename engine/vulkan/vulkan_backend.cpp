@@ -1088,6 +1088,10 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
   // 16-byte loads of the caches).
   if (items >= 512 && s.head_dim <= 128 && vec_caches(k_cache, v_cache, s) &&
       ctx_.info.subgroup_shuffle && ctx_.info.subgroup_size % 4 == 0) {
+    // On the matrix units where the model computes in 16 bits (shaders/attention_coopmat.comp:
+    // 64 queries per workgroup), else in float32 (attention_prefill.comp: 32).
+    const bool coopmat =
+        ctx_.info.coopmat_f16 && s.compute != ComputeDType::F32 && s.head_dim % 16 == 0;
     const AttentionPrefillPush a{address(q),
                                  address(k_cache),
                                  address(v_cache),
@@ -1102,8 +1106,12 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
                                  uint32_t(std::max(0, s.sliding_window)),
                                  1.0f / std::sqrt(float(s.head_dim))};
     access({q.buffer, k_cache.buffer, v_cache.buffer}, {out.buffer});
-    dispatch("attention_prefill", {uint32_t(s.head_dim)}, a, (uint64_t(q.rows) + 31) / 32,
-             uint32_t(s.n_heads));
+    if (coopmat)
+      dispatch("attention_coopmat", {uint32_t(s.head_dim)}, a, (uint64_t(q.rows) + 63) / 64,
+               uint32_t(s.n_heads));
+    else
+      dispatch("attention_prefill", {uint32_t(s.head_dim)}, a, (uint64_t(q.rows) + 31) / 32,
+               uint32_t(s.n_heads));
     return;
   }
   split_attention(out, q, k_cache, v_cache, s, nullptr);

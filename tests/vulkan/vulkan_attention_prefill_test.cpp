@@ -3,6 +3,9 @@
 // the 32-query block, a cached prefix, GQA and MQA, a sliding window, head sizes 8..256. The
 // cache holds float16 values on both sides (inputs pre-rounded), the output is poisoned with NaN
 // first. Tolerance (relative L2 error): 1e-5, float32 arithmetic in a different order.
+// With a 16-bit compute dtype, devices with cooperative matrices take attention_coopmat.comp,
+// which rounds q (scaled) and the probabilities to float16: 3e-3 (each rounding is at most
+// 2^-11 relative; the CPU keeps float32).
 #include "tests/vulkan/vulkan_test_util.h"
 
 using namespace nibble;
@@ -37,5 +40,41 @@ TEST_CASE("vulkan: prompt attention, many queries per workgroup") {
     const auto want = attention_on(p.cpu, c, q, k, v).out;
     const auto got = attention_on(*p.gpu, c, q, k, v).out;
     CHECK(checked_error(got, want) < 1e-5);
+  }
+}
+
+TEST_CASE(
+    "vulkan: prompt attention for 16-bit compute (on the matrix units where the device has them)") {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  Pair p(std::move(gpu));
+  std::mt19937 rng(29);
+  const AttentionCase cases[] = {
+      {4, 4, 128, 0, 130, 0},   // MHA, rows off the 64-query block and the 16-row fragments
+      {8, 2, 64, 37, 100, 0},   // GQA after a cached prefix (tiles start off the prefix)
+      {4, 1, 64, 0, 200, 48},   // MQA with a sliding window
+      {8, 4, 32, 300, 70, 64},  // a window inside a long prefix
+      {4, 2, 80, 3, 130, 0},    // 5 fragments along the head
+      {16, 16, 48, 10, 40, 0},  // 3 fragments, a block of fewer rows than one subgroup's
+      {2, 1, 16, 0, 300, 0},    // the smallest head for the fragments
+      {8, 8, 8, 0, 90, 0},      // a head of 8: attention_prefill.comp
+  };
+  for (AttentionCase c : cases) {
+    c.compute = ComputeDType::BF16;
+    CAPTURE(c.heads);
+    CAPTURE(c.kv_heads);
+    CAPTURE(c.head_dim);
+    CAPTURE(c.pos0);
+    CAPTURE(c.rows);
+    CAPTURE(c.window);
+    const int total = c.pos0 + c.rows;
+    // q larger than the keys, so that the softmax is peaked and its running max moves.
+    auto q = random_floats(rng, size_t(c.rows) * c.heads * c.head_dim);
+    for (float& x : q) x *= 4;
+    const auto k = f16_rounded(random_floats(rng, size_t(total) * c.kv_heads * c.head_dim));
+    const auto v = f16_rounded(random_floats(rng, size_t(total) * c.kv_heads * c.head_dim));
+    const auto want = attention_on(p.cpu, c, q, k, v).out;
+    const auto got = attention_on(*p.gpu, c, q, k, v).out;
+    CHECK(checked_error(got, want) < 3e-3);
   }
 }

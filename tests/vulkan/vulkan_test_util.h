@@ -108,6 +108,7 @@ inline std::vector<float> matmul_on(Backend& b, const HostWeight& hw, const std:
 // poisoned first. Returns the output and the value cache's rows.
 struct AttentionCase {
   int heads, kv_heads, head_dim, pos0, rows, window;
+  ComputeDType compute = ComputeDType::F32;  // AttentionShape::compute
 };
 struct AttentionResult {
   std::vector<float> out, v_cache;
@@ -132,7 +133,7 @@ inline AttentionResult attention_on(Backend& b, const AttentionCase& c, const st
   }
   b.begin_step({c.pos0, c.rows});
   b.kv_store(kc, vc, kt.slice_rows(c.pos0, c.rows), vt.slice_rows(c.pos0, c.rows));
-  b.attention(out, qt, kc, vc, {c.heads, c.kv_heads, c.head_dim, c.window});
+  b.attention(out, qt, kc, vc, {c.heads, c.kv_heads, c.head_dim, c.window, c.compute});
   b.end_step();
   return {read_f32(b, out), read_f32(b, vc.slice_rows(0, total))};
 }
