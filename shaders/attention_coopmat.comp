@@ -16,10 +16,13 @@
 // is coarser); attention_prefill.comp keeps float32 arithmetic for the others.
 // Written for VK_NV_cooperative_matrix with 32-wide subgroups (the host checks both), like
 // matmul_coopmat.comp. GQA: query head h reads KV head h / (n_heads / n_kv_heads).
+// GEMM_OPERANDS 1 / 2 also writes the output as the prompt GEMM's float16 operands to x16
+// (common.glsl gemm_operand_pair), sparing the o projection's conversion.
 #include "common.glsl"
 
 // HEAD_DIM: a multiple of 16, at most 128 (the host checks).
 layout(constant_id = 0) const uint HEAD_DIM = 128;
+layout(constant_id = 1) const uint GEMM_OPERANDS = 0;
 const uint SUBGROUPS = 4, WG = 32 * SUBGROUPS, QUERIES = 16 * SUBGROUPS;
 const uint TILE = 32;                    // positions per staged tile
 const uint DF = HEAD_DIM / 16, TF = TILE / 16;  // fragments along the head and the tile
@@ -42,6 +45,7 @@ layout(push_constant) uniform Push {
   uint n_kv_heads;
   uint window;  // 0: none
   float scale;
+  Words x16;  // GEMM_OPERANDS only
 } p;
 
 shared uvec4 ks[TILE * KV_ROW];
@@ -187,11 +191,16 @@ void main() {
     coopMatStoreNV(o[d], scores, sc, 16, false);
     subgroupMemoryBarrierShared();
     subgroupBarrier();
-    [[unroll]] for (uint e = 0; e < 8; ++e) {
-      const uint idx = lane + 32 * e, r = idx / 16, col = idx % 16, row = sg_row0 + r;
-      if (row < p.rows)
-        p.out_.v[row * p.out_cols + head * HEAD_DIM + 16 * d + col] =
-            scores[sc + idx] * row_factor[sg][r];
+    [[unroll]] for (uint e = 0; e < 4; ++e) {  // pairs of columns
+      const uint idx = 2 * (lane + 32 * e), r = idx / 16, row = sg_row0 + r;
+      const uint at = row * p.out_cols + head * HEAD_DIM + 16 * d + idx % 16;
+      const float lo = scores[sc + idx] * row_factor[sg][r];
+      const float hi = scores[sc + idx + 1] * row_factor[sg][r];
+      if (row < p.rows) {
+        p.out_.v[at] = lo;
+        p.out_.v[at + 1] = hi;
+        if (GEMM_OPERANDS != 0) p.x16.v[at / 2] = gemm_operand_pair(lo, hi, GEMM_OPERANDS);
+      }
     }
     subgroupBarrier();
   }

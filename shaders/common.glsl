@@ -67,3 +67,11 @@ uint operand_bits(float v, uint round) {
 uint operand_pair(float lo, float hi, uint round) {
   return operand_bits(lo, round) | (operand_bits(hi, round) << 16);
 }
+
+// Two values as the prompt GEMM's float16 operands (matmul_coopmat.comp's x16, as
+// matmul_coopmat_x.comp writes them), `lo` in the low half: rounded to float16 (round 1), or to
+// bfloat16, which float16 holds exactly in the range half_operand.glsl states (round 2).
+uint gemm_operand_pair(float lo, float hi, uint round) {
+  if (round == 1) return f16_pair(lo, hi);
+  return packHalf2x16(vec2(round_bf16(lo), round_bf16(hi)));
+}

@@ -6,11 +6,14 @@
 // rounds (7B: 8.7 us for one workgroup per row); a prompt's rows take one slice each.
 // OPERAND 1 / 2 writes out[r] as the next matmul's operands instead: rounded to float16 /
 // bfloat16 and packed two per word (shaders/matvec.glsl's X16; cols is even).
+// GEMM_OPERANDS 1 / 2 also writes a prompt's rows as the prompt GEMM's float16 operands to x16
+// (common.glsl gemm_operand_pair; cols is even), sparing the GEMMs that read out their conversion.
 #include "common.glsl"
 
 layout(constant_id = 0) const uint WKIND = 0;
 layout(constant_id = 1) const uint ROUND = 0;
 layout(constant_id = 2) const uint OPERAND = 0;
+layout(constant_id = 3) const uint GEMM_OPERANDS = 0;
 const uint WG = 256;
 const uint LOADS = 8;  // loads in flight per invocation while summing
 layout(local_size_x = WG) in;
@@ -26,6 +29,7 @@ layout(push_constant) uniform Push {
   uint cols;
   float eps;
   uint slices;  // per row
+  Words x16;    // GEMM_OPERANDS only
 } p;
 
 void main() {
@@ -57,5 +61,6 @@ void main() {
       p.out_.v[row + e] = a;
       if (second) p.out_.v[row + e + 1] = b;
     }
+    if (GEMM_OPERANDS != 0) p.x16.v[(row + e) / 2] = gemm_operand_pair(a, b, GEMM_OPERANDS);
   }
 }

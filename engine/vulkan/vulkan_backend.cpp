@@ -5,6 +5,7 @@
 #include "engine/vulkan/vulkan_backend.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -91,7 +92,8 @@ struct RmsNormPush {
   uint64_t out, x;
   uint32_t rows, cols;
   float eps;
-  uint32_t slices;  // workgroups per row
+  uint32_t slices;   // workgroups per row
+  uint64_t x16 = 0;  // GEMM_OPERANDS only
 };
 // shaders/rms_norm.comp's slices: a decode row's in 512-value slices, a prompt row in one.
 uint32_t rms_norm_slices(Tensor x) {
@@ -113,11 +115,12 @@ struct AttentionPush {
   uint32_t out_cols;
   uint64_t out16 = 0;  // OUT16 only
 };
-// shaders/attention_prefill.comp
+// shaders/attention_prefill.comp, attention_coopmat.comp
 struct AttentionPrefillPush {
   uint64_t q, k_cache, v_cache, out, step;
   uint32_t rows, q_cols, kv_cols, out_cols, n_heads, n_kv_heads, window;
   float scale;
+  uint64_t x16 = 0;  // attention_coopmat.comp's GEMM_OPERANDS only
 };
 struct CombinePush {
   uint64_t out, partial;
@@ -127,6 +130,7 @@ struct CombinePush {
 struct ElementwisePush {
   uint64_t out, a, b;
   uint32_t n, pad = 0;
+  uint64_t x16 = 0;  // GEMM_OPERANDS only
 };
 struct CopyPush {
   uint64_t dst, src;
@@ -274,7 +278,8 @@ class VulkanBackend final : public Backend {
   // depends on (or overwrites) what a command since the last barrier touched. Independent
   // commands (the q/k/v or gate/up matmuls) thus run without one between them.
   void access(std::initializer_list<uint32_t> reads, std::initializer_list<uint32_t> writes);
-  void elementwise(uint32_t op, Tensor out, Tensor a, Tensor b);
+  // `gemm_round`: out also as the prompt GEMM's operands (keep_gemm_operands).
+  void elementwise(uint32_t op, Tensor out, Tensor a, Tensor b, uint32_t gemm_round = 0);
   // shaders/matvec.glsl for one activation row; `up` only with epilogue 2 (SwiGLU); x
   // rms-normalized by `norm` first when given.
   enum class Epilogue : uint32_t { Store = 0, Add = 1, SwiGlu = 2 };
@@ -299,7 +304,19 @@ class VulkanBackend final : public Backend {
   bool takes_operands(Tensor x, Tensor w);
   // rms_norm(x) by `norm` into out (checked shapes): float32, or with `round` (1, 2) the packed
   // operands of products that compute in float16 / bfloat16 (rms_norm.comp OPERAND).
-  void normalize(Tensor out, Tensor x, Tensor norm, float eps, uint32_t round);
+  // With `gemm_round`, a prompt's rows also as the prompt GEMM's operands (keep_gemm_operands).
+  void normalize(Tensor out, Tensor x, Tensor norm, float eps, uint32_t round,
+                 uint32_t gemm_round = 0);
+  // The rounding of x's float16 operands where a prompt product with weight w converts x once
+  // for the matrix units (coopmat_x_), else 0.
+  uint32_t gemm_round(Tensor x, Tensor w);
+  // Where an op that writes `out` (a prompt's rows) also stores them as the prompt GEMM's float16
+  // operands rounded as `round`, sparing the products that read `out` next their conversion
+  // (coopmat_x_; called after the op's own access).
+  uint64_t keep_gemm_operands(Tensor out, uint32_t round);
+  // rms_norm(x) into xn for a prompt whose products with `weights` read xn, writing their
+  // operands too where they all take the same.
+  void prompt_norm(Tensor xn, Tensor x, Tensor norm, float eps, std::span<const Tensor> weights);
   // The address of x's packed operands when a matvec stored them (OUT16) for weight w, else 0.
   uint64_t operands_of(Tensor x, Tensor w);
   // Where an op that writes `out` (one row) also stores it as packed operands rounded as
@@ -777,7 +794,7 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
     // float16 fragment holds (shaders/matmul_coopmat.comp). Where k % 32 == 0 (every real model)
     // x, then the weight in chunks of whole rows, become float16 operands first: once per matmul
     // rather than once per tile.
-    const bool vec = wt.cols % 32 == 0 && p.x % 16 == 0 && w.ref.blocksize % 16 == 0;
+    const bool vec = gemm_round(x, wt) != 0;
     const std::string label =
         op_timer_.enabled() ? "matmul_coopmat " + shape_label(w.kind, wt) : "";
     MatmulCoopPush c{w.ref, p.out, p.x, 0, 0, p.rows, p.n, p.k, p.n};
@@ -880,13 +897,43 @@ bool VulkanBackend::takes_operands(Tensor x, Tensor wt) {
   return x.rows == 1 && w.kind >= kQ4 && w.round != 0 && wt.cols % 32 == 0 && vec_blocks(w);
 }
 
-void VulkanBackend::normalize(Tensor out, Tensor x, Tensor norm, float eps, uint32_t round) {
+void VulkanBackend::normalize(Tensor out, Tensor x, Tensor norm, float eps, uint32_t round,
+                              uint32_t gemm_round) {
   const Buffer& g = weight(norm, "rms_norm");
-  const RmsNormPush p{g.ref, address(out),      address(x), uint32_t(x.rows), uint32_t(x.cols),
-                      eps,   rms_norm_slices(x)};
+  RmsNormPush p{g.ref, address(out),      address(x), uint32_t(x.rows), uint32_t(x.cols),
+                eps,   rms_norm_slices(x)};
   access({x.buffer, norm.buffer}, {out.buffer});
-  dispatch("rms_norm", {g.kind, g.round, round}, p, uint64_t(x.rows) * p.slices, 1,
+  if (gemm_round) p.x16 = keep_gemm_operands(out, gemm_round);
+  dispatch("rms_norm", {g.kind, g.round, round, p.x16 ? gemm_round : 0}, p,
+           uint64_t(x.rows) * p.slices, 1,
            op_timer_.enabled() && round ? "rms_norm x16 " + std::to_string(x.cols) : "");
+}
+
+uint32_t VulkanBackend::gemm_round(Tensor x, Tensor wt) {
+  const Buffer& w = weight(wt, "matmul");
+  const bool once = ctx_.info.coopmat_f16 && w.kind >= kQ4 && w.round != 0 && x.rows > 1 &&
+                    wt.cols % 32 == 0 && address(x) % 16 == 0 && w.ref.blocksize % 16 == 0;
+  return once ? w.round : 0;
+}
+
+uint64_t VulkanBackend::keep_gemm_operands(Tensor out, uint32_t round) {
+  const uint64_t bytes = uint64_t(out.numel()) * 2;
+  if (coopmat_x_.size < bytes)  // a model reserved them; an op test did not
+    coopmat_x_ = memory_.device(bytes, Usage::Activations, "prompt matmul scratch");
+  access({}, {kCoopMatX});  // after the op's own access, which may have invalidated them
+  coopmat_x_of_ = OperandsOf(out, round);
+  return coopmat_x_.address;
+}
+
+void VulkanBackend::prompt_norm(Tensor xn, Tensor x, Tensor norm, float eps,
+                                std::span<const Tensor> weights) {
+  const Buffer& g = weight(norm, "rms_norm");
+  if (norm.numel() != x.cols || xn.cols != x.cols || xn.rows != x.rows)
+    fail("rms_norm shape mismatch for " + g.name);
+  uint32_t round = gemm_round(xn, weights.front());
+  for (Tensor w : weights)
+    if (gemm_round(xn, w) != round) round = 0;
+  normalize(xn, x, norm, eps, 0, round);
 }
 
 uint64_t VulkanBackend::operands_of(Tensor x, Tensor wt) {
@@ -918,6 +965,13 @@ bool VulkanBackend::fusable_norm(Tensor x, Tensor norm) {
 void VulkanBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
                                  std::initializer_list<Projection> projections) {
   require_step("norm_matmuls");
+  if (x.rows > 1) {
+    std::vector<Tensor> weights;
+    for (const Projection& pr : projections) weights.push_back(pr.w);
+    prompt_norm(xn, x, norm, eps, weights);
+    for (const Projection& pr : projections) matmul(pr.out, xn, pr.w);
+    return;
+  }
   if (!fusable_norm(x, norm)) return Backend::norm_matmuls(x, norm, eps, xn, projections);
   for (const Projection& pr : projections)
     if (x.cols != pr.w.cols || pr.out.cols != pr.w.rows || pr.out.rows != 1)
@@ -947,6 +1001,10 @@ void VulkanBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
 void VulkanBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float eps, Tensor xn,
                                        Tensor gate, Tensor up, Tensor scratch) {
   require_step("norm_matmul_swiglu");
+  if (x.rows > 1) {
+    prompt_norm(xn, x, norm, eps, std::array<Tensor, 2>{gate, up});
+    return matmul_swiglu(out, xn, gate, up, scratch);
+  }
   const Buffer& g = weight(gate, "matmul");
   const Buffer& u = weight(up, "matmul");
   if (!fusable_norm(x, norm) || g.kind != u.kind || g.round != u.round || gate.rows != up.rows ||
@@ -978,6 +1036,16 @@ void VulkanBackend::matmul_add(Tensor out, Tensor x, Tensor wt, Tensor scratch) 
 
 void VulkanBackend::matmul_swiglu(Tensor out, Tensor x, Tensor gate, Tensor up, Tensor scratch) {
   require_step("matmul_swiglu");
+  if (x.rows > 1) {
+    // A prompt: the SwiGLU also writes the down projection's operands (as the gate's compute
+    // dtype rounds them: the down projection checks that it does too).
+    matmul(out, x, gate);
+    matmul(scratch, x, up);
+    const uint32_t round = gemm_round(x, gate) && out.cols % 32 == 0 && address(out) % 16 == 0
+                               ? weight(gate, "matmul").round
+                               : 0;
+    return elementwise(1, out, out, scratch, round);
+  }
   const Buffer& g = weight(gate, "matmul");
   const Buffer& u = weight(up, "matmul");
   // One pass needs both weights stored alike (they always are within a model).
@@ -1092,23 +1160,26 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
     // 64 queries per workgroup), else in float32 (attention_prefill.comp: 32).
     const bool coopmat =
         ctx_.info.coopmat_f16 && s.compute != ComputeDType::F32 && s.head_dim % 16 == 0;
-    const AttentionPrefillPush a{address(q),
-                                 address(k_cache),
-                                 address(v_cache),
-                                 address(out),
-                                 step_data_.address,
-                                 uint32_t(q.rows),
-                                 uint32_t(q.cols),
-                                 uint32_t(k_cache.cols),
-                                 uint32_t(out.cols),
-                                 uint32_t(s.n_heads),
-                                 uint32_t(s.n_kv_heads),
-                                 uint32_t(std::max(0, s.sliding_window)),
-                                 1.0f / std::sqrt(float(s.head_dim))};
+    AttentionPrefillPush a{address(q),
+                           address(k_cache),
+                           address(v_cache),
+                           address(out),
+                           step_data_.address,
+                           uint32_t(q.rows),
+                           uint32_t(q.cols),
+                           uint32_t(k_cache.cols),
+                           uint32_t(out.cols),
+                           uint32_t(s.n_heads),
+                           uint32_t(s.n_kv_heads),
+                           uint32_t(std::max(0, s.sliding_window)),
+                           1.0f / std::sqrt(float(s.head_dim))};
     access({q.buffer, k_cache.buffer, v_cache.buffer}, {out.buffer});
+    // The o projection's operands too, rounded as the model computes.
+    const uint32_t round = s.compute == ComputeDType::F16 ? 1 : 2;
+    if (coopmat && out.cols % 32 == 0 && a.out % 16 == 0) a.x16 = keep_gemm_operands(out, round);
     if (coopmat)
-      dispatch("attention_coopmat", {uint32_t(s.head_dim)}, a, (uint64_t(q.rows) + 63) / 64,
-               uint32_t(s.n_heads));
+      dispatch("attention_coopmat", {uint32_t(s.head_dim), a.x16 ? round : 0}, a,
+               (uint64_t(q.rows) + 63) / 64, uint32_t(s.n_heads));
     else
       dispatch("attention_prefill", {uint32_t(s.head_dim)}, a, (uint64_t(q.rows) + 31) / 32,
                uint32_t(s.n_heads));
@@ -1172,11 +1243,14 @@ void VulkanBackend::split_attention(Tensor out, Tensor q, Tensor k_cache, Tensor
   dispatch("attention_combine", {c.out16 ? round : 0}, c, items);
 }
 
-void VulkanBackend::elementwise(uint32_t op, Tensor out, Tensor a, Tensor b) {
+void VulkanBackend::elementwise(uint32_t op, Tensor out, Tensor a, Tensor b, uint32_t gemm_round) {
   if (out.numel() != a.numel() || a.numel() != b.numel()) fail("elementwise shape mismatch");
-  const ElementwisePush p{address(out), address(a), address(b), uint32_t(out.numel())};
+  ElementwisePush p{address(out), address(a), address(b), uint32_t(out.numel())};
   access({a.buffer, b.buffer}, {out.buffer});
-  dispatch("elementwise", {op}, p, (uint64_t(out.numel()) + 255) / 256);
+  if (gemm_round) p.x16 = keep_gemm_operands(out, gemm_round);
+  const uint64_t per_invocation = gemm_round ? 2 : 1;  // pairs for the operands
+  dispatch("elementwise", {op, gemm_round}, p,
+           (uint64_t(out.numel()) / per_invocation + 255) / 256);
 }
 
 void VulkanBackend::swiglu(Tensor out, Tensor gate, Tensor up) {

@@ -473,3 +473,79 @@ TEST_CASE("vulkan: the o projection reads the operands the decode attention kept
       CHECK(checked_error(got, want) < 1e-3);
     }
 }
+
+namespace {
+
+// One layer of a prompt on backend `be`, as Model::run_layers runs it: the attention block
+// (norm_matmuls into q, k, v; rope_kv_attention; the o projection into the residual) and the MLP
+// (norm_matmul_swiglu; the down projection into the residual). Where the products run on the
+// matrix units, the norms, the attention and the SwiGLU also write the next products' operands.
+struct LayerWeights {
+  HostWeight attn_norm, q, k, v, o, mlp_norm, gate, up, down;
+};
+std::vector<float> prompt_layer_on(Backend& be, const LayerWeights& w, const DecodeCase& c,
+                                   int rows, ComputeDType compute, const std::vector<float>& x) {
+  const int64_t d = int64_t(c.heads) * c.head_dim, kv_cols = int64_t(c.kv_heads) * c.head_dim;
+  const int64_t f = w.gate.rows;
+  Tensor g1 = be.upload_weight(w.attn_norm), wq = be.upload_weight(w.q);
+  Tensor wk = be.upload_weight(w.k), wv = be.upload_weight(w.v), wo = be.upload_weight(w.o);
+  Tensor g2 = be.upload_weight(w.mlp_norm), gate = be.upload_weight(w.gate);
+  Tensor up = be.upload_weight(w.up), down = be.upload_weight(w.down);
+  const std::vector<float> inv = rope_inv_freq(c.head_dim);
+  const Tensor it = be.alloc(DType::F32, 1, int64_t(inv.size()), Usage::Weights);
+  const Tensor kc = be.alloc_kv(rows, kv_cols), vc = be.alloc_kv(rows, kv_cols);
+  auto act = [&](int64_t cols) { return be.alloc(DType::F32, rows, cols, Usage::Activations); };
+  const Tensor xt = act(d), xn = act(d), qt = act(d), kt = act(kv_cols), vt = act(kv_cols);
+  const Tensor att = act(d), proj = act(d), h = act(f), scratch = act(f);
+  be.write(it, inv.data());
+  be.write(xt, x.data());
+  for (Tensor t : {xn, qt, kt, vt, att, proj, h, scratch}) poison(be, t);
+  const AttentionShape shape{c.heads, c.kv_heads, c.head_dim, c.window, compute};
+  be.begin_step({0, rows});
+  be.norm_matmuls(xt, g1, 1e-5f, xn, {{qt, wq}, {kt, wk}, {vt, wv}});
+  be.rope_kv_attention(att, qt, kt, vt, kc, vc, shape, it);
+  be.matmul_add(xt, att, wo, proj);
+  be.norm_matmul_swiglu(h, xt, g2, 1e-5f, xn, gate, up, scratch);
+  be.matmul_add(xt, h, down, proj);
+  be.end_step();
+  return read_f32(be, xt);
+}
+
+}  // namespace
+
+// A prompt layer against the CPU: rows x heads >= 512 with 64-wide heads, so that a device with
+// cooperative matrices runs the attention on them (attention_coopmat.comp) and every product
+// reads the operands its producer wrote (the norms, the attention, the SwiGLU), or converts x
+// itself where the compute dtype is float32.
+TEST_CASE("vulkan: a prompt layer's products read the operands their producers wrote") {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  Pair p(std::move(gpu));
+  std::mt19937 rng(77);
+  const DecodeCase c{4, 2, 64, 0, 0};
+  const int rows = 130;
+  const int64_t d = 256, kv_cols = 128, f = 704;
+  for (const WeightSpec& spec : {kSpecs[3], kSpecs[4], kSpecs[5]}) {
+    CAPTURE(dtype_name(spec.dtype));
+    CAPTURE(compute_dtype_name(spec.compute));
+    const LayerWeights w{
+        norm_weight(rng, DType::BF16, d),          random_weight(rng, "q", d, d, spec),
+        random_weight(rng, "k", kv_cols, d, spec), random_weight(rng, "v", kv_cols, d, spec),
+        random_weight(rng, "o", d, d, spec),       norm_weight(rng, DType::BF16, d),
+        random_weight(rng, "gate", f, d, spec),    random_weight(rng, "up", f, d, spec),
+        random_weight(rng, "down", d, f, spec)};
+    const auto x = random_floats(rng, size_t(rows * d), 3.0f);
+    // What the layer adds to x, compared without x, which would dilute the errors.
+    auto added = [&](std::vector<float> out) {
+      for (size_t i = 0; i < out.size(); ++i) out[i] -= x[i];
+      return out;
+    };
+    const auto want = added(prompt_layer_on(p.cpu, w, c, rows, spec.compute, x));
+    const auto got = added(prompt_layer_on(*p.gpu, w, c, rows, spec.compute, x));
+    // 16-bit compute: the matrix units' attention rounds q and the probabilities to float16
+    // (3e-3 in its own test), and operands rounded to 16 bits may differ by one ulp where their
+    // float32 values differ in the last bit (norm_sweep): 5e-3. Float32 compute: 1e-3 (the
+    // float16 KV cache against the CPU's float32 one).
+    CHECK(checked_error(got, want) < (spec.compute == ComputeDType::F32 ? 1e-3 : 5e-3));
+  }
+}
