@@ -6,16 +6,44 @@
 // With a 16-bit compute dtype, devices with cooperative matrices take attention_coopmat.comp,
 // which rounds q (scaled) and the probabilities to float16: 3e-3 (each rounding is at most
 // 2^-11 relative; the CPU keeps float32).
+#include <span>
+
 #include "tests/vulkan/vulkan_test_util.h"
 
 using namespace nibble;
 using namespace nibble::test;
 
-TEST_CASE("vulkan: prompt attention, many queries per workgroup") {
+namespace {
+
+// Every case against the CPU with the model's compute dtype `compute`, q scaled by `q_scale`.
+void sweep(std::span<const AttentionCase> cases, ComputeDType compute, float q_scale, double tol,
+           uint32_t seed) {
   auto gpu = vulkan_or_skip();
   if (!gpu) return;
   Pair p(std::move(gpu));
-  std::mt19937 rng(23);
+  std::mt19937 rng(seed);
+  for (AttentionCase c : cases) {
+    c.compute = compute;
+    CAPTURE(c.heads);
+    CAPTURE(c.kv_heads);
+    CAPTURE(c.head_dim);
+    CAPTURE(c.pos0);
+    CAPTURE(c.rows);
+    CAPTURE(c.window);
+    const int total = c.pos0 + c.rows;
+    auto q = random_floats(rng, size_t(c.rows) * c.heads * c.head_dim);
+    for (float& x : q) x *= q_scale;
+    const auto k = f16_rounded(random_floats(rng, size_t(total) * c.kv_heads * c.head_dim));
+    const auto v = f16_rounded(random_floats(rng, size_t(total) * c.kv_heads * c.head_dim));
+    const auto want = attention_on(p.cpu, c, q, k, v).out;
+    const auto got = attention_on(*p.gpu, c, q, k, v).out;
+    CHECK(checked_error(got, want) < tol);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("vulkan: prompt attention, many queries per workgroup") {
   const AttentionCase cases[] = {
       {4, 4, 128, 0, 130, 0},   // MHA, rows off the 32-query block
       {8, 2, 64, 37, 100, 0},   // GQA after a cached prefix
@@ -26,29 +54,11 @@ TEST_CASE("vulkan: prompt attention, many queries per workgroup") {
       {2, 2, 256, 0, 300, 0},   // a head too large for the block kernel: attention.comp
       {64, 8, 12, 0, 9, 0},     // head_dim not a multiple of 8: attention.comp
   };
-  for (const AttentionCase& c : cases) {
-    CAPTURE(c.heads);
-    CAPTURE(c.kv_heads);
-    CAPTURE(c.head_dim);
-    CAPTURE(c.pos0);
-    CAPTURE(c.rows);
-    CAPTURE(c.window);
-    const int total = c.pos0 + c.rows;
-    const auto q = random_floats(rng, size_t(c.rows) * c.heads * c.head_dim);
-    const auto k = f16_rounded(random_floats(rng, size_t(total) * c.kv_heads * c.head_dim));
-    const auto v = f16_rounded(random_floats(rng, size_t(total) * c.kv_heads * c.head_dim));
-    const auto want = attention_on(p.cpu, c, q, k, v).out;
-    const auto got = attention_on(*p.gpu, c, q, k, v).out;
-    CHECK(checked_error(got, want) < 1e-5);
-  }
+  sweep(cases, ComputeDType::F32, 1.0f, 1e-5, 23);
 }
 
 TEST_CASE(
     "vulkan: prompt attention for 16-bit compute (on the matrix units where the device has them)") {
-  auto gpu = vulkan_or_skip();
-  if (!gpu) return;
-  Pair p(std::move(gpu));
-  std::mt19937 rng(29);
   const AttentionCase cases[] = {
       {4, 4, 128, 0, 130, 0},   // MHA, rows off the 64-query block and the 16-row fragments
       {8, 2, 64, 37, 100, 0},   // GQA after a cached prefix (tiles start off the prefix)
@@ -59,22 +69,6 @@ TEST_CASE(
       {2, 1, 16, 0, 300, 0},    // the smallest head for the fragments
       {8, 8, 8, 0, 90, 0},      // a head of 8: attention_prefill.comp
   };
-  for (AttentionCase c : cases) {
-    c.compute = ComputeDType::BF16;
-    CAPTURE(c.heads);
-    CAPTURE(c.kv_heads);
-    CAPTURE(c.head_dim);
-    CAPTURE(c.pos0);
-    CAPTURE(c.rows);
-    CAPTURE(c.window);
-    const int total = c.pos0 + c.rows;
-    // q larger than the keys, so that the softmax is peaked and its running max moves.
-    auto q = random_floats(rng, size_t(c.rows) * c.heads * c.head_dim);
-    for (float& x : q) x *= 4;
-    const auto k = f16_rounded(random_floats(rng, size_t(total) * c.kv_heads * c.head_dim));
-    const auto v = f16_rounded(random_floats(rng, size_t(total) * c.kv_heads * c.head_dim));
-    const auto want = attention_on(p.cpu, c, q, k, v).out;
-    const auto got = attention_on(*p.gpu, c, q, k, v).out;
-    CHECK(checked_error(got, want) < 3e-3);
-  }
+  // q larger than the keys, so that the softmax is peaked and its running max moves.
+  sweep(cases, ComputeDType::BF16, 4.0f, 3e-3, 29);
 }
