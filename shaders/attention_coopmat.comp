@@ -83,7 +83,7 @@ void main() {
   coopMatLoadNV(row_of, scores, sc, 16, false);
   subgroupBarrier();
 
-  // q, scaled and rounded to float16, 16x16 at a time through the score staging.
+  // q, scaled and rounded to float16, 16x16 at a time through the probability staging.
   OPERAND qf[DF];
   [[unroll]] for (uint f = 0; f < DF; ++f) {
     const uint r = lane / 2, d0 = head * HEAD_DIM + 16 * f + 8 * (lane % 2);
