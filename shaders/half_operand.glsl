@@ -26,6 +26,9 @@ float q4_operand(uint word, uint shift, float absmax) {
 
 // Two operands as one word of float16 bits, `a` in the low half. For ROUND 2 the values are
 // bfloat16 already, so any conversion rounding mode gives the same bits in the float16 range.
+// half2_bits(x_operand(a), x_operand(b)) is common.glsl's gemm_operand_pair(a, b, ROUND), which
+// the ops that write activations use; the GEMM keeps this form because its compiled loop moves
+// with any change to the code it includes (docs/PERF.md "Prefill", session 6).
 uint half2_bits(float a, float b) {
   if (ROUND == 1) return f32_to_f16_bits(a) | (f32_to_f16_bits(b) << 16);
   return packHalf2x16(vec2(a, b));

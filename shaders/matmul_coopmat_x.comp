@@ -7,8 +7,6 @@
 layout(constant_id = 0) const uint ROUND = 1;
 layout(local_size_x = 256) in;
 
-#include "half_operand.glsl"
-
 layout(push_constant) uniform Push {
   Vec4s x;
   UVec4s x16;
@@ -19,8 +17,6 @@ void main() {
   const uint i = group_index() * 256 + gl_LocalInvocationID.x;
   if (i >= p.count) return;
   const vec4 a = p.x.v[2 * i], b = p.x.v[2 * i + 1];
-  p.x16.v[i] = uvec4(half2_bits(x_operand(a.x), x_operand(a.y)),
-                     half2_bits(x_operand(a.z), x_operand(a.w)),
-                     half2_bits(x_operand(b.x), x_operand(b.y)),
-                     half2_bits(x_operand(b.z), x_operand(b.w)));
+  p.x16.v[i] = uvec4(gemm_operand_pair(a.x, a.y, ROUND), gemm_operand_pair(a.z, a.w, ROUND),
+                     gemm_operand_pair(b.x, b.y, ROUND), gemm_operand_pair(b.z, b.w, ROUND));
 }

@@ -5,7 +5,6 @@
 #include "engine/vulkan/vulkan_backend.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -95,6 +94,10 @@ struct RmsNormPush {
   uint32_t slices;   // workgroups per row
   uint64_t x16 = 0;  // GEMM_OPERANDS only
 };
+// A compute dtype as the shaders' ROUND: 0 float32 (no rounding), 1 float16, 2 bfloat16.
+uint32_t round_of(ComputeDType c) {
+  return c == ComputeDType::F16 ? 1 : c == ComputeDType::BF16 ? 2 : 0;
+}
 // shaders/rms_norm.comp's slices: a decode row's in 512-value slices, a prompt row in one.
 uint32_t rms_norm_slices(Tensor x) {
   return x.rows == 1 ? uint32_t(std::max<int64_t>(1, (x.cols + 511) / 512)) : 1;
@@ -307,16 +310,20 @@ class VulkanBackend final : public Backend {
   // With `gemm_round`, a prompt's rows also as the prompt GEMM's operands (keep_gemm_operands).
   void normalize(Tensor out, Tensor x, Tensor norm, float eps, uint32_t round,
                  uint32_t gemm_round = 0);
+  // Whether a prompt product can take x as float16 operands converted once (coopmat_x_): rows
+  // of whole 16-byte groups of operands, 16-byte aligned.
+  bool gemm_input(Tensor x) { return x.rows > 1 && x.cols % 32 == 0 && address(x) % 16 == 0; }
   // The rounding of x's float16 operands where a prompt product with weight w converts x once
-  // for the matrix units (coopmat_x_), else 0.
+  // for the matrix units, else 0.
   uint32_t gemm_round(Tensor x, Tensor w);
-  // Where an op that writes `out` (a prompt's rows) also stores them as the prompt GEMM's float16
-  // operands rounded as `round`, sparing the products that read `out` next their conversion
-  // (coopmat_x_; called after the op's own access).
+  // Where an op that writes `out` also stores it as the prompt GEMM's float16 operands rounded as
+  // `round`, sparing the products that read `out` next their conversion (coopmat_x_; called
+  // after the op's own access); 0 (nothing to store) for round 0 or where out is no gemm_input.
   uint64_t keep_gemm_operands(Tensor out, uint32_t round);
-  // rms_norm(x) into xn for a prompt whose products with `weights` read xn, writing their
-  // operands too where they all take the same.
-  void prompt_norm(Tensor xn, Tensor x, Tensor norm, float eps, std::span<const Tensor> weights);
+  // rms_norm(x) into xn for a prompt whose `projections` read xn, writing their operands too
+  // where they all take the same.
+  void prompt_norm(Tensor xn, Tensor x, Tensor norm, float eps,
+                   std::initializer_list<Projection> projections);
   // The address of x's packed operands when a matvec stored them (OUT16) for weight w, else 0.
   uint64_t operands_of(Tensor x, Tensor w);
   // Where an op that writes `out` (one row) also stores it as packed operands rounded as
@@ -521,7 +528,7 @@ VulkanBackend::Buffer VulkanBackend::quantized_buffer(const HostWeight& w,
   b.name = w.name;
   b.alloc = memory_.device(at.bytes, Usage::Weights, "weight " + w.name);
   b.kind = nested ? kQ4Nested : kQ4;
-  b.round = w.compute == ComputeDType::F16 ? 1 : w.compute == ComputeDType::BF16 ? 2 : 0;
+  b.round = round_of(w.compute);
   b.ref.data = b.alloc.address;
   b.ref.absmax = nested ? at.absmax_at : at.absmax_at / 4;
   b.ref.nested_absmax = at.nested_at / 4;
@@ -903,7 +910,7 @@ void VulkanBackend::normalize(Tensor out, Tensor x, Tensor norm, float eps, uint
   RmsNormPush p{g.ref, address(out),      address(x), uint32_t(x.rows), uint32_t(x.cols),
                 eps,   rms_norm_slices(x)};
   access({x.buffer, norm.buffer}, {out.buffer});
-  if (gemm_round) p.x16 = keep_gemm_operands(out, gemm_round);
+  p.x16 = keep_gemm_operands(out, gemm_round);
   dispatch("rms_norm", {g.kind, g.round, round, p.x16 ? gemm_round : 0}, p,
            uint64_t(x.rows) * p.slices, 1,
            op_timer_.enabled() && round ? "rms_norm x16 " + std::to_string(x.cols) : "");
@@ -911,12 +918,13 @@ void VulkanBackend::normalize(Tensor out, Tensor x, Tensor norm, float eps, uint
 
 uint32_t VulkanBackend::gemm_round(Tensor x, Tensor wt) {
   const Buffer& w = weight(wt, "matmul");
-  const bool once = ctx_.info.coopmat_f16 && w.kind >= kQ4 && w.round != 0 && x.rows > 1 &&
-                    wt.cols % 32 == 0 && address(x) % 16 == 0 && w.ref.blocksize % 16 == 0;
+  const bool once = ctx_.info.coopmat_f16 && w.kind >= kQ4 && w.round != 0 && gemm_input(x) &&
+                    w.ref.blocksize % 16 == 0;
   return once ? w.round : 0;
 }
 
 uint64_t VulkanBackend::keep_gemm_operands(Tensor out, uint32_t round) {
+  if (round == 0 || !gemm_input(out)) return 0;
   const uint64_t bytes = uint64_t(out.numel()) * 2;
   if (coopmat_x_.size < bytes)  // a model reserved them; an op test did not
     coopmat_x_ = memory_.device(bytes, Usage::Activations, "prompt matmul scratch");
@@ -926,13 +934,13 @@ uint64_t VulkanBackend::keep_gemm_operands(Tensor out, uint32_t round) {
 }
 
 void VulkanBackend::prompt_norm(Tensor xn, Tensor x, Tensor norm, float eps,
-                                std::span<const Tensor> weights) {
+                                std::initializer_list<Projection> projections) {
   const Buffer& g = weight(norm, "rms_norm");
   if (norm.numel() != x.cols || xn.cols != x.cols || xn.rows != x.rows)
     fail("rms_norm shape mismatch for " + g.name);
-  uint32_t round = gemm_round(xn, weights.front());
-  for (Tensor w : weights)
-    if (gemm_round(xn, w) != round) round = 0;
+  uint32_t round = gemm_round(xn, projections.begin()->w);
+  for (const Projection& pr : projections)
+    if (gemm_round(xn, pr.w) != round) round = 0;
   normalize(xn, x, norm, eps, 0, round);
 }
 
@@ -966,9 +974,7 @@ void VulkanBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
                                  std::initializer_list<Projection> projections) {
   require_step("norm_matmuls");
   if (x.rows > 1) {
-    std::vector<Tensor> weights;
-    for (const Projection& pr : projections) weights.push_back(pr.w);
-    prompt_norm(xn, x, norm, eps, weights);
+    prompt_norm(xn, x, norm, eps, projections);
     for (const Projection& pr : projections) matmul(pr.out, xn, pr.w);
     return;
   }
@@ -1002,7 +1008,7 @@ void VulkanBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float 
                                        Tensor gate, Tensor up, Tensor scratch) {
   require_step("norm_matmul_swiglu");
   if (x.rows > 1) {
-    prompt_norm(xn, x, norm, eps, std::array<Tensor, 2>{gate, up});
+    prompt_norm(xn, x, norm, eps, {{out, gate}, {scratch, up}});
     return matmul_swiglu(out, xn, gate, up, scratch);
   }
   const Buffer& g = weight(gate, "matmul");
@@ -1041,10 +1047,7 @@ void VulkanBackend::matmul_swiglu(Tensor out, Tensor x, Tensor gate, Tensor up, 
     // dtype rounds them: the down projection checks that it does too).
     matmul(out, x, gate);
     matmul(scratch, x, up);
-    const uint32_t round = gemm_round(x, gate) && out.cols % 32 == 0 && address(out) % 16 == 0
-                               ? weight(gate, "matmul").round
-                               : 0;
-    return elementwise(1, out, out, scratch, round);
+    return elementwise(1, out, out, scratch, gemm_round(x, gate));
   }
   const Buffer& g = weight(gate, "matmul");
   const Buffer& u = weight(up, "matmul");
@@ -1174,15 +1177,16 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
                            uint32_t(std::max(0, s.sliding_window)),
                            1.0f / std::sqrt(float(s.head_dim))};
     access({q.buffer, k_cache.buffer, v_cache.buffer}, {out.buffer});
-    // The o projection's operands too, rounded as the model computes.
-    const uint32_t round = s.compute == ComputeDType::F16 ? 1 : 2;
-    if (coopmat && out.cols % 32 == 0 && a.out % 16 == 0) a.x16 = keep_gemm_operands(out, round);
-    if (coopmat)
+    if (coopmat) {
+      // The o projection's operands too, rounded as the model computes.
+      const uint32_t round = round_of(s.compute);
+      a.x16 = keep_gemm_operands(out, round);
       dispatch("attention_coopmat", {uint32_t(s.head_dim), a.x16 ? round : 0}, a,
                (uint64_t(q.rows) + 63) / 64, uint32_t(s.n_heads));
-    else
+    } else {
       dispatch("attention_prefill", {uint32_t(s.head_dim)}, a, (uint64_t(q.rows) + 31) / 32,
                uint32_t(s.n_heads));
+    }
     return;
   }
   split_attention(out, q, k_cache, v_cache, s, nullptr);
@@ -1247,9 +1251,9 @@ void VulkanBackend::elementwise(uint32_t op, Tensor out, Tensor a, Tensor b, uin
   if (out.numel() != a.numel() || a.numel() != b.numel()) fail("elementwise shape mismatch");
   ElementwisePush p{address(out), address(a), address(b), uint32_t(out.numel())};
   access({a.buffer, b.buffer}, {out.buffer});
-  if (gemm_round) p.x16 = keep_gemm_operands(out, gemm_round);
-  const uint64_t per_invocation = gemm_round ? 2 : 1;  // pairs for the operands
-  dispatch("elementwise", {op, gemm_round}, p,
+  p.x16 = keep_gemm_operands(out, gemm_round);
+  const uint64_t per_invocation = p.x16 ? 2 : 1;  // pairs for the operands
+  dispatch("elementwise", {op, p.x16 ? gemm_round : 0}, p,
            (uint64_t(out.numel()) / per_invocation + 255) / 256);
 }
 
