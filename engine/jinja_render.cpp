@@ -13,6 +13,19 @@ namespace {
 constexpr size_t kMaxOutput = 64u << 20;        // a chat prompt; more means a runaway template
 constexpr int64_t kMaxIterations = 10'000'000;  // loop bodies run in one render, ditto
 
+// Whether v holds the dict d at any depth. Namespaces are the only values a template changes,
+// and only by assigning an attribute; refusing an assignment that would make one hold itself
+// keeps every value acyclic, so that its shared pointers free it.
+bool holds(const Value& v, const Dict& d) {
+  if (v.is_dict())
+    return v.dict.get() == &d ||
+           std::any_of(v.dict->items.begin(), v.dict->items.end(),
+                       [&](const auto& item) { return holds(item.second, d); });
+  if (v.is_list())
+    return std::any_of(v.list->begin(), v.list->end(), [&](const Value& x) { return holds(x, d); });
+  return false;
+}
+
 // Strings and lists built by ~ and + obey the output's limit.
 const Value& bounded(const Value& v) {
   if ((v.is_string() && v.s.size() > kMaxOutput) ||
@@ -107,6 +120,8 @@ class Renderer {
     const Value target = lookup(s.names[0]);
     if (!target.is_dict() || !target.dict->is_namespace)
       template_fail("cannot assign attribute on non-namespace object '" + s.names[0] + "'");
+    if (holds(value, *target.dict))
+      template_fail("cannot assign namespace '" + s.names[0] + "' into itself");
     target.dict->set(s.names[1], std::move(value));
   }
 

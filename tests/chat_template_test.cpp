@@ -130,6 +130,12 @@ TEST_CASE("chat template: bad templates fail with a clear error naming the line"
   CHECK(error_of("{{ 'a' + 1 }}") ==
         "chat template line 1: unsupported operand type(s) for +: 'str' and 'int'");
   CHECK(error_of("{{ messages[0].role }}") == "chat template line 1: list object has no element 0");
+  // A namespace holding itself (directly, in a list, or through another namespace) would be a
+  // reference cycle (found by fuzz_chat_template as a leak).
+  CHECK(error_of("{% set ns = namespace() %}{% set ns.me = ns %}") ==
+        "chat template line 1: cannot assign namespace 'ns' into itself");
+  CHECK(error_of("{% set a = namespace() %}{% set b = namespace(a=a) %}\n{% set a.l = [1, b] %}") ==
+        "chat template line 2: cannot assign namespace 'a' into itself");
   CHECK(error_of("{{ raise_exception('Only user and assistant roles') }}") ==
         "Only user and assistant roles");
   CHECK(error_of("{{ 'x' * 100000000 }}").find("too large") != std::string::npos);
