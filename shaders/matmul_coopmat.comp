@@ -55,6 +55,7 @@ layout(push_constant) uniform Push {
   uint n;       // weight rows (output columns) of this dispatch
   uint k;
   uint out_stride;  // floats per output row
+  uint k_stride;    // VEC: operands per row of x16 and w16 (k: a part of their k range)
 } p;
 
 #include "half_operand.glsl"
@@ -67,8 +68,8 @@ shared uvec4 ws[BN * ROW];
 uvec4 operands(bool is_w, uint r, uint k0) {
   if (r >= (is_w ? p.n : p.rows) || k0 >= p.k) return uvec4(0);
   if (VEC) {
-    if (is_w) return p.w16.v[(r * p.k + k0) / 8];
-    return p.x16.v[(r * p.k + k0) / 8];
+    if (is_w) return p.w16.v[(r * p.k_stride + k0) / 8];
+    return p.x16.v[(r * p.k_stride + k0) / 8];
   }
   uvec4 bits;
   [[unroll]] for (uint i = 0; i < 4; ++i) {

@@ -232,6 +232,13 @@ DeviceInfo query(VkPhysicalDevice pd, int index) {
 
   const auto exts = device_extensions(pd);
   d.memory_budget = has_extension(exts, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+  if (has_extension(exts, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME)) {
+    VkPhysicalDeviceShaderSMBuiltinsPropertiesNV sm{
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
+    VkPhysicalDeviceProperties2 props_sm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, &sm};
+    vkGetPhysicalDeviceProperties2(pd, &props_sm);
+    d.multiprocessors = sm.shaderSMCount;
+  }
   query_cooperative_matrix(pd, exts, f12, d);
 
   const int family = compute_queue_family(pd);
@@ -274,6 +281,7 @@ std::string DeviceInfo::describe() const {
   s << "\n    subgroup size " << subgroup_size << " (arithmetic " << yes(subgroup_arithmetic)
     << ", shuffle " << yes(subgroup_shuffle) << "), shared memory " << shared_memory / 1024
     << " KiB"
+    << (multiprocessors ? ", " + std::to_string(multiprocessors) + " multiprocessors" : "")
     << "\n    fp16 arithmetic " << yes(fp16_arithmetic) << ", 8-bit storage " << yes(storage_8bit)
     << ", 16-bit storage " << yes(storage_16bit) << ", buffer device address "
     << yes(buffer_device_address) << "\n    max storage buffer range "

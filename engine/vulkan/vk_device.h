@@ -34,6 +34,9 @@ struct DeviceInfo {
   bool cooperative_matrix = false, shader_bfloat16 = false, coopmat_f16 = false;
   std::vector<std::string> cooperative_matrix_shapes;
   uint32_t subgroup_size = 0, shared_memory = 0;
+  // Streaming multiprocessors (VK_NV_shader_sm_builtins); 0 where the device does not say. The
+  // prompt GEMM sizes its last wave by it.
+  uint32_t multiprocessors = 0;
   uint64_t max_storage_buffer_range = 0, max_allocation = 0;
   float timestamp_period_ns = 0;
   int type_rank = 0;  // discrete 0 < integrated 1 < virtual 2 < CPU 3 < other 4

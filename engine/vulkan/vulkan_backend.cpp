@@ -8,8 +8,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "engine/error.h"
+#include "engine/vulkan/gemm_split.h"
 #include "engine/vulkan/vk_check.h"
 #include "engine/vulkan/vk_device.h"
 #include "engine/vulkan/vk_memory.h"
@@ -53,7 +55,12 @@ struct MatmulPush {
 struct MatmulCoopPush {
   WeightRef w;
   uint64_t out, x, x16, w16;
-  uint32_t rows, n, k, out_stride;
+  uint32_t rows, n, k, out_stride, k_stride, pad = 0;
+};
+// shaders/sum_parts.comp
+struct SumPartsPush {
+  uint64_t out, parts;
+  uint32_t rows, cols, count, out_stride;
 };
 struct CoopXPush {
   uint64_t x, x16;
@@ -65,6 +72,7 @@ struct CoopWPush {
   uint32_t n0, count, k, pad = 0;
 };
 constexpr uint32_t kCoopMatTile = 128;  // shaders/matmul_coopmat.comp: 128x128 output tiles
+constexpr uint32_t kCoopMatK = 64;      // and 64-wide k slices
 // Dequantized weight rows the prompt GEMM holds at a time (a 7B model's largest matrix is 90 MB).
 constexpr uint64_t kCoopMatWeightBytes = uint64_t(128) << 20;
 // shaders/matvec.glsl
@@ -350,6 +358,20 @@ class VulkanBackend final : public Backend {
   // that one weight's conversion runs beside the previous weight's GEMM.
   vk::Allocation coopmat_x_, coopmat_w_[2];
   uint32_t coopmat_w_turn_ = 0;
+  // The prompt GEMM on x's and a weight's float16 operands, the columns past the device's whole
+  // waves in k parts (coopmat_gemm), and the sum of its last parts, recorded once something
+  // touches its output or its parts buffer (access) or the step ends: the next weight's
+  // conversion, recorded after it, then still runs beside the GEMM.
+  void coopmat_gemm(MatmulCoopPush c, uint32_t out_buffer, uint32_t w_id, uint32_t kind,
+                    uint32_t round, const std::string& label);
+  void flush_sum();
+  vk::Allocation coopmat_parts_[2];  // in turn, so that a sum can run beside the next GEMM
+  uint32_t coopmat_parts_turn_ = 0;
+  struct PendingSum {
+    uint32_t out_buffer, parts;
+    SumPartsPush push;
+  };
+  std::optional<PendingSum> pending_sum_;
   // Whose 16-bit operands a scratch buffer holds: a tensor's, rounded as `round`. Valid until a
   // command writes that tensor's buffer or the scratch, or the step ends.
   struct OperandsOf {
@@ -376,7 +398,7 @@ class VulkanBackend final : public Backend {
   uint32_t step_round_ = 0;
   // The work buffers' sizes for a model (scratch_bytes, reserve_scratch).
   struct Scratch {
-    uint64_t partial = 0, coopmat_x = 0, coopmat_w = 0, operands = 0;
+    uint64_t partial = 0, coopmat_x = 0, coopmat_w = 0, coopmat_parts = 0, operands = 0;
   };
   Scratch scratch_for(const ModelConfig& c, int context, int max_batch) const;
   VkDeviceSize step_staging_used_ = 0;
@@ -391,10 +413,11 @@ class VulkanBackend final : public Backend {
   std::vector<uint32_t> written_, read_;  // buffers touched since the last barrier
 };
 
-constexpr uint32_t kScratchBuffer = 0xffffffffu;               // attention's partial results
-constexpr uint32_t kCoopMatX = 0xfffffffeu;                    // coopmat_x_
-constexpr uint32_t kCoopMatW[2] = {0xfffffffdu, 0xfffffffbu};  // coopmat_w_
-constexpr uint32_t kOperands = 0xfffffffcu;                    // operands_
+constexpr uint32_t kScratchBuffer = 0xffffffffu;                   // attention's partial results
+constexpr uint32_t kCoopMatX = 0xfffffffeu;                        // coopmat_x_
+constexpr uint32_t kCoopMatW[2] = {0xfffffffdu, 0xfffffffbu};      // coopmat_w_
+constexpr uint32_t kOperands = 0xfffffffcu;                        // operands_
+constexpr uint32_t kCoopMatParts[2] = {0xfffffffau, 0xfffffff9u};  // coopmat_parts_
 
 VulkanBackend::VulkanBackend(int device)
     : ctx_(device),
@@ -695,6 +718,7 @@ void VulkanBackend::begin_step(const StepInfo& step) {
 
 void VulkanBackend::end_step() {
   require_step("end_step");
+  flush_sum();
   close_phase();
   step_commands_.barrier();  // the step's results, visible to the transfers of later submissions
   step_commands_.host_barrier();  // and to the host (token ids)
@@ -725,6 +749,12 @@ void VulkanBackend::access(std::initializer_list<uint32_t> reads,
   auto touched = [](const std::vector<uint32_t>& set, uint32_t id) {
     return std::find(set.begin(), set.end(), id) != set.end();
   };
+  if (pending_sum_) {
+    bool touches = false;
+    for (uint32_t r : reads) touches |= r == pending_sum_->out_buffer;
+    for (uint32_t w : writes) touches |= w == pending_sum_->out_buffer || w == pending_sum_->parts;
+    if (touches) flush_sum();
+  }
   bool conflict = false;
   for (uint32_t r : reads) conflict |= touched(written_, r);
   for (uint32_t w : writes) conflict |= touched(written_, w) || touched(read_, w);
@@ -804,15 +834,12 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
     const bool vec = gemm_round(x, wt) != 0;
     const std::string label =
         op_timer_.enabled() ? "matmul_coopmat " + shape_label(w.kind, wt) : "";
-    MatmulCoopPush c{w.ref, p.out, p.x, 0, 0, p.rows, p.n, p.k, p.n};
-    // x: the row tiles, so that consecutive workgroups share a column tile's weight rows.
-    auto gemm = [&](bool staged_f16) {
-      dispatch("matmul_coopmat", {w.kind, w.round, uint32_t(staged_f16)}, c,
+    MatmulCoopPush c{w.ref, p.out, p.x, 0, 0, p.rows, p.n, p.k, p.n, p.k};
+    if (!vec) {
+      // x: the row tiles, so that consecutive workgroups share a column tile's weight rows.
+      dispatch("matmul_coopmat", {w.kind, w.round, 0u}, c,
                (p.rows + kCoopMatTile - 1) / kCoopMatTile, (c.n + kCoopMatTile - 1) / kCoopMatTile,
                label);
-    };
-    if (!vec) {
-      gemm(false);
     } else {
       const uint64_t x_groups = uint64_t(x.rows * x.cols) / 8;
       const uint64_t chunk = std::min<uint64_t>(
@@ -843,8 +870,7 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
         dispatch("matmul_coopmat_w", {w.kind, w.round},
                  CoopWPush{w.ref, c.w16, uint32_t(n0), uint32_t(w_groups), p.k},
                  (w_groups + 255) / 256);
-        access({kCoopMatX, w_id}, {out.buffer});
-        gemm(true);
+        coopmat_gemm(c, out.buffer, w_id, w.kind, w.round, label);
       }
     }
   } else {  // prompt: shaders/matmul.comp, 64x64 tiles in float32
@@ -852,6 +878,54 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
              uint32_t((x.rows + 63) / 64),
              op_timer_.enabled() ? "matmul " + shape_label(w.kind, wt) : "");
   }
+}
+
+void VulkanBackend::coopmat_gemm(MatmulCoopPush c, uint32_t out_buffer, uint32_t w_id,
+                                 uint32_t kind, uint32_t round, const std::string& label) {
+  const uint32_t row_tiles = (c.rows + kCoopMatTile - 1) / kCoopMatTile;
+  const uint32_t column_tiles = (c.n + kCoopMatTile - 1) / kCoopMatTile;
+  const vk::GemmSplit plan = vk::plan_gemm_split(
+      row_tiles, column_tiles, (c.k + kCoopMatK - 1) / kCoopMatK, ctx_.info.multiprocessors);
+  // x: the row tiles, so that consecutive workgroups share a column tile's weight rows.
+  MatmulCoopPush whole = c;
+  whole.n = std::min(c.n, plan.whole_columns * kCoopMatTile);
+  if (whole.n > 0) {
+    access({kCoopMatX, w_id}, {out_buffer});
+    dispatch("matmul_coopmat", {kind, round, 1u}, whole, row_tiles, plan.whole_columns, label);
+  }
+  if (plan.parts == 1) return;
+  flush_sum();  // one pending at a time: its parts buffer is the other one
+  const uint32_t n0 = whole.n, cols = c.n - n0, turn = coopmat_parts_turn_;
+  coopmat_parts_turn_ ^= 1;
+  const uint64_t part_floats = uint64_t(c.rows) * cols;
+  vk::Allocation& parts = coopmat_parts_[turn];
+  if (parts.size < plan.parts * part_floats * 4)  // a model reserved them; an op test did not
+    parts =
+        memory_.device(plan.parts * part_floats * 4, Usage::Activations, "prompt matmul scratch");
+  access({kCoopMatX, w_id}, {kCoopMatParts[turn]});
+  for (uint32_t j = 0; j < plan.parts; ++j) {
+    const uint32_t k0 = j * plan.part_slices * kCoopMatK;
+    MatmulCoopPush part = c;
+    part.x16 = c.x16 + uint64_t(k0) * 2;
+    part.w16 = c.w16 + (uint64_t(n0) * c.k + k0) * 2;
+    part.k = std::min(plan.part_slices * kCoopMatK, c.k - k0);
+    part.n = cols;
+    part.out = parts.address + j * part_floats * 4;
+    part.out_stride = cols;
+    dispatch("matmul_coopmat", {kind, round, 1u}, part, row_tiles,
+             column_tiles - plan.whole_columns, label.empty() ? label : label + " part");
+  }
+  pending_sum_ = PendingSum{out_buffer, kCoopMatParts[turn],
+                            SumPartsPush{c.out + uint64_t(n0) * 4, parts.address, c.rows, cols,
+                                         plan.parts, c.out_stride}};
+}
+
+void VulkanBackend::flush_sum() {
+  if (!pending_sum_) return;
+  const PendingSum s = *pending_sum_;
+  pending_sum_.reset();
+  access({s.parts}, {s.out_buffer});
+  dispatch("sum_parts", {}, s.push, (uint64_t(s.push.rows) * s.push.cols + 255) / 256);
 }
 
 // Decode: shaders/matvec.glsl, 4 output columns per workgroup of 128 invocations, 2 per workgroup
@@ -1292,6 +1366,17 @@ VulkanBackend::Scratch VulkanBackend::scratch_for(const ModelConfig& c, int cont
       const uint64_t chunk =
           std::min(rows, std::max<uint64_t>(128, kCoopMatWeightBytes / (2 * cols) / 128 * 128));
       s.coopmat_w = std::max(s.coopmat_w, chunk * cols * 2);  // each of the two buffers
+      // The parts of a GEMM of every prompt length (each of the two buffers).
+      for (const uint64_t n : {chunk, rows % chunk})
+        for (uint64_t m = kCoopMatTile; n > 0 && m < max_batch + kCoopMatTile; m += kCoopMatTile) {
+          const vk::GemmSplit plan = vk::plan_gemm_split(
+              uint32_t(m / kCoopMatTile), uint32_t((n + kCoopMatTile - 1) / kCoopMatTile),
+              uint32_t((cols + kCoopMatK - 1) / kCoopMatK), ctx_.info.multiprocessors);
+          if (plan.parts > 1)
+            s.coopmat_parts =
+                std::max(s.coopmat_parts, plan.parts * std::min<uint64_t>(m, max_batch) *
+                                              (n - plan.whole_columns * kCoopMatTile) * 4);
+        }
     }
   }
   return s;
@@ -1299,7 +1384,7 @@ VulkanBackend::Scratch VulkanBackend::scratch_for(const ModelConfig& c, int cont
 
 uint64_t VulkanBackend::scratch_bytes(const ModelConfig& c, int context, int max_batch) const {
   const Scratch s = scratch_for(c, context, max_batch);
-  return s.partial + s.coopmat_x + 2 * s.coopmat_w + s.operands;
+  return s.partial + s.coopmat_x + 2 * (s.coopmat_w + s.coopmat_parts) + s.operands;
 }
 
 // Allocated now at their bounds: growing them later would leave each smaller one behind (the
@@ -1313,6 +1398,9 @@ void VulkanBackend::reserve_scratch(const ModelConfig& c, int context, int max_b
   for (vk::Allocation& buf : coopmat_w_)
     if (buf.size < s.coopmat_w)
       buf = memory_.device(s.coopmat_w, Usage::Activations, "prompt matmul scratch");
+  for (vk::Allocation& buf : coopmat_parts_)
+    if (buf.size < s.coopmat_parts)
+      buf = memory_.device(s.coopmat_parts, Usage::Activations, "prompt matmul scratch");
   if (operands_.size < s.operands)
     operands_ = memory_.device(s.operands, Usage::Activations, "decode operands");
 }

@@ -11,6 +11,7 @@
 // with float32 accumulation, so only the summation order differs.
 #include <cstdlib>
 
+#include "engine/vulkan/gemm_split.h"
 #include "tests/vulkan/vulkan_test_util.h"
 
 using namespace nibble;
@@ -25,12 +26,14 @@ std::string prompt_path() {
   return vk::Context(-1).info.coopmat_f16 ? "cooperative matrix" : "tiled float32";
 }
 
-void sweep(Pair& p, const WeightSpec& spec, uint32_t seed) {
+// (rows of x, rows of w, k): k = 64 is the blocksize; k % 32 != 0 takes the scalar loads.
+using Shapes = std::vector<std::array<int64_t, 3>>;
+const Shapes kShapes = {{2, 5, 64},      {17, 129, 192}, {33, 65, 100},  {130, 200, 64},
+                        {128, 128, 128}, {129, 257, 96}, {40, 9, 30},    {600, 40, 96},
+                        {5, 130, 4096},  {255, 70, 160}, {300, 520, 320}};
+
+void sweep(Pair& p, const WeightSpec& spec, uint32_t seed, const Shapes& shapes = kShapes) {
   std::mt19937 rng(seed);
-  // (rows of x, rows of w, k): k = 64 is the blocksize; k % 32 != 0 takes the scalar loads.
-  const int64_t shapes[][3] = {{2, 5, 64},      {17, 129, 192}, {33, 65, 100},  {130, 200, 64},
-                               {128, 128, 128}, {129, 257, 96}, {40, 9, 30},    {600, 40, 96},
-                               {5, 130, 4096},  {255, 70, 160}, {300, 520, 320}};
   double worst = 0;
   for (const auto& s : shapes) {
     CAPTURE(s[0]);
@@ -153,6 +156,77 @@ TEST_CASE("vulkan: prompt matmul of 16/32-bit weights") {
   for (DType t : {DType::F32, DType::F16, DType::BF16}) {
     CAPTURE(dtype_name(t));
     sweep(p, {.dtype = t}, 100 + uint32_t(t));
+  }
+}
+
+TEST_CASE("vulkan: the prompt GEMM runs the tiles past its whole waves in k parts") {
+  using vk::plan_gemm_split;
+  // On the H100's 132 multiprocessors, 512-token prompts of the 7B shape: the 11008-wide products
+  // (4 x 86 tiles of 64 k slices) run 66 column tiles whole (2 waves) and 20 in 3 parts; the
+  // 4096-wide ones (128 tiles) and the down projection run whole.
+  const vk::GemmSplit gate = plan_gemm_split(4, 86, 64, 132);
+  CHECK(gate.whole_columns == 66);
+  CHECK(gate.parts == 3);
+  CHECK(gate.part_slices == 22);
+  CHECK(plan_gemm_split(4, 32, 64, 132).parts == 1);
+  CHECK(plan_gemm_split(4, 32, 172, 132).parts == 1);
+  // TinyLlama's k and v projections (256 x 2048: 8 tiles) in 8 parts of 4 slices.
+  const vk::GemmSplit kv = plan_gemm_split(4, 2, 32, 132);
+  CHECK(kv.whole_columns == 0);
+  CHECK(kv.parts == 8);
+  CHECK(kv.part_slices == 4);
+  // Nothing split where the device's size is unknown or k is short.
+  CHECK(plan_gemm_split(4, 2, 32, 0).parts == 1);
+  CHECK(plan_gemm_split(1, 1, 5, 132).parts == 1);
+  // Over random sizes: the whole columns fill whole waves, the parts cover k exactly once.
+  std::mt19937 rng(5);
+  for (int i = 0; i < 2000; ++i) {
+    const uint32_t rows = 1 + rng() % 8, cols = 1 + rng() % 200, slices = 1 + rng() % 200,
+                   wave = 1 + rng() % 200;
+    CAPTURE(rows);
+    CAPTURE(cols);
+    CAPTURE(slices);
+    CAPTURE(wave);
+    const vk::GemmSplit g = plan_gemm_split(rows, cols, slices, wave);
+    REQUIRE(g.parts >= 1);
+    if (g.parts == 1) {
+      CHECK(g.whole_columns == cols);
+    } else {
+      const uint64_t waves = uint64_t(rows) * cols / wave * wave;
+      CHECK(uint64_t(g.whole_columns) * rows <= waves);
+      CHECK(uint64_t(g.whole_columns + 1) * rows > waves);
+      CHECK(g.part_slices >= 4);
+      CHECK(uint64_t(g.parts - 1) * g.part_slices < slices);
+      CHECK(uint64_t(g.parts) * g.part_slices >= slices);
+    }
+  }
+}
+
+// Shapes whose tiles leave a last wave part empty on GPUs of 60 to 140 multiprocessors, so that
+// their last column tiles run in k parts (the sweep's {5, 130, 4096} is another).
+TEST_CASE("vulkan: prompt matmul with k parts on the device's path") {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  const vk::DeviceInfo info = vk::Context(-1).info;
+  const Shapes shapes = {{600, 1000, 1024}, {260, 8200, 512}, {130, 2100, 4096}};
+  int split = 0;
+  for (const auto& s : shapes)
+    split += vk::plan_gemm_split(uint32_t((s[0] + 127) / 128), uint32_t((s[1] + 127) / 128),
+                                 uint32_t((s[2] + 63) / 64), info.multiprocessors)
+                 .parts > 1;
+  MESSAGE(prompt_path() << ", " << info.multiprocessors << " multiprocessors: " << split << " of "
+                        << shapes.size() << " shapes in k parts");
+  if (info.coopmat_f16 && info.multiprocessors >= 60 && info.multiprocessors <= 140)
+    CHECK(split > 0);
+  if (!info.coopmat_f16 || split == 0) {
+    MESSAGE("SKIPPED: this device runs no k parts (the plan is tested above)");
+    return;
+  }
+  Pair p(std::move(gpu));
+  uint32_t seed = 41;
+  for (ComputeDType c : {ComputeDType::F16, ComputeDType::BF16}) {
+    CAPTURE(compute_dtype_name(c));
+    sweep(p, {.dtype = DType::NF4, .double_quant = true, .compute = c}, seed++, shapes);
   }
 }
 
