@@ -13,8 +13,12 @@
 namespace nibble {
 
 struct ModelOptions {
-  int context = 0;      // KV cache positions; 0: min(max_position_embeddings, 4096)
-  int max_batch = 256;  // tokens per prefill chunk (activation buffers are sized for this)
+  int context = 0;  // KV cache positions; 0: min(max_position_embeddings, 4096)
+  // Tokens per prefill chunk (activation buffers are sized for this: about 330 KB per token for
+  // a 7B, mostly its logits). Each chunk converts every 4-bit weight for the matrix units once
+  // and fills more of the GPU the longer it is (H100, 7B: 512 tokens in one chunk 12 000 tok/s,
+  // in two of 256 about 9 700; docs/PERF.md, "Prefill", session 8).
+  int max_batch = 512;
   // Called after each weight is on the device: (done, total, tensor name).
   std::function<void(int, int, const std::string&)> on_progress = {};
 };

@@ -37,7 +37,7 @@ nlohmann::json bench_one(const BenchSettings& b, const QuantConfig& quant, doubl
   std::unique_ptr<Backend> backend = make_backend(b.backend);
   ModelOptions mo;
   mo.context = b.prompt + b.generate + 1;
-  mo.max_batch = std::max(1, b.prompt);
+  mo.max_batch = std::clamp(b.prompt, 1, ModelOptions{}.max_batch);  // chunks as in real use
   mo.on_progress = progress_callback("loading");
   LoadedModel m = load_model(b.dir, *backend, quant, mo);
   Model& model = *m.model;
@@ -207,7 +207,8 @@ const RegisterCommand reg(
     {"bench", "prompt and generation speed beside the bandwidth roofline",
      std::string(
          "usage: nibble bench [-m DIR] [options]\n\n"
-         "  -p, --n-prompt N       prompt tokens (default 512)\n"
+         "  -p, --n-prompt N       prompt tokens (default 512), in prefill chunks of 512 as in "
+         "use\n"
          "  -n, --n-gen N          generated tokens (default 128)\n"
          "  -r, --repetitions N    repeats after a warm-up; median, min, max (default 5)\n"
          "  --backend NAME         auto, vulkan, cuda, cpu\n"
