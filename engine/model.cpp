@@ -26,8 +26,8 @@ RuntimeMemory Model::runtime_memory(const ModelConfig& c, const ModelOptions& op
                dtype_size(kv_dtype);
   // ids, x, xn, q, k, v, att, proj, gate, up (every stage); logits and next_id (the last)
   const uint64_t floats = b * (3ull * uint64_t(c.hidden_size) + 2ull * uint64_t(c.q_dim()) +
-                               2ull * uint64_t(c.kv_dim()) + 2ull * uint64_t(c.intermediate_size) +
-                               uint64_t(c.vocab_size));
+                               2ull * uint64_t(c.kv_dim()) + 2ull * uint64_t(c.intermediate_size)) +
+                          (options.all_logits ? b : 1) * uint64_t(c.vocab_size);
   m.activations = 4 * (floats + b + 1);
   return m;
 }
@@ -116,7 +116,8 @@ Model::Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource&
     lm_head_ =
         load(last, tied ? "model.embed_tokens.weight" : "lm_head.weight", c.vocab_size, d, false);
   }
-  logits_ = last.alloc(DType::F32, b, c.vocab_size, Usage::Activations);
+  all_logits_ = options.all_logits;
+  logits_ = last.alloc(DType::F32, all_logits_ ? b : 1, c.vocab_size, Usage::Activations);
   next_id_ = last.alloc(DType::I32, 1, 1, Usage::Activations);
   for (const Stage& stage : stages_) {
     stage.backend->finish_uploads();
@@ -126,6 +127,8 @@ Model::Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource&
 
 void Model::forward(std::span<const int> tokens, int pos, bool all_logits) {
   if (tokens.empty()) fail("forward: no tokens");
+  if (all_logits && !all_logits_)
+    fail("internal error: forward's all_logits needs a model made with ModelOptions::all_logits");
   if (pos < 0 || pos + int(tokens.size()) > context_)
     fail("the sequence needs " + std::to_string(pos + tokens.size()) +
          " positions but the context holds " + std::to_string(context_) +

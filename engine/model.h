@@ -14,11 +14,14 @@ namespace nibble {
 
 struct ModelOptions {
   int context = 0;  // KV cache positions; 0: min(max_position_embeddings, 4096)
-  // Tokens per prefill chunk (activation buffers are sized for this: about 330 KB per token for
-  // a 7B, mostly its logits). Each chunk converts every 4-bit weight for the matrix units once
+  // Tokens per prefill chunk (activation buffers are sized for this: about 200 KB per token for
+  // a 7B). Each chunk converts every 4-bit weight for the matrix units once
   // and fills more of the GPU the longer it is (H100, 7B: 512 tokens in one chunk 12 000 tok/s,
   // in two of 256 about 9 700; docs/PERF.md, "Prefill", session 8).
   int max_batch = 512;
+  // Whether forward() may be asked for the logits of every token of a chunk (all_logits), which
+  // takes max_batch rows of logits instead of one (a 7B: 64 MB more at 512).
+  bool all_logits = false;
   // Called after each weight is on the device: (done, total, tensor name).
   std::function<void(int, int, const std::string&)> on_progress = {};
 };
@@ -50,7 +53,8 @@ class Model {
         const ModelOptions& options = {});
 
   // Runs `tokens` at positions [pos, pos + n). Afterwards `logits()`/`argmax()` refer to the last
-  // token, or, with all_logits, `logits()` holds one row per token of the last chunk.
+  // token, or, with all_logits (ModelOptions::all_logits), `logits()` holds one row per token of
+  // the last chunk.
   void forward(std::span<const int> tokens, int pos, bool all_logits = false);
   std::vector<float> logits();           // waits for the device
   void logits(std::vector<float>& out);  // the same into a reused vector (once per token)
@@ -83,6 +87,7 @@ class Model {
   std::vector<Stage> stages_;
   ModelConfig config_;
   int context_ = 0, max_batch_ = 0;
+  bool all_logits_ = false;
   std::vector<StageState> state_;
   Tensor embed_, final_norm_, lm_head_, logits_,
       next_id_;                // embed_ on the first stage, rest on the last

@@ -64,7 +64,8 @@ TEST_CASE("backends: fixture models' logits and greedy tokens match HF on every 
       std::ifstream bin(dir + "/reference_logits.bin", std::ios::binary);
       bin.read(reinterpret_cast<char*>(hf_logits.data()), std::streamsize(hf_logits.size() * 4));
 
-      LoadedModel m = load_model(dir, *backend, none, {.context = 64, .max_batch = 64});
+      LoadedModel m =
+          load_model(dir, *backend, none, {.context = 64, .max_batch = 64, .all_logits = true});
       CHECK(greedy(m, ids, int(hf_greedy.size())) == hf_greedy);
       ids.insert(ids.end(), hf_greedy.begin(), hf_greedy.end());
       m.model->forward(ids, 0, true);

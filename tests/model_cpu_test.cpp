@@ -22,7 +22,7 @@ std::vector<float> prefill_logits(const ModelConfig& c, const std::vector<int>& 
                                   DType dtype = DType::F32) {
   CpuBackend backend(2);
   test::RandomWeights weights(7, dtype);
-  Model model(backend, c, weights, {.context = 64, .max_batch = max_batch});
+  Model model(backend, c, weights, {.context = 64, .max_batch = max_batch, .all_logits = true});
   std::vector<float> all;
   for (size_t i = 0; i < ids.size(); i += size_t(max_batch)) {
     const size_t n = std::min(ids.size() - i, size_t(max_batch));
@@ -104,6 +104,25 @@ TEST_CASE("model: positions past the context and bad token ids are errors") {
   CHECK_THROWS_AS(model.forward(ok, 6), Error);
   const std::vector<int> bad{1, c.vocab_size};
   CHECK_THROWS_AS(model.forward(bad, 0), Error);
+}
+
+TEST_CASE("model: the logits of every token take ModelOptions::all_logits") {
+  CpuBackend backend(1);
+  test::RandomWeights weights(1);
+  const ModelConfig c = test::tiny_config();
+  const ModelOptions last_only{.context = 8, .max_batch = 4};
+  ModelOptions every = last_only;
+  every.all_logits = true;
+  // One row of logits unless every row may be asked for.
+  const uint64_t f32 = 4, vocab = uint64_t(c.vocab_size);
+  CHECK(Model::runtime_memory(c, every, DType::F32, 1).activations -
+            Model::runtime_memory(c, last_only, DType::F32, 1).activations ==
+        3 * vocab * f32);
+  Model model(backend, c, weights, last_only);
+  const std::vector<int> ids{1, 2, 3};
+  CHECK_THROWS_AS(model.forward(ids, 0, true), Error);
+  model.forward(ids, 0);
+  CHECK(model.logits().size() == vocab);
 }
 
 TEST_CASE("model: argmax on the backend equals the argmax of the logits") {

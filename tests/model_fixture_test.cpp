@@ -61,7 +61,8 @@ TEST_CASE("fixture models: CPU logits equal HF transformers' (float32, rel. erro
     const ModelFolder folder = ModelFolder::open(dir);
     FolderWeights weights(folder, no_quant());
     CpuBackend backend(2);
-    Model model(backend, folder.config(), weights, {.context = 64, .max_batch = 64});
+    Model model(backend, folder.config(), weights,
+                {.context = 64, .max_batch = 64, .all_logits = true});
     std::vector<int> ids = ref.prompt_ids;
     ids.insert(ids.end(), ref.greedy_ids.begin(), ref.greedy_ids.end());
     REQUIRE(int(ids.size()) == ref.rows);

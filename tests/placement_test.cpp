@@ -39,7 +39,7 @@ std::vector<float> run_logits(const std::vector<Stage>& stages, const ModelConfi
   return model.logits();
 }
 
-const ModelOptions kOptions{.context = 64, .max_batch = 16};
+const ModelOptions kOptions{.context = 64, .max_batch = 16, .all_logits = true};
 
 }  // namespace
 

@@ -230,7 +230,7 @@ TEST_CASE("quantized model: logits close to the 16-bit model's") {
   const std::vector<int> tokens = {1, 5, 9, 33, 2, 70, 14, 99, 100, 3, 42, 7};
   RandomWeights base(42, DType::BF16);
   CpuBackend cpu16(2);
-  Model m16(cpu16, c, base);
+  Model m16(cpu16, c, base, {.all_logits = true});
   m16.forward(tokens, 0, true);
   const std::vector<float> ref = m16.logits();
 
@@ -241,7 +241,7 @@ TEST_CASE("quantized model: logits close to the 16-bit model's") {
       q.compute = compute;
       QuantizedRandomWeights weights(base, q);
       CpuBackend cpu(2);
-      Model m4(cpu, c, weights);
+      Model m4(cpu, c, weights, {.all_logits = true});
       m4.forward(tokens, 0, true);
       const double err = rel_error(m4.logits(), ref);
       MESSAGE(q.describe() << ": logits relative error " << err);
@@ -262,7 +262,7 @@ TEST_CASE("quantized model: the llama-gqa fixture folder, 4-bit at load time vs 
     q.enabled = quantized == 1;
     FolderWeights weights(folder, q);
     CpuBackend cpu(2);
-    Model m(cpu, folder.config(), weights);
+    Model m(cpu, folder.config(), weights, {.all_logits = true});
     m.forward(tokens, 0, true);
     logits[quantized] = m.logits();
   }

@@ -285,6 +285,7 @@ inline void check_same_logits(Backend& host_side, Backend& gpu_side, QuantSpec s
   ModelOptions options;
   options.context = 32;
   options.max_batch = 8;
+  options.all_logits = true;
   setenv("NIBBLE_QUANTIZE_ON", "cpu", 1);
   Model on_host(host_side, c, weights, options);
   unsetenv("NIBBLE_QUANTIZE_ON");

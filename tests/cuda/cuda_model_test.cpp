@@ -28,7 +28,7 @@ struct Run {
 // Prefills `prompt` (in chunks of max_batch) and then decodes `steps` greedy tokens.
 Run generate(Backend& backend, const ModelConfig& c, WeightSource& weights,
              const std::vector<int>& prompt, int steps, int max_batch = 8) {
-  Model model(backend, c, weights, {.context = 64, .max_batch = max_batch});
+  Model model(backend, c, weights, {.context = 64, .max_batch = max_batch, .all_logits = true});
   Run run;
   for (size_t i = 0; i < prompt.size(); i += size_t(max_batch)) {
     const size_t n = std::min(prompt.size() - i, size_t(max_batch));

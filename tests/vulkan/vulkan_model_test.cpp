@@ -53,6 +53,7 @@ void compare(WeightSource& weights, double tolerance, ModelConfig c = tiny_confi
   ModelOptions options;
   options.context = 48;
   options.max_batch = 8;
+  options.all_logits = true;
   Model want(cpu, c, weights, options), got(*gpu, c, weights, options);
   const std::vector<int> ids = prompt(11, c.vocab_size);  // two prefill chunks
   want.forward(ids, 0, true);

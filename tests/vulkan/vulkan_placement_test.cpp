@@ -9,7 +9,7 @@ using namespace nibble;
 
 namespace {
 
-const ModelOptions kOptions{.context = 64, .max_batch = 16};
+const ModelOptions kOptions{.context = 64, .max_batch = 16, .all_logits = true};
 const std::vector<int> kIds{0, 1146, 262, 2081, 272, 262, 344, 475};
 
 std::vector<float> logits_of(const std::vector<Stage>& stages, const ModelFolder& folder,
