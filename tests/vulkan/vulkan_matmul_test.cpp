@@ -161,20 +161,17 @@ TEST_CASE("vulkan: prompt matmul of 16/32-bit weights") {
 
 TEST_CASE("vulkan: the prompt GEMM runs the tiles past its whole waves in k parts") {
   using vk::plan_gemm_split;
+  auto is = [](const vk::GemmSplit& g, uint32_t whole_columns, uint32_t parts, uint32_t slices) {
+    return g.whole_columns == whole_columns && g.parts == parts && g.part_slices == slices;
+  };
   // On the H100's 132 multiprocessors, 512-token prompts of the 7B shape: the 11008-wide products
-  // (4 x 86 tiles of 64 k slices) run 66 column tiles whole (2 waves) and 20 in 3 parts; the
-  // 4096-wide ones (128 tiles) and the down projection run whole.
-  const vk::GemmSplit gate = plan_gemm_split(4, 86, 64, 132);
-  CHECK(gate.whole_columns == 66);
-  CHECK(gate.parts == 3);
-  CHECK(gate.part_slices == 22);
+  // (4 x 86 tiles of 64 k slices) run 66 column tiles whole (2 waves) and 20 in 3 parts of 22
+  // slices; the 4096-wide ones (128 tiles) and the down projection run whole.
+  CHECK(is(plan_gemm_split(4, 86, 64, 132), 66, 3, 22));
   CHECK(plan_gemm_split(4, 32, 64, 132).parts == 1);
   CHECK(plan_gemm_split(4, 32, 172, 132).parts == 1);
   // TinyLlama's k and v projections (256 x 2048: 8 tiles) in 8 parts of 4 slices.
-  const vk::GemmSplit kv = plan_gemm_split(4, 2, 32, 132);
-  CHECK(kv.whole_columns == 0);
-  CHECK(kv.parts == 8);
-  CHECK(kv.part_slices == 4);
+  CHECK(is(plan_gemm_split(4, 2, 32, 132), 0, 8, 4));
   // Nothing split where the device's size is unknown or k is short.
   CHECK(plan_gemm_split(4, 2, 32, 0).parts == 1);
   CHECK(plan_gemm_split(1, 1, 5, 132).parts == 1);
