@@ -15,9 +15,9 @@ namespace nibble {
 struct ModelOptions {
   int context = 0;  // KV cache positions; 0: min(max_position_embeddings, 4096)
   // Tokens per prefill chunk (activation buffers are sized for this: about 200 KB per token for
-  // a 7B). Each chunk converts every 4-bit weight for the matrix units once
-  // and fills more of the GPU the longer it is (H100, 7B: 512 tokens in one chunk 12 000 tok/s,
-  // in two of 256 about 9 700; docs/PERF.md, "Prefill", session 8).
+  // a 7B). Each chunk converts every 4-bit weight for the matrix units once and fills more of the
+  // GPU the longer it is (H100, 7B: 512 tokens in one chunk 12 000 tok/s, in two of 256 about
+  // 9 700; docs/PERF.md, "Prefill", session 8).
   int max_batch = 512;
   // Whether forward() may be asked for the logits of every token of a chunk (all_logits), which
   // takes max_batch rows of logits instead of one (a 7B: 64 MB more at 512).

@@ -355,13 +355,14 @@ class VulkanBackend final : public Backend {
   std::vector<Buffer> buffers_;
   vk::Allocation staging_, readback_, step_data_, step_staging_, partial_;
   // The prompt GEMM's operands as float16: x's, and two buffers of weight rows, used in turn so
-  // that one weight's conversion runs beside the previous weight's GEMM.
+  // that one weight's conversion needs no barrier after the previous weight's GEMM (it can take
+  // the SMs the GEMM leaves idle, not share the GEMM's: docs/PERF.md, "Prefill", session 8).
   vk::Allocation coopmat_x_, coopmat_w_[2];
   uint32_t coopmat_w_turn_ = 0;
   // The prompt GEMM on x's and a weight's float16 operands, the columns past the device's whole
   // waves in k parts (coopmat_gemm), and the sum of its last parts, recorded once something
   // touches its output or its parts buffer (access) or the step ends: the next weight's
-  // conversion, recorded after it, then still runs beside the GEMM.
+  // conversion, recorded after it, then still needs no barrier behind the GEMM.
   void coopmat_gemm(MatmulCoopPush c, uint32_t out_buffer, uint32_t w_id, uint32_t kind,
                     uint32_t round, const std::string& label);
   void flush_sum();
