@@ -19,7 +19,7 @@ float w_operand(float v) { return v * W_SCALE; }
 // The 4-bit value in bits [shift, shift + 4) of `word` dequantized and rounded like
 // weight_value(), as the GEMM's operand (ROUND 1 leaves the rounding to half2_bits).
 float q4_operand(uint word, uint shift, float absmax) {
-  precise float v = CODE_AT(p.w, bitfieldExtract(word, int(shift), 4)) * absmax;
+  const float v = q4_value(p.w, word, shift, absmax);
   return ROUND == 2 ? round_dequantized(v) * W_SCALE : v;
 }
 #endif

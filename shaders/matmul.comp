@@ -12,10 +12,7 @@ layout(constant_id = 1) const uint ROUND = 0;
 const uint TILE = 64, TILE_K = 16;
 layout(local_size_x = 256) in;
 
-shared float code[16];
-shared float nested_code[256];
-#define CODE_AT(w, q) code[q]
-#define NESTED_CODE_AT(w, q) nested_code[q]
+#define SHARED_CODES
 #include "weight.glsl"
 
 layout(push_constant) uniform Push {
@@ -34,11 +31,7 @@ void main() {
   const uint t = gl_LocalInvocationID.x;
   const uint tx = t % 16, ty = t / 16;
   const uint n0 = gl_WorkGroupID.x * TILE, m0 = gl_WorkGroupID.y * TILE;
-  if (WKIND >= 3) {
-    if (t < 16) code[t] = uintBitsToFloat(p.w.data.v[p.w.code + t]);
-    if (WKIND == 4) nested_code[t] = uintBitsToFloat(p.w.data.v[p.w.code + 16 + t]);
-    barrier();
-  }
+  if (WKIND >= 3) stage_codes(p.w);
   const bool words = WKIND >= 3 && p.k % 8 == 0 && p.w.blocksize % 8 == 0;  // uniform
   float acc[4][4];
   [[unroll]] for (uint i = 0; i < 4; ++i)
@@ -60,8 +53,8 @@ void main() {
       const uint word = inside ? p.w.data.v[p.w.values + e0 / 8] : 0u;
       const float absmax = inside ? block_absmax(p.w, e0 / p.w.blocksize) : 0.0;
       [[unroll]] for (uint b = 0; b < 4; ++b) {
-        precise float hi = code[bitfieldExtract(word, int(8 * b + 4), 4)] * absmax;
-        precise float lo = code[bitfieldExtract(word, int(8 * b), 4)] * absmax;
+        const float hi = q4_value(p.w, word, 8 * b + 4, absmax);
+        const float lo = q4_value(p.w, word, 8 * b, absmax);
         ws[kk + 2 * b][row] = round_dequantized(hi);
         ws[kk + 2 * b + 1][row] = round_dequantized(lo);
       }

@@ -39,10 +39,7 @@ const uint ROW = CH + 1;  // uvec4 per staged row: BK halves + 16 bytes against 
 const uint XF = BM * CH / WG, WF = BN * CH / WG;  // uvec4 of a slice per invocation
 layout(local_size_x = WG) in;
 
-shared float code[16];
-shared float nested_code[256];
-#define CODE_AT(w, q) code[q]
-#define NESTED_CODE_AT(w, q) nested_code[q]
+#define SHARED_CODES
 #include "weight.glsl"
 
 layout(push_constant) uniform Push {
@@ -123,13 +120,7 @@ void main() {
   // Consecutive workgroups take the row tiles of one column tile, so that its weight rows are
   // read from memory once while they run (the large weights exceed the L2 cache).
   const uint m0 = gl_WorkGroupID.x * BM, n0 = gl_WorkGroupID.y * BN;
-  if (!VEC) {
-    if (WKIND >= 3 && t < 16) code[t] = uintBitsToFloat(p.w.data.v[p.w.code + t]);
-    if (WKIND == 4)
-      for (uint i = t; i < 256; i += WG)
-        nested_code[i] = uintBitsToFloat(p.w.data.v[p.w.code + 16 + i]);
-    barrier();
-  }
+  if (!VEC && WKIND >= 3) stage_codes(p.w);
 
   fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[FM][FN];
   [[unroll]] for (uint i = 0; i < FM; ++i)

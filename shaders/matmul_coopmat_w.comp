@@ -11,10 +11,7 @@ layout(constant_id = 1) const uint ROUND = 1;
 const uint WG = 256;
 layout(local_size_x = WG) in;
 
-shared float code[16];
-shared float nested_code[256];
-#define CODE_AT(w, q) code[q]
-#define NESTED_CODE_AT(w, q) nested_code[q]
+#define SHARED_CODES
 #include "weight.glsl"
 
 layout(push_constant) uniform Push {
@@ -29,9 +26,7 @@ layout(push_constant) uniform Push {
 
 void main() {
   const uint t = gl_LocalInvocationID.x, i = group_index() * WG + t;
-  if (t < 16) code[t] = uintBitsToFloat(p.w.data.v[p.w.code + t]);
-  if (WKIND == 4) nested_code[t] = uintBitsToFloat(p.w.data.v[p.w.code + 16 + t]);
-  barrier();
+  stage_codes(p.w);
   if (i >= p.count) return;
   const uint e0 = p.n0 * p.k + 8 * i;
   const uint word = p.w.data.v[p.w.values + e0 / 8];

@@ -18,8 +18,27 @@ struct Weight {
   float offset;
 };
 
-// Where the code tables are read from: the weight's memory unless the including shader staged
-// them in shared memory and defined these first.
+// SHARED_CODES (defined by the including shader, after its local_size): the code tables are
+// read from shared memory, which stage_codes() fills, rather than from the weight's memory.
+#ifdef SHARED_CODES
+shared float code[16];
+shared float nested_code[256];
+#define CODE_AT(w, q) code[q]
+#define NESTED_CODE_AT(w, q) nested_code[q]
+
+// Every invocation of the workgroup calls it (it ends with a barrier).
+void stage_codes(Weight w) {
+  const uint t = gl_LocalInvocationID.x;
+  if (t < 16) code[t] = uintBitsToFloat(w.data.v[w.code + t]);
+  if (WKIND == 4)
+    for (uint i = t; i < 256; i += gl_WorkGroupSize.x)
+      nested_code[i] = uintBitsToFloat(w.data.v[w.code + 16 + i]);
+  barrier();
+}
+#endif
+
+// Where the code tables are read from otherwise: the weight's memory, unless the including
+// shader defined these first.
 #ifndef CODE_AT
 #define CODE_AT(w, q) uintBitsToFloat(w.data.v[w.code + (q)])
 #endif
@@ -57,6 +76,13 @@ float nested_absmax(Weight w, float nested_code, uint group) {
 float block_absmax_in(Weight w, uint block, uint group) {
   if (WKIND == 3) return uintBitsToFloat(w.data.v[w.absmax + block]);
   return nested_absmax(w, NESTED_CODE_AT(w, byte_at(w.data, w.absmax + block)), group);
+}
+
+// The 4-bit code in bits [shift, shift + 4) of `word` times its block's absmax, in float32 (as
+// weight_value_f32), for shaders that decode a word of 8 codes at a time.
+float q4_value(Weight w, uint word, uint shift, float absmax) {
+  precise float v = CODE_AT(w, bitfieldExtract(word, int(shift), 4)) * absmax;
+  return v;
 }
 
 float block_absmax(Weight w, uint block) {

@@ -363,8 +363,8 @@ class VulkanBackend final : public Backend {
   // waves in k parts (coopmat_gemm), and the sum of its last parts, recorded once something
   // touches its output or its parts buffer (access) or the step ends: the next weight's
   // conversion, recorded after it, then still needs no barrier behind the GEMM.
-  void coopmat_gemm(MatmulCoopPush c, uint32_t out_buffer, uint32_t w_id, uint32_t kind,
-                    uint32_t round, const std::string& label);
+  void coopmat_gemm(MatmulCoopPush c, uint32_t out_buffer, uint32_t w_id, const Buffer& w,
+                    const std::string& label);
   void flush_sum();
   vk::Allocation coopmat_parts_[2];  // in turn, so that a sum can run beside the next GEMM
   uint32_t coopmat_parts_turn_ = 0;
@@ -871,7 +871,7 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
         dispatch("matmul_coopmat_w", {w.kind, w.round},
                  CoopWPush{w.ref, c.w16, uint32_t(n0), uint32_t(w_groups), p.k},
                  (w_groups + 255) / 256);
-        coopmat_gemm(c, out.buffer, w_id, w.kind, w.round, label);
+        coopmat_gemm(c, out.buffer, w_id, w, label);
       }
     }
   } else {  // prompt: shaders/matmul.comp, 64x64 tiles in float32
@@ -882,7 +882,7 @@ void VulkanBackend::matmul(Tensor out, Tensor x, Tensor wt) {
 }
 
 void VulkanBackend::coopmat_gemm(MatmulCoopPush c, uint32_t out_buffer, uint32_t w_id,
-                                 uint32_t kind, uint32_t round, const std::string& label) {
+                                 const Buffer& w, const std::string& label) {
   const uint32_t row_tiles = (c.rows + kCoopMatTile - 1) / kCoopMatTile;
   const uint32_t column_tiles = (c.n + kCoopMatTile - 1) / kCoopMatTile;
   const vk::GemmSplit plan = vk::plan_gemm_split(
@@ -892,7 +892,7 @@ void VulkanBackend::coopmat_gemm(MatmulCoopPush c, uint32_t out_buffer, uint32_t
   whole.n = std::min(c.n, plan.whole_columns * kCoopMatTile);
   if (whole.n > 0) {
     access({kCoopMatX, w_id}, {out_buffer});
-    dispatch("matmul_coopmat", {kind, round, 1u}, whole, row_tiles, plan.whole_columns, label);
+    dispatch("matmul_coopmat", {w.kind, w.round, 1u}, whole, row_tiles, plan.whole_columns, label);
   }
   if (plan.parts == 1) return;
   flush_sum();  // one pending at a time: its parts buffer is the other one
@@ -913,7 +913,7 @@ void VulkanBackend::coopmat_gemm(MatmulCoopPush c, uint32_t out_buffer, uint32_t
     part.n = cols;
     part.out = parts.address + j * part_floats * 4;
     part.out_stride = cols;
-    dispatch("matmul_coopmat", {kind, round, 1u}, part, row_tiles,
+    dispatch("matmul_coopmat", {w.kind, w.round, 1u}, part, row_tiles,
              column_tiles - plan.whole_columns, label.empty() ? label : label + " part");
   }
   pending_sum_ = PendingSum{out_buffer, kCoopMatParts[turn],
