@@ -34,6 +34,21 @@
 // EPILOGUE fuses what follows the product in the model, saving a dispatch and a barrier:
 //   0: out = s;  1: out += s (the residual connection);  2: out = silu(s) * s_up, where s_up is
 //   the same row of a second weight `up` (the MLP's gate and up projections in one pass).
+// The next rms_norm, folded into the residual product before it and the products after it
+// (decode, bfloat16 operands), saves the norm's dispatch and barrier (two per layer):
+//   NORM_SUMS, with EPILOGUE 1 and OUT16: the operands stored are g * out (g: the norm's weight,
+//   of storage kind NORM - 1), not yet scaled, and each workgroup adds the sum of its outputs'
+//   squares, in fixed point, to one of SUM_COPIES copies of a sum at `up`'s data (128 bytes
+//   apart, so that the atomics of a product's workgroups spread over the L2 cache's slices):
+//   four 21-bit digits of units 2^-32, 2^-11, 2^10 and 2^31, each added to a 32-bit word of
+//   its own, which 2^11 workgroups per copy cannot overflow, so no carries. Integer additions
+//   are exact in any order, so every run gives the same scale (a float atomic add would not).
+//   (64-bit atomics took 8 registers more on the H100: 72, a second wave for the 4096-row
+//   products; atomics on one sum, or carried between words, cost more than the norm saved.)
+//   X_SCALE, with X16: x's operands are such g * x, and the sums multiply by the scale,
+//   1 / sqrt(mean(x²) + eps), found from the copies at `norm` summed in a fixed order.
+//   Rounding g * x rather than g * x * scale to bfloat16 changes each operand by at most its
+//   rounding's half ulp.
 #include "common.glsl"
 
 layout(constant_id = 0) const uint WKIND = 0;
@@ -46,6 +61,9 @@ layout(constant_id = 6) const uint NORM = 0;
 layout(constant_id = 7) const bool X16 = false;
 layout(constant_id = 8) const bool OUT16 = false;
 layout(constant_id = 9) const bool NESTED_SHARED = false;  // WKIND 4 with VEC only
+layout(constant_id = 10) const bool X_SCALE = false;
+layout(constant_id = 11) const bool NORM_SUMS = false;
+const bool NORM_IN = NORM != 0 && !NORM_SUMS;  // NORM: the norm before the product
 const uint NW = EPILOGUE == 2 ? 2 : 1;          // weights read
 layout(local_size_x_id = 5) in;
 
@@ -55,12 +73,12 @@ shared float nested[NW][NESTED_SHARED ? 256 : 1];
 
 layout(push_constant) uniform Push {
   Weight w;
-  Weight up;  // EPILOGUE 2 only
+  Weight up;  // EPILOGUE 2 only; NORM_SUMS: its data holds the fixed-point sums
   Floats out_;
   Floats x;
   uint n;  // output columns = weight rows
   uint k;
-  Words norm;  // g (NORM only)
+  Words norm;  // g (NORM), or the fixed-point sums (X_SCALE)
   float eps;
   uint pad;
   Words out16;  // OUT16 only
@@ -126,13 +144,58 @@ float finish(uint j, float s, float s_up) {
   return v;
 }
 
-// OUT16: every invocation calls it after results[] holds the workgroup's outputs.
+const uint SUM_COPIES = 16, SUM_STRIDE = 32;  // words between copies
+// The sum's digits' units, least significant first.
+const float DIGIT_UNIT[4] = {1.0 / 4294967296.0, 1.0 / 2048.0, 1024.0, 2147483648.0};
+
+// The squares of the workgroup's outputs (results[]), added to a copy of the fixed-point sum.
+// A workgroup's sum saturates at 2^52 (x beyond ~3e7 in size).
+void add_squares(uint j0) {
+  float ss = 0.0;
+  for (uint r = 0; r < ROWS && j0 + r < p.n; ++r) ss += results[r] * results[r];
+  float rest = min(ss, 4.5e15);
+  const uint at = (group_index() % SUM_COPIES) * SUM_STRIDE;
+  [[unroll]] for (int i = 3; i >= 0; --i) {
+    const uint digit = uint(rest * (1.0 / DIGIT_UNIT[i]));  // powers of two: exact
+    rest -= float(digit) * DIGIT_UNIT[i];  // exact: the digit is rest's leading bits
+    atomicAdd(p.up.data.v[at + i], digit);
+  }
+}
+
+float norm_weight(uint i) {
+  if (NORM == 1) return uintBitsToFloat(p.norm.v[i]);
+  if (NORM == 2) return f16_at(p.norm, i);
+  return bf16_at(p.norm, i);
+}
+
+// OUT16: every invocation calls it after results[] holds the workgroup's outputs (NORM_SUMS:
+// the operands are g * out; g is read only here, after the product's loop).
 void store_operands(uint j0) {
   barrier();
   const uint t = gl_LocalInvocationID.x;
-  if (t < ROWS / 2 && j0 + 2 * t < p.n)
-    p.out16.v[j0 / 2 + t] =
-        operand_pair(results[2 * t], j0 + 2 * t + 1 < p.n ? results[2 * t + 1] : 0.0, ROUND);
+  if (t < ROWS / 2 && j0 + 2 * t < p.n) {
+    const uint j = j0 + 2 * t;
+    float lo = results[2 * t], hi = j + 1 < p.n ? results[2 * t + 1] : 0.0;
+    if (NORM_SUMS) {
+      lo *= norm_weight(j);
+      hi *= j + 1 < p.n ? norm_weight(j + 1) : 0.0;
+    }
+    p.out16.v[j / 2] = operand_pair(lo, hi, ROUND);
+  }
+  if (NORM_SUMS && t == ROWS / 2) add_squares(j0);
+}
+
+// X_SCALE: the folded norm's scale, from the sums the residual product before left (an
+// invocation that stores an output calls it).
+float folded_scale() {
+  if (!X_SCALE) return 1.0;
+  float ss = 0.0;
+  for (uint c = 0; c < SUM_COPIES; ++c) {
+    const uvec4 d = UVec4s(p.norm).v[c * SUM_STRIDE / 4];
+    ss += float(d.x) * DIGIT_UNIT[0] + float(d.y) * DIGIT_UNIT[1] + float(d.z) * DIGIT_UNIT[2] +
+          float(d.w) * DIGIT_UNIT[3];
+  }
+  return 1.0 / sqrt(ss / float(p.k) + p.eps);
 }
 
 // The workgroup's sum of v (every invocation calls it).
@@ -158,7 +221,7 @@ float workgroup_sum(float v) {
 
 // 1 / sqrt(mean(x²) + eps), or 1 without NORM.
 float norm_scale() {
-  if (NORM == 0) return 1.0;
+  if (!NORM_IN) return 1.0;
   float ss = 0.0;
   if (VEC) {
     for (uint i = gl_LocalInvocationID.x; i < p.k / 4; i += WG) {
@@ -169,12 +232,6 @@ float norm_scale() {
     for (uint i = gl_LocalInvocationID.x; i < p.k; i += WG) ss += p.x.v[i] * p.x.v[i];
   }
   return 1.0 / sqrt(workgroup_sum(ss) / float(p.k) + p.eps);
-}
-
-float norm_weight(uint i) {
-  if (NORM == 1) return uintBitsToFloat(p.norm.v[i]);
-  if (NORM == 2) return f16_at(p.norm, i);
-  return bf16_at(p.norm, i);
 }
 
 // g[e..e + 4) for e a multiple of 4 (VEC: one 16- or 8-byte load).
@@ -188,7 +245,7 @@ vec4 norm_weights4(uint e) {
 
 // x[i] as the product's operand: normalized with NORM, then rounded to the compute dtype.
 float operand(float x, uint i, float scale) {
-  return round_operand(NORM == 0 ? x : norm_weight(i) * (x * scale));
+  return round_operand(NORM_IN ? norm_weight(i) * (x * scale) : x);
 }
 
 void main() {
@@ -205,7 +262,7 @@ void main() {
       nested[i / 256][i % 256] = uintBitsToFloat(w.data.v[w.code + 16 + i % 256]);
     }
   const float scale = norm_scale();     // its barrier also publishes the code tables
-  if (WKIND >= 3 && NORM == 0) barrier();
+  if (WKIND >= 3 && !NORM_IN) barrier();
   float acc[NW * ROWS];
   [[unroll]] for (uint r = 0; r < NW * ROWS; ++r) acc[r] = 0.0;
   if (VEC) {
@@ -241,7 +298,7 @@ void main() {
         [[unroll]] for (uint i = 0; i < PER_CHUNK / 4; ++i) {
           const uint e = c * PER_CHUNK + 4 * i;
           vec4 v = Vec4s(p.x).v[e / 4];
-          if (NORM != 0) v = norm_weights4(e) * (v * scale);
+          if (NORM_IN) v = norm_weights4(e) * (v * scale);
           xs[4 * i] = round_operand(v.x);
           xs[4 * i + 1] = round_operand(v.y);
           xs[4 * i + 2] = round_operand(v.z);
@@ -282,6 +339,7 @@ void main() {
   }
   for (uint o = stride / 2; o > 0; o /= 2) acc[0] += subgroupShuffleXor(acc[0], o);
   if (lane % stride == 0) sums[lane / stride][gl_SubgroupID] = acc[0];
+  const float xs = t < ROWS ? folded_scale() : 1.0;  // its load, before the barrier's wait
   barrier();
   if (t < ROWS && j0 + t < p.n) {
     float s[NW];
@@ -289,7 +347,7 @@ void main() {
       s[wi] = 0.0;
       for (uint g = 0; g < gl_NumSubgroups; ++g) s[wi] += sums[wi * ROWS + t][g];
     }
-    const float v = finish(j0 + t, s[0], s[NW - 1]);
+    const float v = finish(j0 + t, s[0] * xs, s[NW - 1] * xs);
     if (OUT16) results[t] = v;
   }
   if (OUT16) store_operands(j0);
@@ -302,7 +360,8 @@ void main() {
     barrier();
   }
   if (t < ROWS && j0 + t < p.n) {
-    const float v = finish(j0 + t, sums[t][0], sums[(NW - 1) * ROWS + t][0]);
+    const float xs = folded_scale();
+    const float v = finish(j0 + t, sums[t][0] * xs, sums[(NW - 1) * ROWS + t][0] * xs);
     if (OUT16) results[t] = v;
   }
   if (OUT16) store_operands(j0);

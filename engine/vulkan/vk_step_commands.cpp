@@ -1,5 +1,9 @@
 #include "engine/vulkan/vk_step_commands.h"
 
+#include <cstring>
+
+#include "engine/error.h"
+
 namespace nibble::vk {
 
 namespace {
@@ -36,6 +40,21 @@ void StepCommands::dispatch(VkPipeline pipeline, const void* push, uint32_t push
   ++dispatches_;
 }
 
+size_t StepCommands::last_dispatch() const {
+  for (size_t i = commands_.size(); i-- > 0;)
+    if (commands_[i].kind == Kind::Dispatch) return i;
+  fail("internal error: StepCommands::last_dispatch without a dispatch");
+}
+
+void StepCommands::replace_dispatch(size_t index, VkPipeline pipeline, const void* push,
+                                    uint32_t push_bytes) {
+  Command& c = commands_.at(index);
+  if (c.kind != Kind::Dispatch || c.push_bytes != push_bytes)
+    fail("internal error: StepCommands::replace_dispatch of another kind of command");
+  c.pipeline = pipeline;
+  std::memcpy(push_.data() + c.push_at, push, push_bytes);
+}
+
 void StepCommands::barrier() {
   commands_.push_back({.kind = Kind::Barrier});
   ++barriers_;
@@ -52,6 +71,10 @@ void StepCommands::copy(VkBuffer src, VkBuffer dst, const VkBufferCopy& region) 
   c.dst_offset = region.dstOffset;
   c.bytes = region.size;
   commands_.push_back(c);
+}
+
+void StepCommands::zero(VkBuffer dst, VkDeviceSize offset, VkDeviceSize bytes) {
+  commands_.push_back({.kind = Kind::Zero, .dst = dst, .dst_offset = offset, .bytes = bytes});
 }
 
 void StepCommands::reset_queries(VkQueryPool pool, uint32_t count) {
@@ -85,6 +108,9 @@ void StepCommands::emit(VkCommandBuffer cmd, VkPipelineLayout layout) const {
         vkCmdCopyBuffer(cmd, c.src, c.dst, 1, &region);
         break;
       }
+      case Kind::Zero:
+        vkCmdFillBuffer(cmd, c.dst, c.dst_offset, c.bytes, 0);
+        break;
       case Kind::ResetQueries:
         vkCmdResetQueryPool(cmd, c.pool, 0, c.query);
         break;

@@ -102,9 +102,17 @@ struct RmsNormPush {
   uint32_t slices;   // workgroups per row
   uint64_t x16 = 0;  // GEMM_OPERANDS only
 };
+bool contains(const std::vector<uint32_t>& ids, uint32_t id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+bool same_view(Tensor a, Tensor b) {
+  return a.buffer == b.buffer && a.row_offset == b.row_offset && a.rows == b.rows &&
+         a.cols == b.cols;
+}
 // A compute dtype as the shaders' ROUND: 0 float32 (no rounding), 1 float16, 2 bfloat16.
+constexpr uint32_t kRoundBF16 = 2;
 uint32_t round_of(ComputeDType c) {
-  return c == ComputeDType::F16 ? 1 : c == ComputeDType::BF16 ? 2 : 0;
+  return c == ComputeDType::F16 ? 1 : c == ComputeDType::BF16 ? kRoundBF16 : 0;
 }
 // shaders/rms_norm.comp's slices: a decode row's in 512-value slices, a prompt row in one.
 uint32_t rms_norm_slices(Tensor x) {
@@ -298,10 +306,28 @@ class VulkanBackend final : public Backend {
     const Buffer* weight = nullptr;
     float eps = 0;
   };
+  // The rms_norm folded across a decode residual product into the products after it
+  // (shaders/matvec.glsl NORM_SUMS, X_SCALE): `sums`, the address of its fixed-point sum of
+  // squares in norm_sums_. With `g`, the residual product recorded last (last_residual_) is
+  // recorded again to also store g * out as operands at out16 and add its squares to the sums;
+  // without, a product reading those operands (x16) scales its results by the norm's scale, with
+  // `eps`.
+  struct NormFold {  // no member initializers: it is a default argument below
+    const Buffer* g;
+    uint64_t sums;
+    float eps;
+  };
   // x16: x is read as its packed compute-dtype operands at that address (the shader's X16);
   // out16: the results are also stored there as such operands (OUT16).
   void matvec(Tensor out, Tensor x, Tensor w, const Buffer* up, Epilogue epilogue, FusedNorm norm,
-              uint64_t x16 = 0, uint64_t out16 = 0);
+              uint64_t x16 = 0, uint64_t out16 = 0, NormFold fold = {nullptr, 0, 0});
+  // Whether the decode residual product into `out` (4-bit weight w) may have the next rms_norm
+  // folded in; then norm_sums_ exists.
+  bool may_fold_norm(Tensor out, Tensor w);
+  // Folds the rms_norm of x by `norm` into the residual product recorded last, where it wrote x
+  // and the products after it read operands rounded as `round` at xn; the sums for those
+  // products, or no sums where it cannot.
+  NormFold fold_norm(Tensor x, Tensor norm, float eps, Tensor xn, uint32_t round);
   // Whether matvec can fuse the rms_norm of x by `norm` (a float vector of x's width).
   bool fusable_norm(Tensor x, Tensor norm);
   // Whether matvec's 16-byte path can take weight w's blocks: 4-bit ones whose sizes are powers
@@ -393,13 +419,27 @@ class VulkanBackend final : public Backend {
   // operands_: the last decode matvec output's (OUT16), for the product that reads it next.
   vk::Allocation operands_;
   OperandsOf operands_of_;
+  // The last recorded command, where it is a decode residual product (matmul_add) whose output
+  // the next op may normalize: its index in step_commands_ and what it computed. Any access or
+  // dispatch after it forgets it.
+  struct LastResidual {
+    size_t command;
+    Tensor out, x, w;
+    uint64_t x16;
+  };
+  std::optional<LastResidual> last_residual_;
+  // The folded norms' fixed-point sums of squares (kNormSumBytes each), zeroed at every step's
+  // start.
+  vk::Allocation norm_sums_;
+  uint32_t norm_sums_used_ = 0;
   // The rounding of the step's last normalized operands (norm_matmuls), which the attention's
   // output takes for the o projection: every model rounds all its 4-bit products alike (and
   // operands_of checks that the consumer does).
   uint32_t step_round_ = 0;
   // The work buffers' sizes for a model (scratch_bytes, reserve_scratch).
   struct Scratch {
-    uint64_t partial = 0, coopmat_x = 0, coopmat_w = 0, coopmat_parts = 0, operands = 0;
+    uint64_t partial = 0, coopmat_x = 0, coopmat_w = 0, coopmat_parts = 0, operands = 0,
+             norm_sums = 0;
   };
   Scratch scratch_for(const ModelConfig& c, int context, int max_batch) const;
   VkDeviceSize step_staging_used_ = 0;
@@ -408,7 +448,8 @@ class VulkanBackend final : public Backend {
   bool recording_ = false, in_flight_ = false;
   // The step being recorded, and the one step_cmd_ holds (empty when it holds none).
   vk::StepCommands step_commands_, recorded_commands_;
-  bool replay_ = true;  // NIBBLE_VK_NO_REPLAY=1 records every step
+  bool replay_ = true;      // NIBBLE_VK_NO_REPLAY=1 records every step
+  bool fold_norms_ = true;  // NIBBLE_VK_NO_NORM_FOLD=1 runs every decode rms_norm by itself
   StepStats stats_;
   std::vector<LayerTime> phases_, submitted_phases_, last_times_;
   std::vector<uint32_t> written_, read_;  // buffers touched since the last barrier
@@ -419,6 +460,9 @@ constexpr uint32_t kCoopMatX = 0xfffffffeu;                        // coopmat_x_
 constexpr uint32_t kCoopMatW[2] = {0xfffffffdu, 0xfffffffbu};      // coopmat_w_
 constexpr uint32_t kOperands = 0xfffffffcu;                        // operands_
 constexpr uint32_t kCoopMatParts[2] = {0xfffffffau, 0xfffffff9u};  // coopmat_parts_
+constexpr uint32_t kNormSums = 0xfffffff8u;                        // norm_sums_
+// One folded norm's fixed-point sum: 16 copies of 4 words, 128 bytes apart (shaders/matvec.glsl).
+constexpr uint64_t kNormSumBytes = 16 * 128;
 
 VulkanBackend::VulkanBackend(int device)
     : ctx_(device),
@@ -431,6 +475,8 @@ VulkanBackend::VulkanBackend(int device)
   if (const char* off = std::getenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC"); off && *off == '1')
     ctx_.info.subgroup_arithmetic = false;
   if (const char* off = std::getenv("NIBBLE_VK_NO_REPLAY"); off && *off == '1') replay_ = false;
+  if (const char* off = std::getenv("NIBBLE_VK_NO_NORM_FOLD"); off && *off == '1')
+    fold_norms_ = false;
   VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
   pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
   pci.queueFamilyIndex = ctx_.queue_family;
@@ -714,6 +760,12 @@ void VulkanBackend::begin_step(const StepInfo& step) {
   operands_of_ = {};
   coopmat_x_of_ = {};
   step_round_ = 0;
+  last_residual_.reset();
+  norm_sums_used_ = 0;
+  if (norm_sums_.size) {  // the sums start from zero; a barrier precedes any product before them
+    step_commands_.zero(norm_sums_.buffer, norm_sums_.offset, norm_sums_.size);
+    written_.push_back(kNormSums);
+  }
   recording_ = true;
 }
 
@@ -747,9 +799,7 @@ void VulkanBackend::end_step() {
 
 void VulkanBackend::access(std::initializer_list<uint32_t> reads,
                            std::initializer_list<uint32_t> writes) {
-  auto touched = [](const std::vector<uint32_t>& set, uint32_t id) {
-    return std::find(set.begin(), set.end(), id) != set.end();
-  };
+  last_residual_.reset();
   if (pending_sum_) {
     bool touches = false;
     for (uint32_t r : reads) touches |= r == pending_sum_->out_buffer;
@@ -757,8 +807,8 @@ void VulkanBackend::access(std::initializer_list<uint32_t> reads,
     if (touches) flush_sum();
   }
   bool conflict = false;
-  for (uint32_t r : reads) conflict |= touched(written_, r);
-  for (uint32_t w : writes) conflict |= touched(written_, w) || touched(read_, w);
+  for (uint32_t r : reads) conflict |= contains(written_, r);
+  for (uint32_t w : writes) conflict |= contains(written_, w) || contains(read_, w);
   if (conflict) {
     step_commands_.barrier();
     written_.clear();
@@ -776,6 +826,7 @@ template <class Push>
 void VulkanBackend::dispatch(std::string_view shader, std::initializer_list<uint32_t> spec,
                              const Push& push, uint64_t groups_x, uint32_t groups_y,
                              const std::string& label) {
+  last_residual_.reset();
   add_dispatch(step_commands_, shader, spec, push, groups_x, groups_y);
   if (op_timer_.enabled())
     op_timer_.after(step_commands_, label.empty() ? std::string(shader) : label);
@@ -934,24 +985,31 @@ void VulkanBackend::flush_sum() {
 // `nibble bench --kernels` and tg128, docs/PERF.md "Decode").
 // The caller has checked the shapes and recorded the accesses.
 void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Epilogue epilogue,
-                           FusedNorm norm, uint64_t x16, uint64_t out16) {
+                           FusedNorm norm, uint64_t x16, uint64_t out16, NormFold fold) {
   const Buffer& w = weight(wt, "matmul");
-  const MatvecPush p{w.ref,
-                     up ? up->ref : WeightRef{},
-                     address(out),
-                     x16 ? x16 : address(x),
-                     uint32_t(wt.rows),
-                     uint32_t(wt.cols),
-                     norm.weight ? norm.weight->ref.data : 0,
-                     norm.eps,
-                     0,
-                     out16};
+  MatvecPush p{w.ref,
+               up ? up->ref : WeightRef{},
+               address(out),
+               x16 ? x16 : address(x),
+               uint32_t(wt.rows),
+               uint32_t(wt.cols),
+               norm.weight ? norm.weight->ref.data : 0,
+               norm.eps,
+               0,
+               out16};
+  if (fold.g) {
+    p.up.data = fold.sums;
+    p.norm = fold.g->ref.data;
+  } else if (fold.sums) {
+    p.norm = fold.sums;
+    p.eps = fold.eps;
+  }
   const uint32_t per_chunk = w.kind >= kQ4 ? 32 : w.kind == kF32 ? 4 : 8;
   const bool vec = wt.cols % per_chunk == 0 && p.x % 16 == 0 && vec_blocks(w);
   const bool subgroups =
       ctx_.info.subgroup_arithmetic && ctx_.info.subgroup_shuffle && ctx_.info.subgroup_size >= 8;
   const char* shader = subgroups ? "matvec_subgroup" : "matvec";
-  const uint32_t norm_kind = norm.weight ? norm.weight->kind + 1 : 0;
+  const uint32_t norm_kind = norm.weight ? norm.weight->kind + 1 : fold.g ? fold.g->kind + 1 : 0;
   // An invocation per 16-byte chunk of a row, up to 128: rows of 2048 4-bit values (TinyLlama)
   // would leave half of 128 idle.
   const uint32_t invocations = wt.cols / per_chunk >= 128 ? 128 : 64;
@@ -961,17 +1019,33 @@ void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Ep
   // The nested code in shared memory costs every workgroup 1 KiB of loads per weight: worth it
   // for 4 rows of 4 096 values and more (7B tg128 +1 %), not for 2 of 2 048 (TinyLlama -3 %).
   const bool nested_shared = vec && w.kind == kQ4Nested && invocations == 128;
-  dispatch(shader,
-           {w.kind, w.round, uint32_t(vec), uint32_t(epilogue), rows, invocations, norm_kind,
-            uint32_t(x16 != 0), uint32_t(out16 != 0), uint32_t(nested_shared)},
-           p, (uint64_t(wt.rows) + rows - 1) / rows, 1,
-           op_timer_.enabled() ? std::string(shader) + " " + shape_label(w.kind, wt) +
-                                     (vec ? " vec" : "") + (norm.weight ? " +norm" : "") +
-                                     (x16 ? " x16" : "") + (out16 ? " +out16" : "") +
-                                     (epilogue == Epilogue::Add      ? " +add"
-                                      : epilogue == Epilogue::SwiGlu ? " +swiglu"
-                                                                     : "")
-                               : "");
+  const auto spec = {w.kind,
+                     w.round,
+                     uint32_t(vec),
+                     uint32_t(epilogue),
+                     rows,
+                     invocations,
+                     norm_kind,
+                     uint32_t(x16 != 0),
+                     uint32_t(out16 != 0),
+                     uint32_t(nested_shared),
+                     uint32_t(fold.sums != 0 && !fold.g),
+                     uint32_t(fold.g != nullptr)};
+  if (fold.g) {  // the residual product recorded last, again, now with the norm's part
+    step_commands_.replace_dispatch(
+        last_residual_->command,
+        pipelines_.get(shader, std::span<const uint32_t>(spec.begin(), spec.size())), &p, sizeof p);
+    return;
+  }
+  dispatch(shader, spec, p, (uint64_t(wt.rows) + rows - 1) / rows, 1,
+           op_timer_.enabled()
+               ? std::string(shader) + " " + shape_label(w.kind, wt) + (vec ? " vec" : "") +
+                     (norm.weight ? " +norm" : "") + (x16 ? " x16" : "") +
+                     (out16 ? " +out16" : "") + (fold.sums ? " +scale" : "") +
+                     (epilogue == Epilogue::Add      ? " +add"
+                      : epilogue == Epilogue::SwiGlu ? " +swiglu"
+                                                     : "")
+               : "");
 }
 
 bool VulkanBackend::takes_operands(Tensor x, Tensor wt) {
@@ -1064,14 +1138,16 @@ void VulkanBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
   bool operands = address(xn) % 16 == 0;
   for (const Projection& pr : projections)
     operands &= takes_operands(x, pr.w) && weight(pr.w, "matmul").round == round;
+  NormFold fold{};
   if (operands) {
-    normalize(xn, x, norm, eps, round);
+    fold = fold_norm(x, norm, eps, xn, round);
+    if (!fold.sums) normalize(xn, x, norm, eps, round);
     step_round_ = round;
   }
   for (const Projection& pr : projections) {
     if (operands) {
-      access({xn.buffer, pr.w.buffer}, {pr.out.buffer});
-      matvec(pr.out, x, pr.w, nullptr, Epilogue::Store, {}, address(xn));
+      access({xn.buffer, pr.w.buffer, fold.sums ? kNormSums : xn.buffer}, {pr.out.buffer});
+      matvec(pr.out, x, pr.w, nullptr, Epilogue::Store, {}, address(xn), 0, fold);
     } else {
       access({x.buffer, norm.buffer, pr.w.buffer}, {pr.out.buffer});
       matvec(pr.out, x, pr.w, nullptr, Epilogue::Store, {&buffer(norm), eps});
@@ -1094,9 +1170,10 @@ void VulkanBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float 
   if (x.cols != gate.cols || out.cols != gate.rows || out.rows != 1)
     fail("matmul shape mismatch for " + g.name);
   if (takes_operands(x, gate) && address(xn) % 16 == 0) {  // as in norm_matmuls
-    normalize(xn, x, norm, eps, g.round);
-    access({xn.buffer, gate.buffer, up.buffer}, {out.buffer});
-    matvec(out, x, gate, &u, Epilogue::SwiGlu, {}, address(xn), keep_operands(out, g.round));
+    const NormFold fold = fold_norm(x, norm, eps, xn, g.round);
+    if (!fold.sums) normalize(xn, x, norm, eps, g.round);
+    access({xn.buffer, gate.buffer, up.buffer, fold.sums ? kNormSums : xn.buffer}, {out.buffer});
+    matvec(out, x, gate, &u, Epilogue::SwiGlu, {}, address(xn), keep_operands(out, g.round), fold);
   } else {
     access({x.buffer, norm.buffer, gate.buffer, up.buffer}, {out.buffer});
     matvec(out, x, gate, &u, Epilogue::SwiGlu, {&buffer(norm), eps}, 0,
@@ -1111,8 +1188,40 @@ void VulkanBackend::matmul_add(Tensor out, Tensor x, Tensor wt, Tensor scratch) 
     fail("matmul shape mismatch for " + weight(wt, "matmul").name);
   // x's operands, where the product that made x kept them (the MLP's SwiGLU output).
   const uint64_t x16 = operands_of(x, wt);
-  access({x16 ? kOperands : x.buffer, wt.buffer, out.buffer}, {out.buffer});
+  // Where the next rms_norm may fold into this product, it may write the sums too.
+  const bool fold = may_fold_norm(out, wt);
+  access({x16 ? kOperands : x.buffer, wt.buffer, out.buffer},
+         {out.buffer, fold ? kNormSums : out.buffer});
   matvec(out, x, wt, nullptr, Epilogue::Add, {}, x16);
+  if (fold) last_residual_ = LastResidual{step_commands_.last_dispatch(), out, x, wt, x16};
+}
+
+bool VulkanBackend::may_fold_norm(Tensor out, Tensor wt) {
+  // Not while profiling: the product and the norm's products sit in different phases.
+  // The sums' copies take at most 2^11 workgroups each (shaders/matvec.glsl): rows of 65 536.
+  if (!fold_norms_ || (profiling_ && queries_) || !takes_operands(out, wt) ||
+      weight(wt, "matmul").round != kRoundBF16 || out.cols % 2 || out.cols > 65536)
+    return false;
+  if (!norm_sums_.size) {  // a model reserved them; an op test did not
+    norm_sums_ = memory_.device(64 * kNormSumBytes, Usage::Activations, "folded norm sums");
+    access({}, {kNormSums});
+    step_commands_.zero(norm_sums_.buffer, norm_sums_.offset, norm_sums_.size);
+  }
+  return true;
+}
+
+VulkanBackend::NormFold VulkanBackend::fold_norm(Tensor x, Tensor norm, float eps, Tensor xn,
+                                                 uint32_t round) {
+  // The product wrote x, and nothing since the barrier before it touched xn, which it will write.
+  const std::optional<LastResidual> r = last_residual_;
+  if (!r || !same_view(r->out, x) || round != kRoundBF16 ||
+      (norm_sums_used_ + 1) * kNormSumBytes > norm_sums_.size || contains(written_, xn.buffer) ||
+      contains(read_, xn.buffer))
+    return NormFold{};
+  const NormFold fold{&buffer(norm), norm_sums_.address + norm_sums_used_++ * kNormSumBytes, eps};
+  access({norm.buffer}, {xn.buffer});  // no barrier: checked above
+  matvec(r->out, r->x, r->w, nullptr, Epilogue::Add, {}, r->x16, address(xn), fold);
+  return {nullptr, fold.sums, eps};
 }
 
 void VulkanBackend::matmul_swiglu(Tensor out, Tensor x, Tensor gate, Tensor up, Tensor scratch) {
@@ -1359,6 +1468,7 @@ VulkanBackend::Scratch VulkanBackend::scratch_for(const ModelConfig& c, int cont
   s.partial = attention_partial_bytes(context, c.head_dim);
   s.operands =
       (uint64_t(std::max({c.hidden_size, c.q_dim(), c.intermediate_size})) * 2 + 15) / 16 * 16;
+  s.norm_sums = 2 * uint64_t(c.num_hidden_layers) * kNormSumBytes;
   if (ctx_.info.coopmat_f16 && max_batch > 1) {
     const uint64_t d = uint64_t(c.hidden_size), q = uint64_t(c.q_dim()), kv = uint64_t(c.kv_dim()),
                    f = uint64_t(c.intermediate_size);
@@ -1385,7 +1495,7 @@ VulkanBackend::Scratch VulkanBackend::scratch_for(const ModelConfig& c, int cont
 
 uint64_t VulkanBackend::scratch_bytes(const ModelConfig& c, int context, int max_batch) const {
   const Scratch s = scratch_for(c, context, max_batch);
-  return s.partial + s.coopmat_x + 2 * (s.coopmat_w + s.coopmat_parts) + s.operands;
+  return s.partial + s.coopmat_x + 2 * (s.coopmat_w + s.coopmat_parts) + s.operands + s.norm_sums;
 }
 
 // Allocated now at their bounds: growing them later would leave each smaller one behind (the
@@ -1404,6 +1514,8 @@ void VulkanBackend::reserve_scratch(const ModelConfig& c, int context, int max_b
       buf = memory_.device(s.coopmat_parts, Usage::Activations, "prompt matmul scratch");
   if (operands_.size < s.operands)
     operands_ = memory_.device(s.operands, Usage::Activations, "decode operands");
+  if (norm_sums_.size < s.norm_sums)
+    norm_sums_ = memory_.device(s.norm_sums, Usage::Activations, "folded norm sums");
 }
 
 // --- bandwidth ----------------------------------------------------------------------------------

@@ -476,15 +476,16 @@ TEST_CASE("vulkan: the o projection reads the operands the decode attention kept
 
 namespace {
 
-// One layer of a prompt on backend `be`, as Model::run_layers runs it: the attention block
+// `layers` layers (each with these weights and a KV cache of its own) of a step of `rows` rows
+// from position 0 on backend `be`, as Model::run_layers runs them: the attention block
 // (norm_matmuls into q, k, v; rope_kv_attention; the o projection into the residual) and the MLP
 // (norm_matmul_swiglu; the down projection into the residual). Where the products run on the
 // matrix units, the norms, the attention and the SwiGLU also write the next products' operands.
 struct LayerWeights {
   HostWeight attn_norm, q, k, v, o, mlp_norm, gate, up, down;
 };
-std::vector<float> prompt_layer_on(Backend& be, const LayerWeights& w, const DecodeCase& c,
-                                   int rows, ComputeDType compute, const std::vector<float>& x) {
+std::vector<float> layers_on(Backend& be, const LayerWeights& w, const DecodeCase& c, int rows,
+                             ComputeDType compute, const std::vector<float>& x, int layers = 1) {
   const int64_t d = int64_t(c.heads) * c.head_dim, kv_cols = int64_t(c.kv_heads) * c.head_dim;
   const int64_t f = w.gate.rows;
   Tensor g1 = be.upload_weight(w.attn_norm), wq = be.upload_weight(w.q);
@@ -493,7 +494,11 @@ std::vector<float> prompt_layer_on(Backend& be, const LayerWeights& w, const Dec
   Tensor up = be.upload_weight(w.up), down = be.upload_weight(w.down);
   const std::vector<float> inv = rope_inv_freq(c.head_dim);
   const Tensor it = be.alloc(DType::F32, 1, int64_t(inv.size()), Usage::Weights);
-  const Tensor kc = be.alloc_kv(rows, kv_cols), vc = be.alloc_kv(rows, kv_cols);
+  std::vector<Tensor> kc, vc;
+  for (int i = 0; i < layers; ++i) {
+    kc.push_back(be.alloc_kv(rows, kv_cols));
+    vc.push_back(be.alloc_kv(rows, kv_cols));
+  }
   auto act = [&](int64_t cols) { return be.alloc(DType::F32, rows, cols, Usage::Activations); };
   const Tensor xt = act(d), xn = act(d), qt = act(d), kt = act(kv_cols), vt = act(kv_cols);
   const Tensor att = act(d), proj = act(d), h = act(f), scratch = act(f);
@@ -502,11 +507,13 @@ std::vector<float> prompt_layer_on(Backend& be, const LayerWeights& w, const Dec
   for (Tensor t : {xn, qt, kt, vt, att, proj, h, scratch}) poison(be, t);
   const AttentionShape shape{c.heads, c.kv_heads, c.head_dim, c.window, compute};
   be.begin_step({0, rows});
-  be.norm_matmuls(xt, g1, 1e-5f, xn, {{qt, wq}, {kt, wk}, {vt, wv}});
-  be.rope_kv_attention(att, qt, kt, vt, kc, vc, shape, it);
-  be.matmul_add(xt, att, wo, proj);
-  be.norm_matmul_swiglu(h, xt, g2, 1e-5f, xn, gate, up, scratch);
-  be.matmul_add(xt, h, down, proj);
+  for (int i = 0; i < layers; ++i) {
+    be.norm_matmuls(xt, g1, 1e-5f, xn, {{qt, wq}, {kt, wk}, {vt, wv}});
+    be.rope_kv_attention(att, qt, kt, vt, kc[size_t(i)], vc[size_t(i)], shape, it);
+    be.matmul_add(xt, att, wo, proj);
+    be.norm_matmul_swiglu(h, xt, g2, 1e-5f, xn, gate, up, scratch);
+    be.matmul_add(xt, h, down, proj);
+  }
   be.end_step();
   return read_f32(be, xt);
 }
@@ -540,12 +547,62 @@ TEST_CASE("vulkan: a prompt layer's products read the operands their producers w
       for (size_t i = 0; i < out.size(); ++i) out[i] -= x[i];
       return out;
     };
-    const auto want = added(prompt_layer_on(p.cpu, w, c, rows, spec.compute, x));
-    const auto got = added(prompt_layer_on(*p.gpu, w, c, rows, spec.compute, x));
+    const auto want = added(layers_on(p.cpu, w, c, rows, spec.compute, x));
+    const auto got = added(layers_on(*p.gpu, w, c, rows, spec.compute, x));
     // 16-bit compute: the matrix units' attention rounds q and the probabilities to float16
     // (3e-3 in its own test), and operands rounded to 16 bits may differ by one ulp where their
     // float32 values differ in the last bit (norm_sweep): 5e-3. Float32 compute: 1e-3 (the
     // float16 KV cache against the CPU's float32 one).
     CHECK(checked_error(got, want) < (spec.compute == ComputeDType::F32 ? 1e-3 : 5e-3));
+  }
+}
+
+// Decode through two layers in one step: where the model computes in bfloat16, the o and down
+// projections' residual products also start the next rms_norm (g * x as operands, and a
+// fixed-point sum of x's squares), and the products after them scale by its scale: three of the
+// four norms fold (the first follows no residual product), one dispatch fewer each. Against the
+// CPU for three weight kinds (float16 and float32 compute do not fold), with x from 1e-4 to 1e5
+// in size so that every word of the sum takes part, and eps outweighs mean(x²) at 1e-4.
+TEST_CASE("vulkan: decode folds each rms_norm into the residual product before it") {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  Pair p(std::move(gpu));
+  std::mt19937 rng(78);
+  const DecodeCase c{4, 2, 64, 0, 0};
+  const int64_t d = 256, kv_cols = 128, f = 704;
+  for (const float size : {3.0f, 1e-4f, 1e5f}) {
+    // The residual products' weights scaled with x, so that the layers add values of x's size
+    // (which the comparison without x then measures to float32's precision).
+    const float out_scale = 0.05f * size / 3.0f;
+    uint64_t dispatches[3] = {};
+    for (int i = 0; i < 3; ++i) {
+      const WeightSpec& spec = kSpecs[3 + i];
+      CAPTURE(size);
+      CAPTURE(dtype_name(spec.dtype));
+      CAPTURE(compute_dtype_name(spec.compute));
+      const LayerWeights w{norm_weight(rng, DType::BF16, d),
+                           random_weight(rng, "q", d, d, spec),
+                           random_weight(rng, "k", kv_cols, d, spec),
+                           random_weight(rng, "v", kv_cols, d, spec),
+                           random_weight(rng, "o", d, d, spec, out_scale),
+                           norm_weight(rng, DType::BF16, d),
+                           random_weight(rng, "gate", f, d, spec),
+                           random_weight(rng, "up", f, d, spec),
+                           random_weight(rng, "down", d, f, spec, out_scale)};
+      const auto x = random_floats(rng, size_t(d), size);
+      auto added = [&](std::vector<float> out) {
+        for (size_t j = 0; j < out.size(); ++j) out[j] -= x[j];
+        return out;
+      };
+      const auto want = added(layers_on(p.cpu, w, c, 1, spec.compute, x, 2));
+      const StepStats before = p.gpu->step_stats();
+      const auto got = added(layers_on(*p.gpu, w, c, 1, spec.compute, x, 2));
+      dispatches[i] = (p.gpu->step_stats() - before).dispatches;
+      // As the prompt layer's test: 5e-3 for 16-bit compute (the folded norm rounds g * x, not
+      // g * x * scale, to bfloat16: one rounding of the same size), 1e-3 for float32.
+      CHECK(checked_error(got, want) < (spec.compute == ComputeDType::F32 ? 1e-3 : 5e-3));
+    }
+    // The bfloat16 step runs three dispatches fewer than the float16 one.
+    CHECK(dispatches[0] + 3 == dispatches[1]);
   }
 }

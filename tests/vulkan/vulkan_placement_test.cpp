@@ -53,10 +53,19 @@ TEST_CASE(
   CHECK(test::rel_error(split, all_gpu) < 1e-2);
 
   // Two Vulkan backends sharing the layers (auto, by free memory): the same numbers as one, since
-  // both run the same shaders.
+  // both run the same shaders, but for the decode step's rms_norm at the boundary, which one
+  // backend folds into the residual product before it where it can (the norm's input rounded
+  // to bfloat16 before its scale rather than after: lavapipe 1.5e-4).
   const auto two = place_layers(folder, quant, kOptions, {gpu.get(), second_gpu.get()});
   REQUIRE(two.size() == 2);
   CHECK(two[0].layers + two[1].layers == layers);
   MESSAGE("two Vulkan backends: " << describe_placement(two));
-  CHECK(test::rel_error(logits_of(two, folder, weights), all_gpu) < 1e-5);
+  const auto two_logits = logits_of(two, folder, weights);
+  const size_t prompt = all_gpu.size() - size_t(folder.config().vocab_size);
+  auto part = [](const std::vector<float>& v, size_t from, size_t to) {
+    return std::vector<float>(v.begin() + std::ptrdiff_t(from), v.begin() + std::ptrdiff_t(to));
+  };
+  CHECK(test::rel_error(part(two_logits, 0, prompt), part(all_gpu, 0, prompt)) < 1e-5);
+  CHECK(test::rel_error(part(two_logits, prompt, all_gpu.size()),
+                        part(all_gpu, prompt, all_gpu.size())) < 1e-3);
 }
