@@ -1,7 +1,11 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
+#include <random>
+#include <set>
 
 #include "engine/error.h"
 #include "engine/sampler.h"
@@ -74,6 +78,64 @@ TEST_CASE("sampler: top-k, top-p and min-p cut the candidates") {
   // p(2) / p(0) = e^-3 ~ 0.05: min_p 0.1 drops it.
   const auto mp = seen({.temperature = 1.0f, .min_p = 0.1f});
   CHECK(mp.size() == 2);
+}
+
+// Over a vocabulary of 3 000, where the sampler sorts only a most likely prefix and widens it
+// until the cut lies inside: every sampled token is in the set a full sort keeps (computed here
+// as transformers defines the warpers), and nearly all of that set is drawn, also where it is
+// far larger than the first prefix (64).
+TEST_CASE("sampler: top-k, top-p and min-p over a large vocabulary keep the full sort's set") {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> base(3000);
+  for (float& l : base) l = normal(rng);
+  for (int i = 0; i < 8; ++i) base[size_t(i * 311)] += 4.0f;  // a few likely tokens
+  auto expected = [&](const SamplerConfig& c) {
+    std::vector<int> order(base.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(),
+              [&](int a, int b) { return base[size_t(a)] > base[size_t(b)]; });
+    if (c.top_k > 0) order.resize(size_t(c.top_k));
+    double total = 0;
+    std::vector<double> p;
+    for (int id : order)
+      p.push_back(std::exp(double(base[size_t(id)] - base[size_t(order[0])]) / c.temperature));
+    for (double v : p) total += v;
+    size_t kept = order.size();
+    double cumulative = 0;
+    for (size_t i = 0; i < order.size() && c.top_p < 1.0f; ++i)
+      if ((cumulative += p[i] / total) >= c.top_p) {
+        kept = i + 1;
+        break;
+      }
+    size_t n = 1;
+    while (n < kept && p[n] >= c.min_p * p[0]) ++n;
+    return std::set<int>(order.begin(), order.begin() + long(n));
+  };
+  for (const SamplerConfig c :
+       {SamplerConfig{.temperature = 0.7f, .top_p = 0.5f},
+        SamplerConfig{.temperature = 2.0f, .top_p = 0.9f},
+        SamplerConfig{.temperature = 1.0f, .top_k = 500, .top_p = 0.8f},
+        SamplerConfig{.temperature = 1.0f, .min_p = 0.05f},
+        SamplerConfig{.temperature = 1.0f, .top_p = 0.95f, .min_p = 0.2f}}) {
+    CAPTURE(c.temperature);
+    CAPTURE(c.top_p);
+    const std::set<int> want = expected(c);
+    Sampler s(c);
+    std::set<int> seen;
+    bool inside = true;
+    for (int i = 0; i < 3000; ++i) {
+      auto l = base;
+      const int id = s.sample(l, {});
+      inside &= want.count(id) > 0;
+      seen.insert(id);
+    }
+    CHECK(inside);
+    // Nearly all of them drawn (sets of 6 to 2 344 here: 3 000 draws see most of a large one).
+    CHECK(seen.size() * 10 >= std::min<size_t>(want.size(), 300) * 9);
+  }
+  // The flat cases keep far more than the first prefix of 64.
+  CHECK(expected({.temperature = 2.0f, .top_p = 0.9f}).size() > 256);
 }
 
 TEST_CASE("sampler: repetition penalty as transformers applies it") {
