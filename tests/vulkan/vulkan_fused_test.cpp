@@ -518,6 +518,31 @@ std::vector<float> layers_on(Backend& be, const LayerWeights& w, const DecodeCas
   return read_f32(be, xt);
 }
 
+// The layer tests' shape: 4 heads of 64, 2 KV heads, an MLP of 704.
+const DecodeCase kLayerCase{4, 2, 64, 0, 0};
+constexpr int64_t kLayerD = 256, kLayerKv = 128, kLayerF = 704;
+
+// A layer of that shape with weights stored as `spec`, the residual products' (o, down) drawn
+// at `out_scale`.
+LayerWeights random_layer(std::mt19937& rng, const WeightSpec& spec, float out_scale = 0.05f) {
+  const int64_t d = kLayerD, kv = kLayerKv, f = kLayerF;
+  return {norm_weight(rng, DType::BF16, d),
+          random_weight(rng, "q", d, d, spec),
+          random_weight(rng, "k", kv, d, spec),
+          random_weight(rng, "v", kv, d, spec),
+          random_weight(rng, "o", d, d, spec, out_scale),
+          norm_weight(rng, DType::BF16, d),
+          random_weight(rng, "gate", f, d, spec),
+          random_weight(rng, "up", f, d, spec),
+          random_weight(rng, "down", d, f, spec, out_scale)};
+}
+
+// What the layers added to x: compared without x, which would dilute the errors.
+std::vector<float> added(std::vector<float> out, const std::vector<float>& x) {
+  for (size_t i = 0; i < out.size(); ++i) out[i] -= x[i];
+  return out;
+}
+
 }  // namespace
 
 // A prompt layer against the CPU: rows x heads >= 512 with 64-wide heads, so that a device with
@@ -529,26 +554,14 @@ TEST_CASE("vulkan: a prompt layer's products read the operands their producers w
   if (!gpu) return;
   Pair p(std::move(gpu));
   std::mt19937 rng(77);
-  const DecodeCase c{4, 2, 64, 0, 0};
   const int rows = 130;
-  const int64_t d = 256, kv_cols = 128, f = 704;
   for (const WeightSpec& spec : {kSpecs[3], kSpecs[4], kSpecs[5]}) {
     CAPTURE(dtype_name(spec.dtype));
     CAPTURE(compute_dtype_name(spec.compute));
-    const LayerWeights w{
-        norm_weight(rng, DType::BF16, d),          random_weight(rng, "q", d, d, spec),
-        random_weight(rng, "k", kv_cols, d, spec), random_weight(rng, "v", kv_cols, d, spec),
-        random_weight(rng, "o", d, d, spec),       norm_weight(rng, DType::BF16, d),
-        random_weight(rng, "gate", f, d, spec),    random_weight(rng, "up", f, d, spec),
-        random_weight(rng, "down", d, f, spec)};
-    const auto x = random_floats(rng, size_t(rows * d), 3.0f);
-    // What the layer adds to x, compared without x, which would dilute the errors.
-    auto added = [&](std::vector<float> out) {
-      for (size_t i = 0; i < out.size(); ++i) out[i] -= x[i];
-      return out;
-    };
-    const auto want = added(layers_on(p.cpu, w, c, rows, spec.compute, x));
-    const auto got = added(layers_on(*p.gpu, w, c, rows, spec.compute, x));
+    const LayerWeights w = random_layer(rng, spec);
+    const auto x = random_floats(rng, size_t(rows * kLayerD), 3.0f);
+    const auto want = added(layers_on(p.cpu, w, kLayerCase, rows, spec.compute, x), x);
+    const auto got = added(layers_on(*p.gpu, w, kLayerCase, rows, spec.compute, x), x);
     // 16-bit compute: the matrix units' attention rounds q and the probabilities to float16
     // (3e-3 in its own test), and operands rounded to 16 bits may differ by one ulp where their
     // float32 values differ in the last bit (norm_sweep): 5e-3. Float32 compute: 1e-3 (the
@@ -569,8 +582,6 @@ TEST_CASE("vulkan: decode folds each rms_norm into the residual product before i
   if (!gpu) return;
   Pair p(std::move(gpu));
   std::mt19937 rng(78);
-  const DecodeCase c{4, 2, 64, 0, 0};
-  const int64_t d = 256, kv_cols = 128, f = 704;
   for (const float size : {3.0f, 3e-3f, 1e-4f, 1e5f}) {
     // The residual products' weights scaled with x, so that the layers add values of x's size
     // (which the comparison without x then measures to float32's precision).
@@ -581,23 +592,11 @@ TEST_CASE("vulkan: decode folds each rms_norm into the residual product before i
       CAPTURE(size);
       CAPTURE(dtype_name(spec.dtype));
       CAPTURE(compute_dtype_name(spec.compute));
-      const LayerWeights w{norm_weight(rng, DType::BF16, d),
-                           random_weight(rng, "q", d, d, spec),
-                           random_weight(rng, "k", kv_cols, d, spec),
-                           random_weight(rng, "v", kv_cols, d, spec),
-                           random_weight(rng, "o", d, d, spec, out_scale),
-                           norm_weight(rng, DType::BF16, d),
-                           random_weight(rng, "gate", f, d, spec),
-                           random_weight(rng, "up", f, d, spec),
-                           random_weight(rng, "down", d, f, spec, out_scale)};
-      const auto x = random_floats(rng, size_t(d), size);
-      auto added = [&](std::vector<float> out) {
-        for (size_t j = 0; j < out.size(); ++j) out[j] -= x[j];
-        return out;
-      };
-      const auto want = added(layers_on(p.cpu, w, c, 1, spec.compute, x, 2));
+      const LayerWeights w = random_layer(rng, spec, out_scale);
+      const auto x = random_floats(rng, size_t(kLayerD), size);
+      const auto want = added(layers_on(p.cpu, w, kLayerCase, 1, spec.compute, x, 2), x);
       const StepStats before = p.gpu->step_stats();
-      const auto got = added(layers_on(*p.gpu, w, c, 1, spec.compute, x, 2));
+      const auto got = added(layers_on(*p.gpu, w, kLayerCase, 1, spec.compute, x, 2), x);
       dispatches[i] = (p.gpu->step_stats() - before).dispatches;
       // As the prompt layer's test: 5e-3 for 16-bit compute (the folded norm rounds g * x, not
       // g * x * scale, to bfloat16: one rounding of the same size), 1e-3 for float32.
