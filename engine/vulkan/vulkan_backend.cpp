@@ -308,19 +308,20 @@ class VulkanBackend final : public Backend {
   };
   // The rms_norm folded across a decode residual product into the products after it
   // (shaders/matvec.glsl NORM_SUMS, X_SCALE): `sums`, the address of its fixed-point sum of
-  // squares in norm_sums_. With `g`, the residual product recorded last (last_residual_) is
-  // recorded again to also store g * out as operands at out16 and add its squares to the sums;
-  // without, a product reading those operands (x16) scales its results by the norm's scale, with
-  // `eps`.
+  // squares in norm_sums_. With `g`, the residual product recorded as step command `command`
+  // is recorded again to also store g * out as operands at out16 and add its squares to the
+  // sums; without, a product reading those operands (x16) scales its results by the norm's
+  // scale, with `eps`.
   struct NormFold {  // no member initializers: it is a default argument below
     const Buffer* g;
     uint64_t sums;
     float eps;
+    size_t command;
   };
   // x16: x is read as its packed compute-dtype operands at that address (the shader's X16);
   // out16: the results are also stored there as such operands (OUT16).
   void matvec(Tensor out, Tensor x, Tensor w, const Buffer* up, Epilogue epilogue, FusedNorm norm,
-              uint64_t x16 = 0, uint64_t out16 = 0, NormFold fold = {nullptr, 0, 0});
+              uint64_t x16 = 0, uint64_t out16 = 0, NormFold fold = {nullptr, 0, 0, 0});
   // Whether the decode residual product into `out` (4-bit weight w) may have the next rms_norm
   // folded in; then norm_sums_ exists.
   bool may_fold_norm(Tensor out, Tensor w);
@@ -1033,8 +1034,8 @@ void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Ep
                      uint32_t(fold.g != nullptr)};
   if (fold.g) {  // the residual product recorded last, again, now with the norm's part
     step_commands_.replace_dispatch(
-        last_residual_->command,
-        pipelines_.get(shader, std::span<const uint32_t>(spec.begin(), spec.size())), &p, sizeof p);
+        fold.command, pipelines_.get(shader, std::span<const uint32_t>(spec.begin(), spec.size())),
+        &p, sizeof p);
     return;
   }
   dispatch(shader, spec, p, (uint64_t(wt.rows) + rows - 1) / rows, 1,
@@ -1218,10 +1219,11 @@ VulkanBackend::NormFold VulkanBackend::fold_norm(Tensor x, Tensor norm, float ep
       (norm_sums_used_ + 1) * kNormSumBytes > norm_sums_.size || contains(written_, xn.buffer) ||
       contains(read_, xn.buffer))
     return NormFold{};
-  const NormFold fold{&buffer(norm), norm_sums_.address + norm_sums_used_++ * kNormSumBytes, eps};
+  const NormFold fold{&buffer(norm), norm_sums_.address + norm_sums_used_++ * kNormSumBytes, eps,
+                      r->command};
   access({norm.buffer}, {xn.buffer});  // no barrier: checked above
   matvec(r->out, r->x, r->w, nullptr, Epilogue::Add, {}, r->x16, address(xn), fold);
-  return {nullptr, fold.sums, eps};
+  return {nullptr, fold.sums, eps, 0};
 }
 
 void VulkanBackend::matmul_swiglu(Tensor out, Tensor x, Tensor gate, Tensor up, Tensor scratch) {
