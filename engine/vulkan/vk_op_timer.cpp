@@ -49,6 +49,10 @@ void OpTimer::after(StepCommands& step, const std::string& label) {
   step.timestamp(pool_, uint32_t(labels_.size()));
 }
 
+void OpTimer::relabel_last(const std::string& label) {
+  if (pool_ && !labels_.empty()) labels_.back() = label;
+}
+
 void OpTimer::collect() {
   if (!pool_ || labels_.empty()) return;
   std::vector<uint64_t> ticks(labels_.size() + 1);

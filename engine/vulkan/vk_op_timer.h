@@ -24,7 +24,9 @@ class OpTimer {
   // Timestamps go into the step's command list, so a replayed step times itself again.
   void begin_step(StepCommands& step);
   void after(StepCommands& step, const std::string& label);  // after a dispatch
-  void collect();                                            // once the step's fence has signalled
+  // The last timed dispatch, recorded again as another (a decode norm folded into it).
+  void relabel_last(const std::string& label);
+  void collect();  // once the step's fence has signalled
 
  private:
   struct Total {

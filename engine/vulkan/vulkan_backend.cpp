@@ -1032,21 +1032,25 @@ void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Ep
                      uint32_t(nested_shared),
                      uint32_t(fold.sums != 0 && !fold.g),
                      uint32_t(fold.g != nullptr)};
+  const std::string label = op_timer_.enabled()
+                                ? std::string(shader) + " " + shape_label(w.kind, wt) +
+                                      (vec ? " vec" : "") + (norm.weight ? " +norm" : "") +
+                                      (x16 ? " x16" : "") + (out16 ? " +out16" : "") +
+                                      (fold.g      ? " +norm sums"
+                                       : fold.sums ? " +scale"
+                                                   : "") +
+                                      (epilogue == Epilogue::Add      ? " +add"
+                                       : epilogue == Epilogue::SwiGlu ? " +swiglu"
+                                                                      : "")
+                                : "";
   if (fold.g) {  // the residual product recorded last, again, now with the norm's part
     step_commands_.replace_dispatch(
         fold.command, pipelines_.get(shader, std::span<const uint32_t>(spec.begin(), spec.size())),
         &p, sizeof p);
+    op_timer_.relabel_last(label);
     return;
   }
-  dispatch(shader, spec, p, (uint64_t(wt.rows) + rows - 1) / rows, 1,
-           op_timer_.enabled()
-               ? std::string(shader) + " " + shape_label(w.kind, wt) + (vec ? " vec" : "") +
-                     (norm.weight ? " +norm" : "") + (x16 ? " x16" : "") +
-                     (out16 ? " +out16" : "") + (fold.sums ? " +scale" : "") +
-                     (epilogue == Epilogue::Add      ? " +add"
-                      : epilogue == Epilogue::SwiGlu ? " +swiglu"
-                                                     : "")
-               : "");
+  dispatch(shader, spec, p, (uint64_t(wt.rows) + rows - 1) / rows, 1, label);
 }
 
 bool VulkanBackend::takes_operands(Tensor x, Tensor wt) {
