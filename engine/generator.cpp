@@ -116,6 +116,7 @@ GenerationStats Generator::generate(std::span<const int> prompt, const Generatio
   StopFilter filter(settings.stop_strings, on_text);
   t0 = Clock::now();
   stats.stop = StopReason::MaxTokens;
+  bool queued = false;  // the step that runs `token` is queued already (forward_picked)
   for (int i = 0; i < settings.max_new_tokens; ++i) {
     if (std::find(settings.eos_ids.begin(), settings.eos_ids.end(), token) !=
         settings.eos_ids.end()) {
@@ -137,10 +138,15 @@ GenerationStats Generator::generate(std::span<const int> prompt, const Generatio
       stats.stop = StopReason::ContextFull;
       break;
     }
-    model_.forward(std::span<const int>(&token, 1), int(cached_.size()));
+    if (!queued) model_.forward(std::span<const int>(&token, 1), int(cached_.size()));
     cached_.push_back(token);
     ++stats.decode_steps;
-    token = next_token();
+    // Greedy on the device: queue the step after this one, on this one's pick, before waiting
+    // for that pick, so the device never waits for the host between steps. It runs in vain
+    // where the pick ends the answer (its keys and values lie past the cached tokens).
+    queued = device_greedy && i + 2 < settings.max_new_tokens && int(cached_.size()) < context;
+    if (queued) model_.forward_picked(int(cached_.size()));
+    token = queued ? model_.argmax(1) : next_token();
   }
   if (stats.stop != StopReason::StopString && !filter.push(stream.flush())) filter.flush();
   stats.generation_seconds = seconds_since(t0);

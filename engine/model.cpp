@@ -24,11 +24,11 @@ RuntimeMemory Model::runtime_memory(const ModelConfig& c, const ModelOptions& op
   RuntimeMemory m;
   m.kv_cache = 2ull * uint64_t(layers) * uint64_t(options.context) * uint64_t(c.kv_dim()) *
                dtype_size(kv_dtype);
-  // ids, x, xn, q, k, v, att, proj, gate, up (every stage); logits and next_id (the last)
+  // ids, x, xn, q, k, v, att, proj, gate, up (every stage); logits and two picks (the last)
   const uint64_t floats = b * (3ull * uint64_t(c.hidden_size) + 2ull * uint64_t(c.q_dim()) +
                                2ull * uint64_t(c.kv_dim()) + 2ull * uint64_t(c.intermediate_size)) +
                           (options.all_logits ? b : 1) * uint64_t(c.vocab_size);
-  m.activations = 4 * (floats + b + 1);
+  m.activations = 4 * (floats + b + 2);
   return m;
 }
 
@@ -118,7 +118,7 @@ Model::Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource&
   }
   all_logits_ = options.all_logits;
   logits_ = last.alloc(DType::F32, all_logits_ ? b : 1, c.vocab_size, Usage::Activations);
-  next_id_ = last.alloc(DType::I32, 1, 1, Usage::Activations);
+  for (Tensor& pick : picks_) pick = last.alloc(DType::I32, 1, 1, Usage::Activations);
   for (const Stage& stage : stages_) {
     stage.backend->finish_uploads();
     stage.backend->reserve_scratch(c, context_, max_batch_);
@@ -163,21 +163,36 @@ void Model::run_layers(Backend& be, StageState& s, int n) {
   }
 }
 
+void Model::forward_picked(int pos) {
+  if (pos < 0 || pos + 1 > context_)
+    fail("the sequence needs " + std::to_string(pos + 1) + " positions but the context holds " +
+         std::to_string(context_) + " (raise --ctx or shorten the prompt)");
+  if (stages_.front().backend != stages_.back().backend) {  // the pick is on another device
+    const int token = argmax();
+    run(1, pos, false, &token);
+    return;
+  }
+  run(1, pos, false, nullptr);
+}
+
 void Model::forward_chunk(std::span<const int> tokens, int pos, bool all_logits) {
-  const ModelConfig& c = config_;
-  const int n = int(tokens.size());
   for (int t : tokens)
-    if (t < 0 || t >= c.vocab_size)
+    if (t < 0 || t >= config_.vocab_size)
       fail("token id " + std::to_string(t) + " is outside the vocabulary of " +
-           std::to_string(c.vocab_size));
+           std::to_string(config_.vocab_size));
+  run(int(tokens.size()), pos, all_logits, tokens.data());
+}
+
+void Model::run(int n, int pos, bool all_logits, const int* tokens) {
+  const ModelConfig& c = config_;
   for (size_t si = 0; si < stages_.size(); ++si) {
     Backend& be = *stages_[si].backend;
     StageState& s = state_[si];
     Tensor x = s.x.slice_rows(0, n);
     be.begin_step({pos, n});
     if (si == 0) {
-      Tensor ids = s.ids.slice_rows(0, n);
-      be.write(ids, tokens.data());
+      Tensor ids = tokens ? s.ids.slice_rows(0, n) : picks_[last_pick_];
+      if (tokens) be.write(ids, tokens);
       be.embed(x, embed_, ids);
     } else {
       be.write(x, hidden_.data());  // from the previous stage
@@ -196,7 +211,8 @@ void Model::forward_chunk(std::span<const int> tokens, int pos, bool all_logits)
     Tensor logits = logits_.slice_rows(0, last_rows_);
     be.rms_norm(hn, h, final_norm_, c.rms_norm_eps);
     be.matmul(logits, hn, lm_head_);
-    be.argmax(next_id_, logits.slice_rows(last_rows_ - 1, 1));
+    last_pick_ ^= 1;
+    be.argmax(picks_[last_pick_], logits.slice_rows(last_rows_ - 1, 1));
     be.end_step();
   }
 }
@@ -212,9 +228,10 @@ void Model::logits(std::vector<float>& out) {
   backend().read(logits_.slice_rows(0, last_rows_), out.data());
 }
 
-int Model::argmax() {
+int Model::argmax(int back) {
+  if (back != 0 && back != 1) fail("internal error: argmax looks back at most one forward");
   int id = 0;
-  backend().read(next_id_, &id);
+  backend().read(picks_[last_pick_ ^ back], &id);
   return id;
 }
 

@@ -56,9 +56,16 @@ class Model {
   // token, or, with all_logits (ModelOptions::all_logits), `logits()` holds one row per token of
   // the last chunk.
   void forward(std::span<const int> tokens, int pos, bool all_logits = false);
+  // Runs one more token at position pos: the last forward's greedy pick, which the device reads
+  // itself. The host need not have waited for that pick, so greedy decoding can queue each step
+  // behind the one that computes its token and read that token (argmax(1)) while it runs: the
+  // device goes from step to step without waiting for the host.
+  void forward_picked(int pos);
   std::vector<float> logits();           // waits for the device
   void logits(std::vector<float>& out);  // the same into a reused vector (once per token)
-  int argmax();                          // greedy pick of the last token, computed on the device
+  // The greedy pick of the last forward's last token, computed on the device; with back = 1, that
+  // of the forward before it (waiting only for that one).
+  int argmax(int back = 0);
 
   const ModelConfig& config() const { return config_; }
   int context() const { return context_; }
@@ -82,6 +89,8 @@ class Model {
     Tensor inv_freq, ids, x, xn, q, k, v, att, proj, gate, up;
   };
   void forward_chunk(std::span<const int> tokens, int pos, bool all_logits);
+  // Runs n tokens at positions [pos, pos + n): `tokens`, or with none the last pick (n = 1).
+  void run(int n, int pos, bool all_logits, const int* tokens);
   void run_layers(Backend& backend, StageState& s, int n);
 
   std::vector<Stage> stages_;
@@ -89,8 +98,10 @@ class Model {
   int context_ = 0, max_batch_ = 0;
   bool all_logits_ = false;
   std::vector<StageState> state_;
-  Tensor embed_, final_norm_, lm_head_, logits_,
-      next_id_;                // embed_ on the first stage, rest on the last
+  // embed_ on the first stage, the rest on the last. Each forward's greedy pick goes to the
+  // other of picks_ than the last one (last_pick_), which the next forward may read.
+  Tensor embed_, final_norm_, lm_head_, logits_, picks_[2];
+  int last_pick_ = 0;
   std::vector<float> hidden_;  // the hidden state crossing between stages
   int last_rows_ = 0;          // rows of logits_ holding the last forward's output
   uint64_t weight_bytes_per_token_ = 0;

@@ -134,3 +134,31 @@ TEST_CASE("model: argmax on the backend equals the argmax of the logits") {
   const auto l = model.logits();
   CHECK(model.argmax() == int(std::max_element(l.begin(), l.end()) - l.begin()));
 }
+
+TEST_CASE("model: a step on the device's own pick equals one the host feeds that pick") {
+  const ModelConfig c = test::tiny_config();
+  test::RandomWeights weights(3);
+  CpuBackend fed_backend(1), picked_backend(1);
+  Model fed(fed_backend, c, weights, {.context = 32}),
+      picked(picked_backend, c, weights, {.context = 32});
+  const std::vector<int> ids = prompt_ids(5, c.vocab_size);
+  fed.forward(ids, 0);
+  picked.forward(ids, 0);
+  std::vector<int> tokens;
+  for (int pos = 5; pos < 20; ++pos) {
+    CAPTURE(pos);
+    const int token = fed.argmax();
+    tokens.push_back(token);
+    fed.forward(std::span<const int>(&token, 1), pos);
+    picked.forward_picked(pos);
+    CHECK(picked.argmax(1) == token);  // the pick it ran, still readable
+    CHECK(picked.argmax() == fed.argmax());
+    CHECK(picked.logits() == fed.logits());
+  }
+  // The picks change from step to step: reading the wrong one would change the logits.
+  int changes = 0;
+  for (size_t i = 1; i < tokens.size(); ++i) changes += tokens[i] != tokens[i - 1];
+  CHECK(changes >= 5);
+  CHECK_THROWS_AS(picked.argmax(2), Error);
+  CHECK_THROWS_AS(picked.forward_picked(32), Error);
+}

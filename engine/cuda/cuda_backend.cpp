@@ -104,8 +104,12 @@ class CudaBackend final : public Backend {
   void enqueue(const char* op, std::initializer_list<Tensor> tensors,
                std::initializer_list<double> params, Launch launch);
   void run_recorded_ops();  // gives up the graph for this step: runs what was recorded
-  void capture_graph();
-  void destroy_graph();
+  struct Graph {
+    cudaGraphExec_t exec = nullptr;
+    std::string signature;
+  };
+  Graph& capture_graph();  // of the recorded step, replacing the graph used longest ago
+  void destroy_graphs();
   cudaEvent_t next_event();
 
   std::string device_name_;
@@ -120,8 +124,10 @@ class CudaBackend final : public Backend {
 
   bool recording_ = false;
   std::vector<PendingOp> pending_;
-  std::string signature_, graph_signature_;
-  cudaGraphExec_t graph_ = nullptr;
+  std::string signature_;
+  // Two graphs, as consecutive decode steps alternate between two forms (Model::forward_picked
+  // reads the pick the step before wrote and writes the other); graphs_[0] is the one used last.
+  Graph graphs_[2];
 
   // Profiling: two sets of events, so the last step's can be read while the next one records.
   std::vector<cudaEvent_t> events_[2];
@@ -153,7 +159,8 @@ CudaBackend::~CudaBackend() {
   // because of one.
   cudaStreamSynchronize(stream_);
   quantizer_.reset();
-  if (graph_) cudaGraphExecDestroy(graph_);
+  for (Graph& g : graphs_)
+    if (g.exec) cudaGraphExecDestroy(g.exec);
   for (auto& set : events_)
     for (cudaEvent_t e : set) cudaEventDestroy(e);
   for (Buffer& b : buffers_) cudaFree(b.ptr);
@@ -321,7 +328,7 @@ float* CudaBackend::attention_scratch(int64_t floats) {
   if (floats <= scratch_floats_) return scratch_;
   // Ops recorded or captured so far point at the old scratch: run them, then forget the graph.
   if (recording_) run_recorded_ops();
-  destroy_graph();
+  destroy_graphs();
   check(cudaStreamSynchronize(stream_), "attention (scratch)");
   check(cudaFree(scratch_), "attention (scratch)");
   memory_.activations -= uint64_t(scratch_floats_) * sizeof(float);
@@ -364,8 +371,10 @@ void CudaBackend::begin_step(const StepInfo& step) {
 
 void CudaBackend::end_step() {
   if (!pending_.empty()) {
-    if (!graph_ || signature_ != graph_signature_) capture_graph();
-    check(cudaGraphLaunch(graph_, stream_), "decode step (graph launch)");
+    if (graphs_[1].exec && graphs_[1].signature == signature_) std::swap(graphs_[0], graphs_[1]);
+    const Graph& g =
+        graphs_[0].exec && graphs_[0].signature == signature_ ? graphs_[0] : capture_graph();
+    check(cudaGraphLaunch(g.exec, stream_), "decode step (graph launch)");
   }
   pending_.clear();
   signature_.clear();
@@ -404,14 +413,18 @@ void CudaBackend::run_recorded_ops() {
   for (PendingOp& p : ops) check(p.launch(stream_), p.op);
 }
 
-void CudaBackend::destroy_graph() {
-  if (graph_) cudaGraphExecDestroy(graph_);
-  graph_ = nullptr;
-  graph_signature_.clear();
+void CudaBackend::destroy_graphs() {
+  for (Graph& g : graphs_) {
+    if (g.exec) cudaGraphExecDestroy(g.exec);
+    g = {};
+  }
 }
 
-void CudaBackend::capture_graph() {
-  destroy_graph();
+CudaBackend::Graph& CudaBackend::capture_graph() {
+  std::swap(graphs_[0], graphs_[1]);  // the one used longest ago goes
+  Graph& g = graphs_[0];
+  if (g.exec) cudaGraphExecDestroy(g.exec);
+  g = {};
   check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "decode graph capture");
   for (PendingOp& p : pending_) {
     if (const cudaError_t e = p.launch(stream_); e != cudaSuccess) {
@@ -423,11 +436,12 @@ void CudaBackend::capture_graph() {
   }
   cudaGraph_t graph = nullptr;
   check(cudaStreamEndCapture(stream_, &graph), "decode graph capture");
-  const cudaError_t e = cudaGraphInstantiate(&graph_, graph, 0);
+  const cudaError_t e = cudaGraphInstantiate(&g.exec, graph, 0);
   cudaGraphDestroy(graph);
-  if (e != cudaSuccess) graph_ = nullptr;
+  if (e != cudaSuccess) g.exec = nullptr;
   check(e, "decode graph instantiation");
-  graph_signature_ = signature_;
+  g.signature = signature_;
+  return g;
 }
 
 // --- ops ----------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // The Backend on Vulkan: each step's ops become one command list (a barrier only where a dispatch
-// depends on an earlier one), recorded into the step's command buffer unless it equals the
-// previous step's list, whose recording is then submitted again (decode); submitted by end_step
-// and waited for only when the host reads.
+// depends on an earlier one), recorded into the step's command buffer unless it equals the list
+// that buffer holds, which is then submitted again (decode); submitted by end_step and waited for
+// only when the host reads what the step wrote. Two steps may be in flight, each with its own
+// command buffer and host-written data, so the host can record and submit the next while one runs.
 #include "engine/vulkan/vulkan_backend.h"
 
 #include <algorithm>
@@ -266,7 +267,8 @@ class VulkanBackend final : public Backend {
     // How shaders read it as a weight (matmul, embed, rms_norm operand).
     uint32_t kind = kF32, round = 0;
     WeightRef ref;
-    bool host = false;  // in host memory: read() copies straight from the mapping
+    bool host = false;        // in host memory: read() copies straight from the mapping
+    uint64_t written_in = 0;  // the last step that writes it (numbered from 1), for read()
   };
 
   Buffer& buffer(Tensor t);
@@ -283,7 +285,25 @@ class VulkanBackend final : public Backend {
   void one_shot(Record record);
   void submit(VkCommandBuffer cmd, VkFence fence);
   void wait(VkFence fence, const char* what);
-  void wait_step();  // for the submitted step, if any; collects its timestamps
+  // A step's own resources. Steps use the two slots in turn, so that the host can record and
+  // submit step t + 1 while step t runs (Model::forward_picked): each holds what the host writes
+  // for its step (positions, write()'s bytes) and the command buffer recorded for it, submitted
+  // again while the slot's steps repeat its commands (every other step: the step data's address
+  // is part of them).
+  struct StepSlot {
+    VkCommandBuffer cmd = VK_NULL_HANDLE;
+    VkFence fence = VK_NULL_HANDLE;
+    vk::Allocation data, staging;  // the step data (pos0, n_tokens); write()'s bytes
+    VkDeviceSize staging_used = 0;
+    vk::StepCommands recorded;  // what cmd holds (empty when nothing valid)
+    uint64_t step = 0;          // the step it was submitted for last (numbered from 1)
+    bool in_flight = false;
+    std::vector<LayerTime> phases;  // that step's timed phases
+  };
+  StepSlot& slot() { return slots_[slot_]; }
+  // Waits for the submitted steps up to number `step` (they finish in order), collecting their
+  // timestamps; wait_steps() for all of them.
+  void wait_steps(uint64_t step = UINT64_MAX);
   void require_step(const char* op) const;
   // `label` names the dispatch for NIBBLE_VK_OP_TIMES (default: the shader).
   template <class Push>
@@ -375,12 +395,14 @@ class VulkanBackend final : public Backend {
   vk::Quantizer quantizer_;
   vk::SimulatedDeviceLoss simulated_loss_;  // NIBBLE_VK_SIMULATE_DEVICE_LOSS, for tests
   VkCommandPool pool_ = VK_NULL_HANDLE;
-  VkCommandBuffer step_cmd_ = VK_NULL_HANDLE, transfer_cmd_ = VK_NULL_HANDLE;
-  VkFence step_fence_ = VK_NULL_HANDLE, transfer_fence_ = VK_NULL_HANDLE;
+  VkCommandBuffer transfer_cmd_ = VK_NULL_HANDLE;
+  VkFence transfer_fence_ = VK_NULL_HANDLE;
+  StepSlot slots_[2];
+  uint32_t slot_ = 0;  // the slot of the step being recorded, or of the last one submitted
   VkQueryPool queries_ = VK_NULL_HANDLE;
 
   std::vector<Buffer> buffers_;
-  vk::Allocation staging_, readback_, step_data_, step_staging_, partial_;
+  vk::Allocation staging_, readback_, partial_;
   // The prompt GEMM's operands as float16: x's, and two buffers of weight rows, used in turn so
   // that one weight's conversion needs no barrier after the previous weight's GEMM (it can take
   // the SMs the GEMM leaves idle, not share the GEMM's: docs/PERF.md, "Prefill", session 8).
@@ -443,16 +465,14 @@ class VulkanBackend final : public Backend {
              norm_sums = 0;
   };
   Scratch scratch_for(const ModelConfig& c, int context, int max_batch) const;
-  VkDeviceSize step_staging_used_ = 0;
 
   StepInfo step_;
-  bool recording_ = false, in_flight_ = false;
-  // The step being recorded, and the one step_cmd_ holds (empty when it holds none).
-  vk::StepCommands step_commands_, recorded_commands_;
-  bool replay_ = true;      // NIBBLE_VK_NO_REPLAY=1 records every step
-  bool fold_norms_ = true;  // NIBBLE_VK_NO_NORM_FOLD=1 runs every decode rms_norm by itself
+  bool recording_ = false;
+  vk::StepCommands step_commands_;  // the step being recorded
+  bool replay_ = true;              // NIBBLE_VK_NO_REPLAY=1 records every step
+  bool fold_norms_ = true;          // NIBBLE_VK_NO_NORM_FOLD=1 runs every decode rms_norm by itself
   StepStats stats_;
-  std::vector<LayerTime> phases_, submitted_phases_, last_times_;
+  std::vector<LayerTime> phases_, last_times_;
   std::vector<uint32_t> written_, read_;  // buffers touched since the last barrier
 };
 
@@ -486,11 +506,15 @@ VulkanBackend::VulkanBackend(int device)
   ai.commandPool = pool_;
   ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
   ai.commandBufferCount = 1;
-  vk::check(vkAllocateCommandBuffers(ctx_.device, &ai, &step_cmd_), "vkAllocateCommandBuffers");
-  vk::check(vkAllocateCommandBuffers(ctx_.device, &ai, &transfer_cmd_), "vkAllocateCommandBuffers");
   VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-  vk::check(vkCreateFence(ctx_.device, &fci, nullptr, &step_fence_), "vkCreateFence");
+  vk::check(vkAllocateCommandBuffers(ctx_.device, &ai, &transfer_cmd_), "vkAllocateCommandBuffers");
   vk::check(vkCreateFence(ctx_.device, &fci, nullptr, &transfer_fence_), "vkCreateFence");
+  for (StepSlot& s : slots_) {
+    vk::check(vkAllocateCommandBuffers(ctx_.device, &ai, &s.cmd), "vkAllocateCommandBuffers");
+    vk::check(vkCreateFence(ctx_.device, &fci, nullptr, &s.fence), "vkCreateFence");
+    s.data = memory_.host(sizeof(int32_t) * 2);
+    s.staging = memory_.host(kStepStagingBytes);
+  }
   if (ctx_.info.timestamps) {
     VkQueryPoolCreateInfo qci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
     qci.queryType = VK_QUERY_TYPE_TIMESTAMP;
@@ -498,14 +522,12 @@ VulkanBackend::VulkanBackend(int device)
     vk::check(vkCreateQueryPool(ctx_.device, &qci, nullptr, &queries_), "vkCreateQueryPool");
   }
   staging_ = memory_.host(kStagingBytes);
-  step_data_ = memory_.host(sizeof(int32_t) * 2);
-  step_staging_ = memory_.host(kStepStagingBytes);
 }
 
 VulkanBackend::~VulkanBackend() {
   vkDeviceWaitIdle(ctx_.device);  // nothing to report on failure: we are tearing down
   if (queries_) vkDestroyQueryPool(ctx_.device, queries_, nullptr);
-  vkDestroyFence(ctx_.device, step_fence_, nullptr);
+  for (StepSlot& s : slots_) vkDestroyFence(ctx_.device, s.fence, nullptr);
   vkDestroyFence(ctx_.device, transfer_fence_, nullptr);
   vkDestroyCommandPool(ctx_.device, pool_, nullptr);
 }
@@ -642,7 +664,7 @@ void VulkanBackend::submit(VkCommandBuffer cmd, VkFence fence) {
 
 void VulkanBackend::wait(VkFence fence, const char* what) {
   const VkResult r = simulated_loss_.after_wait(
-      vkWaitForFences(ctx_.device, 1, &fence, VK_TRUE, kStepTimeoutNs), fence == step_fence_);
+      vkWaitForFences(ctx_.device, 1, &fence, VK_TRUE, kStepTimeoutNs), fence != transfer_fence_);
   if (r == VK_TIMEOUT)
     fail(std::string("the Vulkan device did not finish ") + what + " within 10 minutes (hung?)");
   vk::check(r, what);
@@ -686,28 +708,30 @@ void VulkanBackend::write(Tensor dst, const void* src) {
     return;
   }
   // Inside a step: the bytes travel in the step's command buffer, ahead of the ops after it.
+  StepSlot& s = slot();
   const VkDeviceSize size = (bytes + 255) / 256 * 256;
-  if (step_staging_used_ + size > step_staging_.size) {
-    step_staging_ = memory_.host(std::max(size, kStepStagingBytes));
-    step_staging_used_ = 0;
+  if (s.staging_used + size > s.staging.size) {
+    s.staging = memory_.host(std::max(size, kStepStagingBytes));
+    s.staging_used = 0;
   }
-  std::memcpy(step_staging_.mapped + step_staging_used_, src, bytes);
-  VkBufferCopy region{step_staging_.offset + step_staging_used_, target.offset + offset, bytes};
-  step_staging_used_ += size;
+  std::memcpy(s.staging.mapped + s.staging_used, src, bytes);
+  VkBufferCopy region{s.staging.offset + s.staging_used, target.offset + offset, bytes};
+  s.staging_used += size;
   access({}, {dst.buffer});
-  step_commands_.copy(step_staging_.buffer, target.buffer, region);
+  step_commands_.copy(s.staging.buffer, target.buffer, region);
 }
 
 void VulkanBackend::read(Tensor src, void* dst) {
   if (recording_) fail("internal error: read() inside a step");
-  wait_step();
   const size_t bytes = size_t(src.numel()) * dtype_size(src.dtype);
   const VkDeviceSize offset = VkDeviceSize(src.row_offset * src.cols) * dtype_size(src.dtype);
   const vk::Allocation& from = buffer(src).alloc;
-  if (buffer(src).host) {
+  if (buffer(src).host) {  // ready once the step that wrote it is, whatever runs after it
+    wait_steps(buffer(src).written_in);
     std::memcpy(dst, from.mapped + offset, bytes);
     return;
   }
+  wait_steps();  // the copy would wait for every step in flight anyway
   if (readback_.size < bytes) readback_ = memory_.host(bytes);
   one_shot([&](VkCommandBuffer cmd) {
     VkBufferCopy region{from.offset + offset, readback_.offset, bytes};
@@ -723,22 +747,28 @@ void VulkanBackend::read(Tensor src, void* dst) {
 
 // --- steps --------------------------------------------------------------------------------------
 
-void VulkanBackend::wait_step() {
-  if (!in_flight_) return;
-  wait(step_fence_, "a step");
-  in_flight_ = false;
-  op_timer_.collect();
-  last_times_.clear();
-  if (submitted_phases_.empty()) return;
-  std::vector<uint64_t> ticks(submitted_phases_.size() * 2);
-  vk::check(
-      vkGetQueryPoolResults(ctx_.device, queries_, 0, uint32_t(ticks.size()), ticks.size() * 8,
-                            ticks.data(), 8, VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
-      "vkGetQueryPoolResults");
-  last_times_ = submitted_phases_;
-  for (size_t i = 0; i < last_times_.size(); ++i)
-    last_times_[i].ms =
-        double(ticks[2 * i + 1] - ticks[2 * i]) * ctx_.info.timestamp_period_ns * 1e-6;
+void VulkanBackend::wait_steps(uint64_t step) {
+  for (;;) {
+    StepSlot* oldest = nullptr;
+    for (StepSlot& s : slots_)
+      if (s.in_flight && s.step <= step && (!oldest || s.step < oldest->step)) oldest = &s;
+    if (!oldest) return;
+    wait(oldest->fence, "a step");
+    oldest->in_flight = false;
+    // Timers run with one step in flight at a time (begin_step), so their queries are this one's.
+    op_timer_.collect();
+    last_times_.clear();
+    if (oldest->phases.empty()) continue;
+    std::vector<uint64_t> ticks(oldest->phases.size() * 2);
+    vk::check(
+        vkGetQueryPoolResults(ctx_.device, queries_, 0, uint32_t(ticks.size()), ticks.size() * 8,
+                              ticks.data(), 8, VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+        "vkGetQueryPoolResults");
+    last_times_ = oldest->phases;
+    for (size_t i = 0; i < last_times_.size(); ++i)
+      last_times_[i].ms =
+          double(ticks[2 * i + 1] - ticks[2 * i]) * ctx_.info.timestamp_period_ns * 1e-6;
+  }
 }
 
 void VulkanBackend::require_step(const char* op) const {
@@ -747,11 +777,15 @@ void VulkanBackend::require_step(const char* op) const {
 
 void VulkanBackend::begin_step(const StepInfo& step) {
   if (recording_) fail("internal error: begin_step inside a step");
-  wait_step();  // the step data and staging below are reused
+  // Timed steps share the query pools: one in flight at a time.
+  if (profiling_ || op_timer_.enabled()) wait_steps();
+  slot_ ^= 1;
+  StepSlot& s = slot();
+  wait_steps(s.step);  // its step data, staging and command buffer are reused
   step_ = step;
   const int32_t data[2] = {step.pos0, step.n_tokens};
-  std::memcpy(step_data_.mapped, data, sizeof data);
-  step_staging_used_ = 0;
+  std::memcpy(s.data.mapped, data, sizeof data);
+  s.staging_used = 0;
   phases_.clear();
   step_commands_.clear();
   if (profiling_ && queries_) step_commands_.reset_queries(queries_, 2 * kMaxPhases);
@@ -777,25 +811,26 @@ void VulkanBackend::end_step() {
   step_commands_.barrier();  // the step's results, visible to the transfers of later submissions
   step_commands_.host_barrier();  // and to the host (token ids)
   recording_ = false;
-  // The previous recording is submitted again when nothing but the step data changed (it has
+  // The slot's recording is submitted again when nothing but the step data changed (it has
   // finished: begin_step waited for it).
-  const bool replay = replay_ && step_commands_ == recorded_commands_;
+  StepSlot& s = slot();
+  const bool replay = replay_ && step_commands_ == s.recorded;
   if (!replay) {
-    recorded_commands_.clear();  // step_cmd_ holds nothing valid until it is recorded again
-    vk::check(vkResetCommandBuffer(step_cmd_, 0), "vkResetCommandBuffer");
+    s.recorded.clear();  // s.cmd holds nothing valid until it is recorded again
+    vk::check(vkResetCommandBuffer(s.cmd, 0), "vkResetCommandBuffer");
     VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-    vk::check(vkBeginCommandBuffer(step_cmd_, &bi), "vkBeginCommandBuffer");
-    step_commands_.emit(step_cmd_, pipelines_.layout());
-    vk::check(vkEndCommandBuffer(step_cmd_), "vkEndCommandBuffer");
-    std::swap(recorded_commands_, step_commands_);  // the next begin_step clears the other
+    vk::check(vkBeginCommandBuffer(s.cmd, &bi), "vkBeginCommandBuffer");
+    step_commands_.emit(s.cmd, pipelines_.layout());
+    vk::check(vkEndCommandBuffer(s.cmd), "vkEndCommandBuffer");
+    std::swap(s.recorded, step_commands_);  // the next begin_step clears the other
   }
-  submit(step_cmd_, step_fence_);
-  in_flight_ = true;
-  submitted_phases_ = phases_;
-  ++stats_.steps;
+  submit(s.cmd, s.fence);
+  s.in_flight = true;
+  s.step = ++stats_.steps;
+  s.phases = phases_;
   stats_.replayed += replay;
-  stats_.dispatches += recorded_commands_.dispatches();
-  stats_.barriers += recorded_commands_.barriers();
+  stats_.dispatches += s.recorded.dispatches();
+  stats_.barriers += s.recorded.barriers();
 }
 
 void VulkanBackend::access(std::initializer_list<uint32_t> reads,
@@ -820,6 +855,7 @@ void VulkanBackend::access(std::initializer_list<uint32_t> reads,
   for (uint32_t w : writes) {
     operands_of_.forget_if(w, kOperands);
     coopmat_x_of_.forget_if(w, kCoopMatX);
+    if (w != 0 && w <= buffers_.size()) buffers_[w - 1].written_in = stats_.steps + 1;
   }
 }
 
@@ -1260,7 +1296,7 @@ void VulkanBackend::rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, 
   check_rope_kv(q, k, v, k_cache, v_cache, s, inv_freq);
   const RopeKvPush p{address(q),          address(k),          address(v),
                      address(k_cache),    address(v_cache),    address(inv_freq),
-                     step_data_.address,  uint32_t(q.rows),    uint32_t(q.cols),
+                     slot().data.address, uint32_t(q.rows),    uint32_t(q.cols),
                      uint32_t(k.cols),    uint32_t(s.n_heads), uint32_t(s.n_kv_heads),
                      uint32_t(s.head_dim)};
   access({q.buffer, k.buffer, v.buffer, inv_freq.buffer},
@@ -1276,7 +1312,7 @@ void VulkanBackend::rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) {
   require_step("rope");
   if (head_dim % 2 || int64_t(n_heads) * head_dim > x.cols || inv_freq.numel() < head_dim / 2)
     fail("rope shape mismatch");
-  const RopePush p{address(x),       address(inv_freq), step_data_.address, uint32_t(x.rows),
+  const RopePush p{address(x),       address(inv_freq), slot().data.address, uint32_t(x.rows),
                    uint32_t(x.cols), uint32_t(n_heads), uint32_t(head_dim)};
   access({x.buffer, inv_freq.buffer}, {x.buffer});
   dispatch("rope", {}, p, (uint64_t(x.rows) * n_heads * (head_dim / 2) + 255) / 256);
@@ -1290,8 +1326,8 @@ void VulkanBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v)
   if (step_.pos0 + k.rows > k_cache.rows)
     fail("kv_store: positions " + std::to_string(step_.pos0 + k.rows) + " exceed the cache's " +
          std::to_string(k_cache.rows));
-  const KvStorePush p{address(k_cache),   address(v_cache), address(k),      address(v),
-                      step_data_.address, uint32_t(k.rows), uint32_t(k.cols)};
+  const KvStorePush p{address(k_cache),    address(v_cache), address(k),      address(v),
+                      slot().data.address, uint32_t(k.rows), uint32_t(k.cols)};
   access({k.buffer, v.buffer}, {k_cache.buffer, v_cache.buffer});
   dispatch("kv_store", {}, p, (uint64_t(k.numel()) / 2 + 255) / 256);
 }
@@ -1357,7 +1393,7 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
                            address(k_cache),
                            address(v_cache),
                            address(out),
-                           step_data_.address,
+                           slot().data.address,
                            uint32_t(q.rows),
                            uint32_t(q.cols),
                            uint32_t(k_cache.cols),
@@ -1400,7 +1436,7 @@ void VulkanBackend::split_attention(Tensor out, Tensor q, Tensor k_cache, Tensor
                   address(k_cache),
                   address(v_cache),
                   final ? address(out) : partial_.address,
-                  step_data_.address,
+                  slot().data.address,
                   rope ? address(rope->k) : 0,
                   rope ? address(rope->v) : 0,
                   rope ? address(rope->inv_freq) : 0,
@@ -1528,7 +1564,7 @@ void VulkanBackend::reserve_scratch(const ModelConfig& c, int context, int max_b
 
 double VulkanBackend::measure_bandwidth() {
   if (!queries_ || recording_) return 0;
-  wait_step();
+  wait_steps();
   // 1 GiB each way on a GPU (far beyond its caches); 8 MiB and few workgroups (each costs tens
   // of microseconds there) on a CPU device. The buffers stay allocated: bench measures on a
   // backend of its own.
@@ -1584,7 +1620,7 @@ void VulkanBackend::close_phase() {
 }
 
 std::vector<LayerTime> VulkanBackend::step_times() {
-  wait_step();
+  wait_steps();
   return last_times_;
 }
 

@@ -1,9 +1,10 @@
-// Steps recorded once and replayed (engine/vulkan/vulkan_backend.cpp end_step): a step whose
-// command list equals the previous step's is submitted again unchanged, only the step data (the
-// position) being new. Greedy decoding with replay must give logits bit-identical to recording
-// every step (NIBBLE_VK_NO_REPLAY=1) and match the CPU reference (tolerance as in
-// vulkan_model_test.cpp: 2e-3 for 16-bit weights); a step whose attention needs one more
-// 128-position tile is recorded again. Each test counts the replays through Backend::step_stats.
+// Steps recorded once and replayed (engine/vulkan/vulkan_backend.cpp end_step): steps use two
+// slots in turn, and a step whose command list equals the one its slot recorded last is submitted
+// again unchanged, only the step data (the position) being new. Greedy decoding with replay must
+// give logits bit-identical to recording every step (NIBBLE_VK_NO_REPLAY=1) and match the CPU
+// reference (tolerance as in vulkan_model_test.cpp: 2e-3 for 16-bit weights); a step whose
+// attention needs one more 128-position tile is recorded again. Each test counts the replays
+// through Backend::step_stats.
 #include <cstdlib>
 
 #include "engine/model.h"
@@ -68,7 +69,9 @@ TEST_CASE("vulkan: replayed decode steps give the recorded steps' logits, across
   const StepStats r = replaying->step_stats() - replaying_before;
   const StepStats p = recording->step_stats() - recording_before;
   CHECK(r.steps == 20);
-  CHECK(r.replayed == 18);  // recorded: the first decode step (after the prompt), position 128
+  // Recorded in each slot: the first decode step (after the prompt) and the first from position
+  // 128 on.
+  CHECK(r.replayed == 16);
   CHECK(p.steps == 20);
   CHECK(p.replayed == 0);
   // The same commands either way: per layer at least the attention's and the matmuls'.
@@ -132,10 +135,11 @@ TEST_CASE("vulkan: replayed decode attention at tile boundaries and past 64 spli
     }
     CHECK(checked_error(io.out[1], io.out[0]) < 1e-5);
   }
-  // Recorded: 126 (first), 128 (two tiles), 8190 (64 tiles), 8192 (65: 33 splits of two).
+  // Recorded in each of the two slots: 126 and 127 (first), 128 and 129 (two tiles), 8190 and
+  // 8191 (64 tiles), 8192 and 8193 (65: 33 splits of two).
   const StepStats s = p.gpu->step_stats() - before;
   CHECK(s.steps == 10);
-  CHECK(s.replayed == 6);
+  CHECK(s.replayed == 2);
 }
 
 TEST_CASE("vulkan: replayed steps still report per-layer times") {
@@ -159,5 +163,43 @@ TEST_CASE("vulkan: replayed steps still report per-layer times") {
       CHECK(times[i].ms >= 0.0);
     }
   }
-  CHECK((gpu->step_stats() - before).replayed == 3);
+  CHECK((gpu->step_stats() - before).replayed == 2);  // the first step in each slot recorded
+}
+
+// Greedy decoding as Generator runs it: each step queued on the device's pick of the step before
+// (Model::forward_picked), whose pick the host reads (argmax(1)) while the new step runs. The
+// tokens must be the CPU's greedy ones, and the steps replay in both slots.
+TEST_CASE("vulkan: steps queued on the device's pick decode the CPU's greedy tokens") {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  CpuBackend cpu(2);
+  const ModelConfig c = tiny_config();
+  RandomWeights weights(13, DType::BF16);
+  const ModelOptions options{.context = 64, .max_batch = 8};
+  Model want(cpu, c, weights, options), got(*gpu, c, weights, options);
+  std::vector<int> prompt;
+  for (int i = 0; i < 12; ++i) prompt.push_back((i * 29 + 3) % c.vocab_size);
+  want.forward(prompt, 0);
+  std::vector<int> expected;
+  for (int pos = 12; pos < 40; ++pos) {
+    expected.push_back(want.argmax());
+    want.forward(std::span<const int>(&expected.back(), 1), pos);
+  }
+  expected.push_back(want.argmax());
+
+  got.forward(prompt, 0);
+  const StepStats before = gpu->step_stats();
+  std::vector<int> tokens{got.argmax()};
+  for (int pos = 12; pos < 40; ++pos) {
+    got.forward_picked(pos);
+    if (pos > 12) tokens.push_back(got.argmax(1));  // the step before's, while this one runs
+  }
+  tokens.push_back(got.argmax());
+  CHECK(tokens == expected);
+  int changes = 0;  // a step that read a stale pick would change the tokens
+  for (size_t i = 1; i < expected.size(); ++i) changes += expected[i] != expected[i - 1];
+  CHECK(changes >= 10);
+  const StepStats s = gpu->step_stats() - before;
+  CHECK(s.steps == 28);
+  CHECK(s.replayed == 26);  // the first step in each slot recorded
 }
