@@ -17,6 +17,8 @@
 
 namespace nibble {
 
+struct SamplerConfig;  // engine/sampler.h (C++20, which the CUDA sources including this are not)
+
 // A 2-D view [rows, cols] of a buffer owned by a backend.
 struct Tensor {
   uint32_t buffer = 0;  // backend-specific id; 0 is "no tensor"
@@ -37,6 +39,7 @@ struct Tensor {
 struct StepInfo {
   int pos0 = 0;
   int n_tokens = 1;
+  float u = 0;  // the draw in [0, 1) of the step's sample op (Sampler::draw)
 };
 
 struct AttentionShape {
@@ -70,7 +73,9 @@ struct StepStats {
   }
 };
 
-enum class Usage : uint8_t { Weights, KvCache, Activations };
+// Output: activations the host reads after the steps that write them (a row of logits); a
+// backend may keep them where the host reads them fastest. Tallied as activations.
+enum class Usage : uint8_t { Weights, KvCache, Activations, Output };
 struct MemoryInfo {
   uint64_t weights = 0, kv_cache = 0, activations = 0;  // our own allocation tally
   uint64_t device_used = 0;    // what the driver reports for the whole process (0: unknown)
@@ -135,6 +140,10 @@ class Backend {
   virtual void swiglu(Tensor out, Tensor gate, Tensor up) = 0;  // silu(gate) * up
   virtual void add(Tensor x, Tensor y) = 0;                     // x += y
   virtual void argmax(Tensor ids, Tensor logits) = 0;           // per row
+  // ids[0] = draw_token(logits (one row), config, the step's u) (engine/sampler.h), where
+  // can_sample(): a backend that samples on the device spares the host the logits.
+  virtual bool can_sample() const { return false; }
+  virtual void sample(Tensor ids, Tensor logits, const SamplerConfig& config);
 
   // --- fused ops: steps the model always takes together, so that a backend can run them as one
   // kernel (one pass over the weights, no round trip through memory, one barrier fewer). The

@@ -98,17 +98,24 @@ GenerationStats Generator::generate(std::span<const int> prompt, const Generatio
   stats.reused_tokens = int(keep);
   stats.prompt_tokens = int(prompt.size() - keep);
 
+  // Tokens are picked on the device, greedily or sampled with the host's draws, unless the
+  // repetition penalty needs the history or the device cannot sample: then the host samples
+  // from the logits.
   Sampler sampler(settings.sampling);
-  const bool device_greedy =
-      settings.sampling.greedy() && settings.sampling.repetition_penalty == 1.0f;
+  const SamplerConfig& sampling = settings.sampling;
+  const bool on_device =
+      sampling.repetition_penalty == 1.0f && (sampling.greedy() || model_.can_sample());
+  auto how = [&] {
+    return on_device && !sampling.greedy() ? DevicePick{&sampling, sampler.draw()} : DevicePick{};
+  };
   auto next_token = [&] {
-    if (device_greedy) return model_.argmax();
+    if (on_device) return model_.pick();
     model_.logits(logits_);
     return sampler.sample(logits_, cached_);
   };
 
   auto t0 = Clock::now();
-  model_.forward(prompt.subspan(keep), int(keep));
+  model_.forward(prompt.subspan(keep), int(keep), false, how());
   int token = next_token();
   stats.prompt_seconds = seconds_since(t0);
 
@@ -138,15 +145,15 @@ GenerationStats Generator::generate(std::span<const int> prompt, const Generatio
       stats.stop = StopReason::ContextFull;
       break;
     }
-    if (!queued) model_.forward(std::span<const int>(&token, 1), int(cached_.size()));
+    if (!queued) model_.forward(std::span<const int>(&token, 1), int(cached_.size()), false, how());
     cached_.push_back(token);
     ++stats.decode_steps;
-    // Greedy on the device: queue the step after this one, on this one's pick, before waiting
+    // Picking on the device: queue the step after this one, on this one's pick, before waiting
     // for that pick, so the device never waits for the host between steps. It runs in vain
     // where the pick ends the answer (its keys and values lie past the cached tokens).
-    queued = device_greedy && i + 2 < settings.max_new_tokens && int(cached_.size()) < context;
-    if (queued) model_.forward_picked(int(cached_.size()));
-    token = queued ? model_.argmax(1) : next_token();
+    queued = on_device && i + 2 < settings.max_new_tokens && int(cached_.size()) < context;
+    if (queued) model_.forward_picked(int(cached_.size()), how());
+    token = queued ? model_.pick(1) : next_token();
   }
   if (stats.stop != StopReason::StopString && !filter.push(stream.flush())) filter.flush();
   stats.generation_seconds = seconds_since(t0);

@@ -117,7 +117,7 @@ Model::Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource&
         load(last, tied ? "model.embed_tokens.weight" : "lm_head.weight", c.vocab_size, d, false);
   }
   all_logits_ = options.all_logits;
-  logits_ = last.alloc(DType::F32, all_logits_ ? b : 1, c.vocab_size, Usage::Activations);
+  logits_ = last.alloc(DType::F32, all_logits_ ? b : 1, c.vocab_size, Usage::Output);
   for (Tensor& pick : picks_) pick = last.alloc(DType::I32, 1, 1, Usage::Activations);
   for (const Stage& stage : stages_) {
     stage.backend->finish_uploads();
@@ -125,7 +125,7 @@ Model::Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource&
   }
 }
 
-void Model::forward(std::span<const int> tokens, int pos, bool all_logits) {
+void Model::forward(std::span<const int> tokens, int pos, bool all_logits, DevicePick how) {
   if (tokens.empty()) fail("forward: no tokens");
   if (all_logits && !all_logits_)
     fail("internal error: forward's all_logits needs a model made with ModelOptions::all_logits");
@@ -135,7 +135,7 @@ void Model::forward(std::span<const int> tokens, int pos, bool all_logits) {
          " (raise --ctx or shorten the prompt)");
   for (size_t i = 0; i < tokens.size(); i += size_t(max_batch_)) {
     const size_t n = std::min(tokens.size() - i, size_t(max_batch_));
-    forward_chunk(tokens.subspan(i, n), pos + int(i), all_logits);
+    forward_chunk(tokens.subspan(i, n), pos + int(i), all_logits, how);
   }
 }
 
@@ -163,33 +163,33 @@ void Model::run_layers(Backend& be, StageState& s, int n) {
   }
 }
 
-void Model::forward_picked(int pos) {
+void Model::forward_picked(int pos, DevicePick how) {
   if (pos < 0 || pos + 1 > context_)
     fail("the sequence needs " + std::to_string(pos + 1) + " positions but the context holds " +
          std::to_string(context_) + " (raise --ctx or shorten the prompt)");
   if (stages_.front().backend != stages_.back().backend) {  // the pick is on another device
-    const int token = argmax();
-    run(1, pos, false, &token);
+    const int token = pick();
+    run(1, pos, false, &token, how);
     return;
   }
-  run(1, pos, false, nullptr);
+  run(1, pos, false, nullptr, how);
 }
 
-void Model::forward_chunk(std::span<const int> tokens, int pos, bool all_logits) {
+void Model::forward_chunk(std::span<const int> tokens, int pos, bool all_logits, DevicePick how) {
   for (int t : tokens)
     if (t < 0 || t >= config_.vocab_size)
       fail("token id " + std::to_string(t) + " is outside the vocabulary of " +
            std::to_string(config_.vocab_size));
-  run(int(tokens.size()), pos, all_logits, tokens.data());
+  run(int(tokens.size()), pos, all_logits, tokens.data(), how);
 }
 
-void Model::run(int n, int pos, bool all_logits, const int* tokens) {
+void Model::run(int n, int pos, bool all_logits, const int* tokens, DevicePick how) {
   const ModelConfig& c = config_;
   for (size_t si = 0; si < stages_.size(); ++si) {
     Backend& be = *stages_[si].backend;
     StageState& s = state_[si];
     Tensor x = s.x.slice_rows(0, n);
-    be.begin_step({pos, n});
+    be.begin_step({pos, n, how.u});
     if (si == 0) {
       Tensor ids = tokens ? s.ids.slice_rows(0, n) : picks_[last_pick_];
       if (tokens) be.write(ids, tokens);
@@ -212,7 +212,10 @@ void Model::run(int n, int pos, bool all_logits, const int* tokens) {
     be.rms_norm(hn, h, final_norm_, c.rms_norm_eps);
     be.matmul(logits, hn, lm_head_);
     last_pick_ ^= 1;
-    be.argmax(picks_[last_pick_], logits.slice_rows(last_rows_ - 1, 1));
+    if (how.sampling)
+      be.sample(picks_[last_pick_], logits.slice_rows(last_rows_ - 1, 1), *how.sampling);
+    else
+      be.argmax(picks_[last_pick_], logits.slice_rows(last_rows_ - 1, 1));
     be.end_step();
   }
 }
@@ -228,8 +231,8 @@ void Model::logits(std::vector<float>& out) {
   backend().read(logits_.slice_rows(0, last_rows_), out.data());
 }
 
-int Model::argmax(int back) {
-  if (back != 0 && back != 1) fail("internal error: argmax looks back at most one forward");
+int Model::pick(int back) {
+  if (back != 0 && back != 1) fail("internal error: pick looks back at most one forward");
   int id = 0;
   backend().read(picks_[last_pick_ ^ back], &id);
   return id;

@@ -31,6 +31,14 @@ struct RuntimeMemory {
   uint64_t kv_cache = 0, activations = 0;
 };
 
+// How a forward picks its token on the device, for pick(): greedily (no sampling), or drawn as
+// draw_token (engine/sampler.h) with `sampling` and the draw u (Sampler::draw), where
+// Model::can_sample().
+struct DevicePick {
+  const SamplerConfig* sampling = nullptr;
+  float u = 0;
+};
+
 // Consecutive decoder layers run by one backend. The first stage also runs the embedding, the
 // last the output head.
 struct Stage {
@@ -52,20 +60,22 @@ class Model {
   Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource& weights,
         const ModelOptions& options = {});
 
-  // Runs `tokens` at positions [pos, pos + n). Afterwards `logits()`/`argmax()` refer to the last
+  // Runs `tokens` at positions [pos, pos + n). Afterwards `logits()`/`pick()` refer to the last
   // token, or, with all_logits (ModelOptions::all_logits), `logits()` holds one row per token of
   // the last chunk.
-  void forward(std::span<const int> tokens, int pos, bool all_logits = false);
-  // Runs one more token at position pos: the last forward's greedy pick, which the device reads
-  // itself. The host need not have waited for that pick, so greedy decoding can queue each step
-  // behind the one that computes its token and read that token (argmax(1)) while it runs: the
-  // device goes from step to step without waiting for the host.
-  void forward_picked(int pos);
+  void forward(std::span<const int> tokens, int pos, bool all_logits = false, DevicePick how = {});
+  // Runs one more token at position pos: the last forward's pick, which the device reads itself.
+  // The host need not have waited for that pick, so decoding can queue each step behind the one
+  // that computes its token and read that token (pick(1)) while it runs: the device goes from
+  // step to step without waiting for the host.
+  void forward_picked(int pos, DevicePick how = {});
   std::vector<float> logits();           // waits for the device
   void logits(std::vector<float>& out);  // the same into a reused vector (once per token)
-  // The greedy pick of the last forward's last token, computed on the device; with back = 1, that
-  // of the forward before it (waiting only for that one).
-  int argmax(int back = 0);
+  // The token the last forward picked for its last token on the device; with back = 1, that of
+  // the forward before it (waiting only for that one).
+  int pick(int back = 0);
+  // Whether forwards can sample on the device (DevicePick::sampling).
+  bool can_sample() { return backend().can_sample(); }
 
   const ModelConfig& config() const { return config_; }
   int context() const { return context_; }
@@ -88,9 +98,9 @@ class Model {
     std::vector<Layer> layers;
     Tensor inv_freq, ids, x, xn, q, k, v, att, proj, gate, up;
   };
-  void forward_chunk(std::span<const int> tokens, int pos, bool all_logits);
+  void forward_chunk(std::span<const int> tokens, int pos, bool all_logits, DevicePick how);
   // Runs n tokens at positions [pos, pos + n): `tokens`, or with none the last pick (n = 1).
-  void run(int n, int pos, bool all_logits, const int* tokens);
+  void run(int n, int pos, bool all_logits, const int* tokens, DevicePick how);
   void run_layers(Backend& backend, StageState& s, int n);
 
   std::vector<Stage> stages_;
@@ -98,8 +108,8 @@ class Model {
   int context_ = 0, max_batch_ = 0;
   bool all_logits_ = false;
   std::vector<StageState> state_;
-  // embed_ on the first stage, the rest on the last. Each forward's greedy pick goes to the
-  // other of picks_ than the last one (last_pick_), which the next forward may read.
+  // embed_ on the first stage, the rest on the last. Each forward's pick goes to the other of
+  // picks_ than the last one (last_pick_), which the next forward may read.
   Tensor embed_, final_norm_, lm_head_, logits_, picks_[2];
   int last_pick_ = 0;
   std::vector<float> hidden_;  // the hidden state crossing between stages

@@ -1,11 +1,34 @@
 #include "engine/sampler.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 
 #include "engine/error.h"
 
 namespace nibble {
+
+namespace {
+
+// exp(x) for x <= 0, to within 2.4e-7 relative (below e^-87, e^-87): x = n ln 2 + r with
+// |r| <= ln(2) / 2, exp(r) by its Taylor polynomial, 2^n added to the exponent. Written so that
+// the compiler vectorizes the loop calling it (CMakeLists.txt compiles this file with
+// -fno-trapping-math for the clamp): std::exp took 7.5 ns a value, 0.24 ms for a 32 000-token
+// vocabulary, against a decode step of 1-3 ms (docs/PERF.md, "Decode", session 10).
+inline float exp_nonpositive(float x) {
+  x = x > -87.0f ? x : -87.0f;
+  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float t = x * 1.44269504f + shifter;
+  const float n = t - shifter;
+  const float r = x - n * 0.693145752f - n * 1.42860677e-6f;  // ln 2 in two parts
+  float e = 1.0f / 720;
+  for (float c : {1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) e = e * r + c;
+  return std::bit_cast<float>(std::bit_cast<int32_t>(e) +
+                              int32_t(uint32_t(std::bit_cast<int32_t>(t) - 0x4b400000) << 23));
+}
+
+}  // namespace
 
 Sampler::Sampler(const SamplerConfig& config) : config_(config), rng_(config.seed) {
   if (config.temperature < 0) fail("--temp must be >= 0");
@@ -27,81 +50,87 @@ void apply_repetition_penalty(std::span<float> logits, std::span<const int> hist
   }
 }
 
+namespace {
+
+// The largest of `weights` whose sum with the weights above it reaches `target`, as a sort would
+// find it, by partitioning around pivots instead (expected linear time; a full sort of a 32 000-
+// token vocabulary took 2-5 ms): [0, lo) is above the cut, their sum `above`, and the cut lies
+// in [lo, hi), which is sorted once small. 0 (keep all) where rounding leaves the sum short.
+float top_p_cut(std::span<float> weights, double target) {
+  const auto first = weights.begin();
+  size_t lo = 0, hi = weights.size();
+  double above = 0;
+  while (hi - lo > 64) {
+    const float pivot = weights[lo + (hi - lo) / 2];
+    const auto heavier =
+        std::partition(first + long(lo), first + long(hi), [&](float w) { return w > pivot; });
+    const auto equal =
+        std::partition(heavier, first + long(hi), [&](float w) { return w == pivot; });
+    double mass = 0;
+    for (auto w = first + long(lo); w != heavier; ++w) mass += *w;
+    if (above + mass >= target) {  // within the heavier ones
+      hi = size_t(heavier - first);
+      continue;
+    }
+    above += mass + double(pivot) * double(equal - heavier);
+    if (above >= target) return pivot;  // within the equal ones
+    lo = size_t(equal - first);
+  }
+  std::sort(first + long(lo), first + long(hi), std::greater<float>());
+  for (size_t i = lo; i < hi; ++i)
+    if ((above += weights[i]) >= target) return weights[i];
+  return 0.0f;
+}
+
+}  // namespace
+
+int draw_token(std::span<const float> logits, const SamplerConfig& config, float u,
+               std::vector<float>& scratch) {
+  const size_t n = logits.size();
+  const float max_logit = *std::max_element(logits.begin(), logits.end());
+  const float inverse_temperature = 1.0f / config.temperature;
+  scratch.resize(2 * n);  // the weights, then the candidates for a cut
+  float* w = scratch.data();
+  for (size_t i = 0; i < n; ++i)
+    w[i] = exp_nonpositive((logits[i] - max_logit) * inverse_temperature);
+  auto kept_sum = [&](float cut) {
+    double sum = 0;
+    for (size_t i = 0; i < n; ++i) sum += w[i] >= cut ? w[i] : 0.0f;
+    return sum;
+  };
+  float* candidates = w + n;  // the survivors' weights, reordered to find a cut
+  float cut = 0;              // the kept weights are those >= cut
+  if (config.top_k > 0 && size_t(config.top_k) < n) {
+    std::copy(w, w + n, candidates);
+    std::nth_element(candidates, candidates + (config.top_k - 1), candidates + n,
+                     std::greater<float>());
+    cut = candidates[config.top_k - 1];
+  }
+  if (config.top_p < 1.0f) {
+    size_t survivors = 0;
+    for (size_t i = 0; i < n; ++i)
+      if (w[i] >= cut) candidates[survivors++] = w[i];
+    cut = std::max(cut, top_p_cut({candidates, survivors}, double(config.top_p) * kept_sum(cut)));
+  }
+  cut = std::max(cut, config.min_p);
+  double r = double(u) * kept_sum(cut);
+  size_t last = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (w[i] < cut) continue;
+    last = i;
+    if ((r -= w[i]) < 0) return int(i);
+  }
+  return int(last);  // u * sum rounded up to the sum
+}
+
 int Sampler::sample(std::span<float> logits, std::span<const int> history) {
   apply_repetition_penalty(logits, history, config_.repetition_penalty, seen_);
   if (config_.greedy()) return int(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  return draw_token(logits, config_, draw(), scratch_);
+}
 
-  // Order as transformers' logits warpers: temperature, top-k, top-p, min-p.
-  candidates_.clear();
-  for (size_t i = 0; i < logits.size(); ++i)
-    candidates_.emplace_back(logits[i] / config_.temperature, int(i));
-  auto by_weight = [](const auto& a, const auto& b) { return a.first > b.first; };
-  const auto first = candidates_.begin();
-  size_t survivors = candidates_.size();
-  if (config_.top_k > 0 && size_t(config_.top_k) < survivors) {
-    survivors = size_t(config_.top_k);
-    std::nth_element(first, first + long(survivors - 1), candidates_.end(), by_weight);
-  }
-  // Softmax over the survivors: each logit becomes its weight exp(logit - max), which orders the
-  // candidates alike; probabilities are weight / total, never normalized: the draw below is over
-  // the kept mass.
-  const float max_logit = std::max_element(first, first + long(survivors), [](auto& a, auto& b) {
-                            return a.first < b.first;
-                          })->first;
-  double total = 0;
-  for (size_t i = 0; i < survivors; ++i)
-    total += (candidates_[i].first = std::exp(candidates_[i].first - max_logit));
-  // Top-p keeps the smallest most likely set whose mass reaches top_p, as a sort would cut it,
-  // found by partitioning around pivots instead (expected linear time; a full sort of a
-  // 32 000-token vocabulary took 2-5 ms per token): [0, lo) is kept whole, its mass `above`, and
-  // the cut lies in [lo, hi), which is sorted once small. Min-p then keeps those whose weight is at
-  // least min_p (the maximum's is 1). The kept ones are drawn from in any order.
-  size_t kept = survivors;
-  if (config_.top_p < 1.0f) {
-    const double target = config_.top_p * total;
-    size_t lo = 0, hi = survivors;
-    double above = 0;
-    while (hi - lo > 64) {
-      const float pivot = candidates_[lo + (hi - lo) / 2].first;
-      const auto heavier = std::partition(first + long(lo), first + long(hi),
-                                          [&](const auto& c) { return c.first > pivot; });
-      const auto equal = std::partition(heavier, first + long(hi),
-                                        [&](const auto& c) { return c.first == pivot; });
-      double mass = 0;
-      for (auto c = first + long(lo); c != heavier; ++c) mass += c->first;
-      if (above + mass >= target) {  // within the heavier ones
-        hi = size_t(heavier - first);
-        continue;
-      }
-      above += mass;
-      lo = size_t(heavier - first);
-      if (above + double(pivot) * double(equal - heavier) >= target) {  // within the equal ones
-        hi = size_t(equal - first);
-        break;
-      }
-      above += double(pivot) * double(equal - heavier);
-      lo = size_t(equal - first);
-    }
-    std::sort(first + long(lo), first + long(hi), by_weight);
-    kept = hi;
-    for (size_t i = lo; i < hi; ++i)
-      if ((above += candidates_[i].first) >= target) {
-        kept = i + 1;
-        break;
-      }
-  }
-  if (config_.min_p > 0.0f)
-    kept = size_t(std::partition(first, first + long(kept),
-                                 [&](const auto& c) { return c.first >= config_.min_p; }) -
-                  first);
-  double mass = 0;
-  for (size_t i = 0; i < kept; ++i) mass += candidates_[i].first;
-  double r = std::uniform_real_distribution<double>(0.0, mass)(rng_);
-  for (size_t i = 0; i < kept; ++i) {
-    r -= candidates_[i].first;
-    if (r <= 0) return candidates_[i].second;
-  }
-  return candidates_[kept - 1].second;
+float Sampler::draw() {
+  return float(rng_() >> 40) * 0x1p-24f;
 }
 
 }  // namespace nibble

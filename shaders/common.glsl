@@ -16,6 +16,7 @@ layout(buffer_reference, std430, buffer_reference_align = 8) buffer UVec2s { uve
 layout(buffer_reference, std430, buffer_reference_align = 4) buffer StepData {
   int pos0;
   int n_tokens;
+  float u;  // the draw of the step's sample op (shaders/sample.comp)
 };
 
 uint group_index() { return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; }

@@ -2,8 +2,11 @@
 // prefill, GQA, sliding window). Agreement with HF transformers is in model_fixture_test.cpp.
 #include <doctest/doctest.h>
 
+#include <set>
+
 #include "engine/cpu/cpu_backend.h"
 #include "engine/model.h"
+#include "engine/sampler.h"
 #include "tests/random_model.h"
 
 using namespace nibble;
@@ -132,7 +135,7 @@ TEST_CASE("model: argmax on the backend equals the argmax of the logits") {
   const std::vector<int> ids{5, 9, 2};
   model.forward(ids, 0);
   const auto l = model.logits();
-  CHECK(model.argmax() == int(std::max_element(l.begin(), l.end()) - l.begin()));
+  CHECK(model.pick() == int(std::max_element(l.begin(), l.end()) - l.begin()));
 }
 
 TEST_CASE("model: a step on the device's own pick equals one the host feeds that pick") {
@@ -147,18 +150,49 @@ TEST_CASE("model: a step on the device's own pick equals one the host feeds that
   std::vector<int> tokens;
   for (int pos = 5; pos < 20; ++pos) {
     CAPTURE(pos);
-    const int token = fed.argmax();
+    const int token = fed.pick();
     tokens.push_back(token);
     fed.forward(std::span<const int>(&token, 1), pos);
     picked.forward_picked(pos);
-    CHECK(picked.argmax(1) == token);  // the pick it ran, still readable
-    CHECK(picked.argmax() == fed.argmax());
+    CHECK(picked.pick(1) == token);  // the pick it ran, still readable
+    CHECK(picked.pick() == fed.pick());
     CHECK(picked.logits() == fed.logits());
   }
   // The picks change from step to step: reading the wrong one would change the logits.
   int changes = 0;
   for (size_t i = 1; i < tokens.size(); ++i) changes += tokens[i] != tokens[i - 1];
   CHECK(changes >= 5);
-  CHECK_THROWS_AS(picked.argmax(2), Error);
+  CHECK_THROWS_AS(picked.pick(2), Error);
   CHECK_THROWS_AS(picked.forward_picked(32), Error);
+}
+
+// The host samples from the logits (Sampler::sample) where the device cannot (or for the
+// repetition penalty); a device samples with the same draws (Sampler::draw): one seed, one text.
+TEST_CASE("model: sampling on the device and on the host give a seed's same tokens") {
+  const ModelConfig c = test::tiny_config();
+  test::RandomWeights weights(3);
+  CpuBackend backend(1);
+  Model model(backend, c, weights, {.context = 40});
+  const SamplerConfig config{.temperature = 0.9f, .top_k = 20, .top_p = 0.9f, .seed = 11};
+  auto run = [&](bool on_device) {
+    Sampler sampler(config);
+    std::vector<int> tokens = prompt_ids(4, c.vocab_size);
+    std::vector<float> logits;
+    for (int pos = 0; pos + 1 < 30; pos = int(tokens.size()) - 1) {
+      const std::span<const int> in =
+          pos == 0 ? std::span<const int>(tokens) : std::span<const int>(&tokens.back(), 1);
+      if (on_device) {
+        model.forward(in, pos, false, {&config, sampler.draw()});
+        tokens.push_back(model.pick());
+      } else {
+        model.forward(in, pos);
+        model.logits(logits);
+        tokens.push_back(sampler.sample(logits, {}));
+      }
+    }
+    return tokens;
+  };
+  const std::vector<int> host = run(false);
+  CHECK(run(true) == host);
+  CHECK(std::set<int>(host.begin() + 4, host.end()).size() >= 5);
 }

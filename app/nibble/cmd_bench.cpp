@@ -48,7 +48,7 @@ nlohmann::json bench_one(const BenchSettings& b, const QuantConfig& quant, doubl
   auto run_prompt = [&] {
     const auto t0 = Clock::now();
     model.forward(prompt, 0);
-    model.argmax();
+    model.pick();
     return std::chrono::duration<double>(Clock::now() - t0).count();
   };
   StepStats tg_steps;  // what the last generation run's steps held
@@ -61,9 +61,9 @@ nlohmann::json bench_one(const BenchSettings& b, const QuantConfig& quant, doubl
     model.forward(std::span<const int>(&first, 1), 0);
     for (int i = 1; i < b.generate; ++i) {
       model.forward_picked(i);
-      model.argmax(1);
+      model.pick(1);
     }
-    model.argmax();
+    model.pick();
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     tg_steps = backend->step_stats() - before;
     return seconds;

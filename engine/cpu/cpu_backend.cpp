@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "engine/error.h"
+#include "engine/sampler.h"
 
 namespace nibble {
 
@@ -267,6 +268,11 @@ void CpuBackend::argmax(Tensor ids, Tensor logits) {
     const float* row = l + r * logits.cols;
     o[r] = int32_t(std::max_element(row, row + logits.cols) - row);
   }
+}
+
+void CpuBackend::sample(Tensor ids, Tensor logits, const SamplerConfig& config) {
+  if (logits.rows != 1 || ids.numel() != 1) fail("cpu sample: one row of logits, one id");
+  i32(ids)[0] = draw_token({f32(logits), size_t(logits.cols)}, config, step_.u, sample_scratch_);
 }
 
 void CpuBackend::phase_begin(int, Phase) {

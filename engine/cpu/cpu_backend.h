@@ -38,6 +38,8 @@ class CpuBackend : public Backend {
   void swiglu(Tensor out, Tensor gate, Tensor up) override;
   void add(Tensor x, Tensor y) override;
   void argmax(Tensor ids, Tensor logits) override;
+  bool can_sample() const override { return true; }
+  void sample(Tensor ids, Tensor logits, const SamplerConfig& config) override;
 
   void phase_begin(int layer, Phase phase) override;
   void phase_end(int layer, Phase phase) override;
@@ -59,6 +61,7 @@ class CpuBackend : public Backend {
   std::vector<Buffer> buffers_;
   MemoryInfo memory_;
   StepInfo step_;
+  std::vector<float> sample_scratch_;
   std::vector<float> x_rounded_;  // matmul input rounded to the compute dtype
   std::chrono::steady_clock::time_point phase_start_;
   std::vector<LayerTime> times_, last_times_;

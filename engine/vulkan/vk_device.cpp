@@ -190,6 +190,8 @@ DeviceInfo query(VkPhysicalDevice pd, int index) {
   }
   d.max_storage_buffer_range = p.limits.maxStorageBufferRange;
   d.shared_memory = p.limits.maxComputeSharedMemorySize;
+  d.max_workgroup =
+      std::min(p.limits.maxComputeWorkGroupInvocations, p.limits.maxComputeWorkGroupSize[0]);
   d.timestamp_period_ns = p.limits.timestampPeriod;
 
   VkPhysicalDeviceMemoryProperties mem;

@@ -34,6 +34,7 @@ struct DeviceInfo {
   bool cooperative_matrix = false, shader_bfloat16 = false, coopmat_f16 = false;
   std::vector<std::string> cooperative_matrix_shapes;
   uint32_t subgroup_size = 0, shared_memory = 0;
+  uint32_t max_workgroup = 0;  // invocations of a 1-D workgroup at most
   // Streaming multiprocessors (VK_NV_shader_sm_builtins); 0 where the device does not say. The
   // prompt GEMM sizes its last wave by it.
   uint32_t multiprocessors = 0;

@@ -6,12 +6,14 @@
 #include "engine/vulkan/vulkan_backend.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
 
 #include "engine/error.h"
+#include "engine/sampler.h"
 #include "engine/vulkan/gemm_split.h"
 #include "engine/vulkan/vk_check.h"
 #include "engine/vulkan/vk_device.h"
@@ -30,6 +32,7 @@ constexpr VkDeviceSize kStagingBytes = VkDeviceSize(16) << 20;
 constexpr VkDeviceSize kStepStagingBytes = VkDeviceSize(1) << 20;
 constexpr uint32_t kMaxPhases = 1024;  // timed phases per step
 constexpr uint64_t kHostTensorBytes = 64 * 1024;
+constexpr uint64_t kMirrorBytes = 1 << 20;  // Usage::Output tensors up to this get a host mirror
 constexpr uint64_t kStepTimeoutNs = 600ull * 1000 * 1000 * 1000;
 constexpr uint32_t kMaxGroups = 65535;  // per grid dimension, the minimum devices support
 
@@ -160,6 +163,14 @@ struct ArgmaxPush {
   uint64_t ids, logits;
   uint32_t rows, cols;
 };
+struct SamplePush {
+  uint64_t ids, logits, step;
+  uint32_t cols;
+  float inverse_temperature;
+  uint32_t top_k;
+  float top_p, min_p;
+  uint32_t pad = 0;
+};
 
 // The attention splits the context of a step whose rows x heads are fewer than this (decode,
 // short prompts) over up to 64 workgroups per (row, head), each covering whole 128-position tiles.
@@ -247,6 +258,9 @@ class VulkanBackend final : public Backend {
   void swiglu(Tensor out, Tensor gate, Tensor up) override;
   void add(Tensor x, Tensor y) override;
   void argmax(Tensor ids, Tensor logits) override;
+  // shaders/sample.comp's workgroup of 512 (devices allow 1 024; Vulkan promises 128).
+  bool can_sample() const override { return ctx_.info.max_workgroup >= 512; }
+  void sample(Tensor ids, Tensor logits, const SamplerConfig& config) override;
   void matmul_add(Tensor out, Tensor x, Tensor w, Tensor scratch) override;
   void matmul_swiglu(Tensor out, Tensor x, Tensor gate, Tensor up, Tensor scratch) override;
   void rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
@@ -269,6 +283,10 @@ class VulkanBackend final : public Backend {
     WeightRef ref;
     bool host = false;        // in host memory: read() copies straight from the mapping
     uint64_t written_in = 0;  // the last step that writes it (numbered from 1), for read()
+    // Usage::Output (a row of logits): a host copy, copied out by the step that writes the
+    // buffer right after the barrier behind its writes (beside the commands that read it next),
+    // so that read() needs no submission of its own (0.2 ms on the H100 for 128 KB of logits).
+    vk::Allocation mirror;
   };
 
   Buffer& buffer(Tensor t);
@@ -293,7 +311,7 @@ class VulkanBackend final : public Backend {
   struct StepSlot {
     VkCommandBuffer cmd = VK_NULL_HANDLE;
     VkFence fence = VK_NULL_HANDLE;
-    vk::Allocation data, staging;  // the step data (pos0, n_tokens); write()'s bytes
+    vk::Allocation data, staging;  // the step data (pos0, n_tokens, u); write()'s bytes
     VkDeviceSize staging_used = 0;
     vk::StepCommands recorded;  // what cmd holds (empty when nothing valid)
     uint64_t step = 0;          // the step it was submitted for last (numbered from 1)
@@ -474,6 +492,8 @@ class VulkanBackend final : public Backend {
   StepStats stats_;
   std::vector<LayerTime> phases_, last_times_;
   std::vector<uint32_t> written_, read_;  // buffers touched since the last barrier
+  std::vector<uint32_t> unmirrored_;      // buffers with a mirror written since the last barrier
+  void copy_mirrors();                    // of unmirrored_, behind a barrier
 };
 
 constexpr uint32_t kScratchBuffer = 0xffffffffu;                   // attention's partial results
@@ -512,7 +532,7 @@ VulkanBackend::VulkanBackend(int device)
   for (StepSlot& s : slots_) {
     vk::check(vkAllocateCommandBuffers(ctx_.device, &ai, &s.cmd), "vkAllocateCommandBuffers");
     vk::check(vkCreateFence(ctx_.device, &fci, nullptr, &s.fence), "vkCreateFence");
-    s.data = memory_.host(sizeof(int32_t) * 2);
+    s.data = memory_.host(sizeof(int32_t) * 3);
     s.staging = memory_.host(kStepStagingBytes);
   }
   if (ctx_.info.timestamps) {
@@ -559,6 +579,7 @@ Tensor VulkanBackend::alloc(DType dtype, int64_t rows, int64_t cols, Usage usage
   // the host gets the sampled token without a copy submission.
   b.host = dtype == DType::I32 && bytes <= kHostTensorBytes;
   b.alloc = b.host ? memory_.host(bytes) : memory_.device(bytes, usage, b.name);
+  if (usage == Usage::Output && !b.host && bytes <= kMirrorBytes) b.mirror = memory_.host(bytes);
   b.kind = dtype == DType::F16 ? kF16 : dtype == DType::BF16 ? kBF16 : kF32;
   b.ref.data = b.alloc.address;
   return add_buffer(std::move(b), dtype, rows, cols);
@@ -705,6 +726,8 @@ void VulkanBackend::write(Tensor dst, const void* src) {
   const vk::Allocation& target = buffer(dst).alloc;
   if (!recording_) {
     upload(target, offset, src, bytes);
+    if (const vk::Allocation& m = buffer(dst).mirror; m.size)
+      std::memcpy(m.mapped + offset, src, bytes);
     return;
   }
   // Inside a step: the bytes travel in the step's command buffer, ahead of the ops after it.
@@ -725,10 +748,11 @@ void VulkanBackend::read(Tensor src, void* dst) {
   if (recording_) fail("internal error: read() inside a step");
   const size_t bytes = size_t(src.numel()) * dtype_size(src.dtype);
   const VkDeviceSize offset = VkDeviceSize(src.row_offset * src.cols) * dtype_size(src.dtype);
-  const vk::Allocation& from = buffer(src).alloc;
-  if (buffer(src).host) {  // ready once the step that wrote it is, whatever runs after it
-    wait_steps(buffer(src).written_in);
-    std::memcpy(dst, from.mapped + offset, bytes);
+  const Buffer& b = buffer(src);
+  const vk::Allocation& from = b.alloc;
+  if (b.host || b.mirror.size) {  // ready once the step that wrote it is, whatever runs after it
+    wait_steps(b.written_in);
+    std::memcpy(dst, (b.host ? from : b.mirror).mapped + offset, bytes);
     return;
   }
   wait_steps();  // the copy would wait for every step in flight anyway
@@ -783,7 +807,7 @@ void VulkanBackend::begin_step(const StepInfo& step) {
   StepSlot& s = slot();
   wait_steps(s.step);  // its step data, staging and command buffer are reused
   step_ = step;
-  const int32_t data[2] = {step.pos0, step.n_tokens};
+  const int32_t data[3] = {step.pos0, step.n_tokens, std::bit_cast<int32_t>(step.u)};
   std::memcpy(s.data.mapped, data, sizeof data);
   s.staging_used = 0;
   phases_.clear();
@@ -809,7 +833,8 @@ void VulkanBackend::end_step() {
   flush_sum();
   close_phase();
   step_commands_.barrier();  // the step's results, visible to the transfers of later submissions
-  step_commands_.host_barrier();  // and to the host (token ids)
+  copy_mirrors();
+  step_commands_.host_barrier();  // and to the host (token ids, mirrors)
   recording_ = false;
   // The slot's recording is submitted again when nothing but the step data changed (it has
   // finished: begin_step waited for it).
@@ -849,14 +874,29 @@ void VulkanBackend::access(std::initializer_list<uint32_t> reads,
     step_commands_.barrier();
     written_.clear();
     read_.clear();
+    copy_mirrors();
   }
   read_.insert(read_.end(), reads);
   written_.insert(written_.end(), writes);
   for (uint32_t w : writes) {
     operands_of_.forget_if(w, kOperands);
     coopmat_x_of_.forget_if(w, kCoopMatX);
-    if (w != 0 && w <= buffers_.size()) buffers_[w - 1].written_in = stats_.steps + 1;
+    if (w == 0 || w > buffers_.size()) continue;
+    Buffer& b = buffers_[w - 1];
+    b.written_in = stats_.steps + 1;
+    if (b.mirror.size && !contains(unmirrored_, w)) unmirrored_.push_back(w);
   }
+}
+
+void VulkanBackend::copy_mirrors() {
+  for (uint32_t id : unmirrored_) {
+    const Buffer& b = buffers_[id - 1];
+    step_commands_.copy(
+        b.alloc.buffer, b.mirror.buffer,
+        VkBufferCopy{b.alloc.offset, b.mirror.offset, std::min(b.alloc.size, b.mirror.size)});
+    read_.push_back(id);  // a later write waits for the copy
+  }
+  unmirrored_.clear();
 }
 
 template <class Push>
@@ -1499,6 +1539,21 @@ void VulkanBackend::argmax(Tensor ids, Tensor logits) {
   const ArgmaxPush p{address(ids), address(logits), uint32_t(logits.rows), uint32_t(logits.cols)};
   access({logits.buffer}, {ids.buffer});
   dispatch("argmax", {}, p, uint64_t(logits.rows));
+}
+
+void VulkanBackend::sample(Tensor ids, Tensor logits, const SamplerConfig& config) {
+  require_step("sample");
+  if (logits.rows != 1 || ids.numel() != 1) fail("sample: one row of logits, one id");
+  const SamplePush p{address(ids),
+                     address(logits),
+                     slot().data.address,
+                     uint32_t(logits.cols),
+                     1.0f / config.temperature,
+                     uint32_t(std::max(config.top_k, 0)),
+                     config.top_p,
+                     config.min_p};
+  access({logits.buffer}, {ids.buffer});
+  dispatch("sample", {}, p, 1);
 }
 
 // attention's partial results (when a step has few rows x heads, the context is split), the

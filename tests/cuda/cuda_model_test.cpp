@@ -38,7 +38,7 @@ Run generate(Backend& backend, const ModelConfig& c, WeightSource& weights,
   }
   int pos = int(prompt.size());
   for (int s = 0; s < steps; ++s) {
-    const int next = model.argmax();
+    const int next = model.pick();
     run.tokens.push_back(next);
     model.forward(std::span(&next, 1), pos++);
     run.step_logits.push_back(model.logits());

@@ -18,7 +18,7 @@ std::vector<float> logits_of(const std::vector<Stage>& stages, const ModelFolder
   model.forward(kIds, 0, true);
   std::vector<float> out = model.logits();
   // One more decode step through the split KV caches.
-  const int next = model.argmax();
+  const int next = model.pick();
   model.forward(std::span<const int>(&next, 1), int(kIds.size()));
   const std::vector<float> step = model.logits();
   out.insert(out.end(), step.begin(), step.end());

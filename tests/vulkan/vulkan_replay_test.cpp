@@ -51,11 +51,11 @@ TEST_CASE("vulkan: replayed decode steps give the recorded steps' logits, across
   // position 128 on.
   const StepStats replaying_before = replaying->step_stats(),
                   recording_before = recording->step_stats();
-  int token = want.argmax();
+  int token = want.pick();
   for (int pos = 120; pos < 140; ++pos) {
     CAPTURE(pos);
-    CHECK(got.argmax() == token);
-    CHECK(plain.argmax() == token);
+    CHECK(got.pick() == token);
+    CHECK(plain.pick() == token);
     const std::vector<int> next{token};  // the CPU's pick for all three, so they stay comparable
     for (Model* m : {&want, &got, &plain}) m->forward(next, pos);
     const std::vector<float> reference = want.logits(), replayed = got.logits(),
@@ -63,7 +63,7 @@ TEST_CASE("vulkan: replayed decode steps give the recorded steps' logits, across
     REQUIRE(all_finite(recorded));
     CHECK(replayed == recorded);
     CHECK(checked_error(replayed, reference) < 2e-3);
-    token = want.argmax();
+    token = want.pick();
   }
 
   const StepStats r = replaying->step_stats() - replaying_before;
@@ -153,7 +153,7 @@ TEST_CASE("vulkan: replayed steps still report per-layer times") {
   const StepStats before = gpu->step_stats();
   for (int pos = 3; pos < 7; ++pos) {
     CAPTURE(pos);
-    model.forward(std::vector<int>{model.argmax()}, pos);
+    model.forward(std::vector<int>{model.pick()}, pos);
     const std::vector<LayerTime> times = gpu->step_times();
     if (!vk::list_devices().front().timestamps) continue;
     REQUIRE(times.size() == size_t(2 * c.num_hidden_layers));
@@ -167,7 +167,7 @@ TEST_CASE("vulkan: replayed steps still report per-layer times") {
 }
 
 // Greedy decoding as Generator runs it: each step queued on the device's pick of the step before
-// (Model::forward_picked), whose pick the host reads (argmax(1)) while the new step runs. The
+// (Model::forward_picked), whose pick the host reads (pick(1)) while the new step runs. The
 // tokens must be the CPU's greedy ones, and the steps replay in both slots.
 TEST_CASE("vulkan: steps queued on the device's pick decode the CPU's greedy tokens") {
   auto gpu = vulkan_or_skip();
@@ -182,19 +182,19 @@ TEST_CASE("vulkan: steps queued on the device's pick decode the CPU's greedy tok
   want.forward(prompt, 0);
   std::vector<int> expected;
   for (int pos = 12; pos < 40; ++pos) {
-    expected.push_back(want.argmax());
+    expected.push_back(want.pick());
     want.forward(std::span<const int>(&expected.back(), 1), pos);
   }
-  expected.push_back(want.argmax());
+  expected.push_back(want.pick());
 
   got.forward(prompt, 0);
   const StepStats before = gpu->step_stats();
-  std::vector<int> tokens{got.argmax()};
+  std::vector<int> tokens{got.pick()};
   for (int pos = 12; pos < 40; ++pos) {
     got.forward_picked(pos);
-    if (pos > 12) tokens.push_back(got.argmax(1));  // the step before's, while this one runs
+    if (pos > 12) tokens.push_back(got.pick(1));  // the step before's, while this one runs
   }
-  tokens.push_back(got.argmax());
+  tokens.push_back(got.pick());
   CHECK(tokens == expected);
   int changes = 0;  // a step that read a stale pick would change the tokens
   for (size_t i = 1; i < expected.size(); ++i) changes += expected[i] != expected[i - 1];
@@ -202,4 +202,30 @@ TEST_CASE("vulkan: steps queued on the device's pick decode the CPU's greedy tok
   const StepStats s = gpu->step_stats() - before;
   CHECK(s.steps == 28);
   CHECK(s.replayed == 26);  // the first step in each slot recorded
+}
+
+// A Usage::Output tensor (the logits) is read from a host copy that each step writing it makes:
+// after a write from the host, after one step, and after the later of two steps in flight.
+TEST_CASE("vulkan: an output tensor reads back what the last step or the host wrote") {
+  auto gpu = vulkan_or_skip();
+  if (!gpu) return;
+  std::mt19937 rng(5);
+  const int64_t n = 1000;
+  const std::vector<float> a = random_floats(rng, n), y = random_floats(rng, n);
+  const Tensor out = gpu->alloc(DType::F32, 1, n, Usage::Output);
+  const Tensor in = gpu->alloc(DType::F32, 1, n, Usage::Activations);
+  gpu->write(in, y.data());
+  gpu->write(out, a.data());
+  CHECK(read_f32(*gpu, out) == a);
+  std::vector<float> want = a;
+  for (int steps : {1, 2}) {
+    CAPTURE(steps);
+    for (int s = 0; s < steps; ++s) {
+      gpu->begin_step({0, 1});
+      gpu->add(out, in);
+      gpu->end_step();
+      for (int64_t i = 0; i < n; ++i) want[size_t(i)] += y[size_t(i)];
+    }
+    CHECK(checked_error(read_f32(*gpu, out), want) < 1e-6);
+  }
 }
