@@ -73,8 +73,9 @@ struct StepStats {
   }
 };
 
-// Output: activations the host reads after the steps that write them (a row of logits); a
-// backend may keep them where the host reads them fastest. Tallied as activations.
+// Output: activations the host reads after the steps that write them (a row of logits, the
+// picked token ids); a backend may keep them where the host reads them fastest, and a read may
+// wait only for the step that wrote them. Tallied as activations.
 enum class Usage : uint8_t { Weights, KvCache, Activations, Output };
 struct MemoryInfo {
   uint64_t weights = 0, kv_cache = 0, activations = 0;  // our own allocation tally

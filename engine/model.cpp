@@ -118,7 +118,7 @@ Model::Model(std::vector<Stage> stages, const ModelConfig& config, WeightSource&
   }
   all_logits_ = options.all_logits;
   logits_ = last.alloc(DType::F32, all_logits_ ? b : 1, c.vocab_size, Usage::Output);
-  for (Tensor& pick : picks_) pick = last.alloc(DType::I32, 1, 1, Usage::Activations);
+  for (Tensor& pick : picks_) pick = last.alloc(DType::I32, 1, 1, Usage::Output);
   for (const Stage& stage : stages_) {
     stage.backend->finish_uploads();
     stage.backend->reserve_scratch(c, context_, max_batch_);

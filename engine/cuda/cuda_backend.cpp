@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <string_view>
 #include <utility>
@@ -74,6 +75,11 @@ class CudaBackend final : public Backend {
   struct Buffer {
     void* ptr = nullptr;
     cuda::WeightArgs weight;  // how kernels read the buffer as a weight
+    // Usage::Output token ids (the model's picks): mapped host memory, which kernels write
+    // through `ptr` and read() reads here once the step that last wrote it (written_in) is done,
+    // whatever runs after it, so that decoding can queue a step before it reads the last token.
+    void* host = nullptr;
+    uint64_t written_in = 0;
   };
   using Launch = std::function<cudaError_t(cudaStream_t)>;
   struct PendingOp {
@@ -129,6 +135,11 @@ class CudaBackend final : public Backend {
   // reads the pick the step before wrote and writes the other); graphs_[0] is the one used last.
   Graph graphs_[2];
 
+  // The end of each of the last two steps (numbered from 1; steps_ so far): read() of a host
+  // buffer waits for the one that wrote it.
+  cudaEvent_t step_done_[2] = {};
+  uint64_t steps_ = 0;
+
   // Profiling: two sets of events, so the last step's can be read while the next one records.
   std::vector<cudaEvent_t> events_[2];
   int event_set_ = 0;
@@ -152,6 +163,8 @@ CudaBackend::CudaBackend(int device) {
   quantizer_ = std::make_unique<cuda::Quantizer>(stream_);
   step_state_ =
       static_cast<int32_t*>(device_alloc(2 * sizeof(int32_t), "step state", Usage::Activations));
+  for (cudaEvent_t& e : step_done_)
+    check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
 }
 
 CudaBackend::~CudaBackend() {
@@ -163,7 +176,8 @@ CudaBackend::~CudaBackend() {
     if (g.exec) cudaGraphExecDestroy(g.exec);
   for (auto& set : events_)
     for (cudaEvent_t e : set) cudaEventDestroy(e);
-  for (Buffer& b : buffers_) cudaFree(b.ptr);
+  for (cudaEvent_t e : step_done_) cudaEventDestroy(e);
+  for (Buffer& b : buffers_) b.host ? cudaFreeHost(b.host) : cudaFree(b.ptr);
   cudaFree(step_state_);
   cudaFree(scratch_);
   cudaStreamDestroy(stream_);
@@ -199,13 +213,25 @@ Tensor CudaBackend::alloc(DType dtype, int64_t rows, int64_t cols, Usage usage) 
   if (dtype_size(dtype) == 0)
     fail("cuda: cannot allocate a " + std::string(dtype_name(dtype)) + " buffer");
   const size_t bytes = size_t(rows * cols) * dtype_size(dtype);
-  void* p =
-      device_alloc(bytes, std::to_string(rows) + "x" + std::to_string(cols) + " buffer", usage);
-  check(cudaMemsetAsync(p, 0, bytes, stream_), "alloc (cudaMemsetAsync)");
   cuda::WeightArgs w;
   w.dtype = dtype;
   w.rows = rows;
   w.cols = cols;
+  if (usage == Usage::Output && dtype == DType::I32 && bytes <= 4096) {
+    void* host = nullptr;
+    check(cudaHostAlloc(&host, bytes, cudaHostAllocMapped), "cudaHostAlloc (token ids)");
+    std::memset(host, 0, bytes);
+    void* device = nullptr;
+    check(cudaHostGetDevicePointer(&device, host, 0), "cudaHostGetDevicePointer");
+    memory_.activations += bytes;
+    w.data = device;
+    const Tensor t = add_buffer(device, w);
+    buffers_.back().host = host;
+    return t;
+  }
+  void* p =
+      device_alloc(bytes, std::to_string(rows) + "x" + std::to_string(cols) + " buffer", usage);
+  check(cudaMemsetAsync(p, 0, bytes, stream_), "alloc (cudaMemsetAsync)");
   w.data = p;
   return add_buffer(p, w);
 }
@@ -350,6 +376,14 @@ void CudaBackend::write(Tensor dst, const void* src) {
 }
 
 void CudaBackend::read(Tensor src, void* dst) {
+  if (const Buffer& b = buffer(src); b.host && b.written_in <= steps_) {
+    if (b.written_in > 0)
+      check(cudaEventSynchronize(step_done_[b.written_in % 2]), "read (the step that wrote it)");
+    const size_t size = dtype_size(src.dtype);
+    std::memcpy(dst, static_cast<const char*>(b.host) + size_t(src.row_offset * src.cols) * size,
+                size_t(src.numel()) * size);
+    return;
+  }
   if (!pending_.empty()) run_recorded_ops();
   check(cudaMemcpyAsync(dst, ptr<char>(src), size_t(src.numel()) * dtype_size(src.dtype),
                         cudaMemcpyDeviceToHost, stream_),
@@ -379,6 +413,7 @@ void CudaBackend::end_step() {
   pending_.clear();
   signature_.clear();
   recording_ = false;
+  check(cudaEventRecord(step_done_[++steps_ % 2], stream_), "end_step (cudaEventRecord)");
   if (profiling_) {
     last_marks_ = std::move(marks_);
     marks_.clear();
@@ -578,6 +613,7 @@ void CudaBackend::argmax(Tensor ids, Tensor logits) {
   int32_t* o = ptr<int32_t>(ids);
   const float* l = ptr<float>(logits);
   const int64_t rows = logits.rows, cols = logits.cols;
+  buffers_[ids.buffer - 1].written_in = steps_ + 1;  // by the step being enqueued
   enqueue("argmax", {ids, logits}, {},
           [=](cudaStream_t s) { return cuda::launch_argmax(s, o, l, rows, cols); });
 }

@@ -316,7 +316,10 @@ class VulkanBackend final : public Backend {
     vk::StepCommands recorded;  // what cmd holds (empty when nothing valid)
     uint64_t step = 0;          // the step it was submitted for last (numbered from 1)
     bool in_flight = false;
-    std::vector<LayerTime> phases;  // that step's timed phases
+    // Timestamps of that step's timed phases (profiling), two per phase: a pool per slot, so that
+    // the per-layer times of the desktop app need not keep the steps from overlapping.
+    VkQueryPool queries = VK_NULL_HANDLE;
+    std::vector<LayerTime> phases;
   };
   StepSlot& slot() { return slots_[slot_]; }
   // Waits for the submitted steps up to number `step` (they finish in order), collecting their
@@ -417,7 +420,6 @@ class VulkanBackend final : public Backend {
   VkFence transfer_fence_ = VK_NULL_HANDLE;
   StepSlot slots_[2];
   uint32_t slot_ = 0;  // the slot of the step being recorded, or of the last one submitted
-  VkQueryPool queries_ = VK_NULL_HANDLE;
 
   std::vector<Buffer> buffers_;
   vk::Allocation staging_, readback_, partial_;
@@ -535,19 +537,22 @@ VulkanBackend::VulkanBackend(int device)
     s.data = memory_.host(sizeof(int32_t) * 3);
     s.staging = memory_.host(kStepStagingBytes);
   }
-  if (ctx_.info.timestamps) {
-    VkQueryPoolCreateInfo qci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
-    qci.queryType = VK_QUERY_TYPE_TIMESTAMP;
-    qci.queryCount = 2 * kMaxPhases;
-    vk::check(vkCreateQueryPool(ctx_.device, &qci, nullptr, &queries_), "vkCreateQueryPool");
-  }
+  if (ctx_.info.timestamps)
+    for (StepSlot& s : slots_) {
+      VkQueryPoolCreateInfo qci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+      qci.queryType = VK_QUERY_TYPE_TIMESTAMP;
+      qci.queryCount = 2 * kMaxPhases;
+      vk::check(vkCreateQueryPool(ctx_.device, &qci, nullptr, &s.queries), "vkCreateQueryPool");
+    }
   staging_ = memory_.host(kStagingBytes);
 }
 
 VulkanBackend::~VulkanBackend() {
   vkDeviceWaitIdle(ctx_.device);  // nothing to report on failure: we are tearing down
-  if (queries_) vkDestroyQueryPool(ctx_.device, queries_, nullptr);
-  for (StepSlot& s : slots_) vkDestroyFence(ctx_.device, s.fence, nullptr);
+  for (StepSlot& s : slots_) {
+    if (s.queries) vkDestroyQueryPool(ctx_.device, s.queries, nullptr);
+    vkDestroyFence(ctx_.device, s.fence, nullptr);
+  }
   vkDestroyFence(ctx_.device, transfer_fence_, nullptr);
   vkDestroyCommandPool(ctx_.device, pool_, nullptr);
 }
@@ -779,15 +784,15 @@ void VulkanBackend::wait_steps(uint64_t step) {
     if (!oldest) return;
     wait(oldest->fence, "a step");
     oldest->in_flight = false;
-    // Timers run with one step in flight at a time (begin_step), so their queries are this one's.
+    // The op timer runs with one step in flight at a time (begin_step): its queries are this one's.
     op_timer_.collect();
     last_times_.clear();
     if (oldest->phases.empty()) continue;
     std::vector<uint64_t> ticks(oldest->phases.size() * 2);
-    vk::check(
-        vkGetQueryPoolResults(ctx_.device, queries_, 0, uint32_t(ticks.size()), ticks.size() * 8,
-                              ticks.data(), 8, VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
-        "vkGetQueryPoolResults");
+    vk::check(vkGetQueryPoolResults(ctx_.device, oldest->queries, 0, uint32_t(ticks.size()),
+                                    ticks.size() * 8, ticks.data(), 8,
+                                    VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+              "vkGetQueryPoolResults");
     last_times_ = oldest->phases;
     for (size_t i = 0; i < last_times_.size(); ++i)
       last_times_[i].ms =
@@ -801,8 +806,8 @@ void VulkanBackend::require_step(const char* op) const {
 
 void VulkanBackend::begin_step(const StepInfo& step) {
   if (recording_) fail("internal error: begin_step inside a step");
-  // Timed steps share the query pools: one in flight at a time.
-  if (profiling_ || op_timer_.enabled()) wait_steps();
+  // The op timer's steps share its query pool: one in flight at a time.
+  if (op_timer_.enabled()) wait_steps();
   slot_ ^= 1;
   StepSlot& s = slot();
   wait_steps(s.step);  // its step data, staging and command buffer are reused
@@ -812,7 +817,7 @@ void VulkanBackend::begin_step(const StepInfo& step) {
   s.staging_used = 0;
   phases_.clear();
   step_commands_.clear();
-  if (profiling_ && queries_) step_commands_.reset_queries(queries_, 2 * kMaxPhases);
+  if (profiling_ && s.queries) step_commands_.reset_queries(s.queries, 2 * kMaxPhases);
   op_timer_.begin_step(step_commands_);
   written_.clear();
   read_.clear();
@@ -1280,7 +1285,7 @@ void VulkanBackend::matmul_add(Tensor out, Tensor x, Tensor wt, Tensor scratch) 
 bool VulkanBackend::may_fold_norm(Tensor out, Tensor wt) {
   // Not while profiling: the product and the norm's products sit in different phases.
   // The sums' copies take at most 2^11 workgroups each (shaders/matvec.glsl): rows of 65 536.
-  if (!fold_norms_ || (profiling_ && queries_) || !takes_operands(out, wt) ||
+  if (!fold_norms_ || (profiling_ && ctx_.info.timestamps) || !takes_operands(out, wt) ||
       weight(wt, "matmul").round != kRoundBF16 || out.cols % 2 || out.cols > 65536)
     return false;
   if (!norm_sums_.size) {  // a model reserved them; an op test did not
@@ -1618,7 +1623,8 @@ void VulkanBackend::reserve_scratch(const ModelConfig& c, int context, int max_b
 // --- bandwidth ----------------------------------------------------------------------------------
 
 double VulkanBackend::measure_bandwidth() {
-  if (!queries_ || recording_) return 0;
+  const VkQueryPool queries = slots_[0].queries;
+  if (!queries || recording_) return 0;
   wait_steps();
   // 1 GiB each way on a GPU (far beyond its caches); 8 MiB and few workgroups (each costs tens
   // of microseconds there) on a CPU device. The buffers stay allocated: bench measures on a
@@ -1633,18 +1639,18 @@ double VulkanBackend::measure_bandwidth() {
   const int repeats = 5;
   const uint64_t groups = cpu ? 64 : std::min<uint64_t>(bytes / 16 / 256, 4 * kMaxGroups);
   vk::StepCommands copies;
-  copies.reset_queries(queries_, 2);
-  copies.timestamp(queries_, 0);
+  copies.reset_queries(queries, 2);
+  copies.timestamp(queries, 0);
   for (int i = 0; i < repeats; ++i) {
     add_dispatch(copies, "copy", {}, p, groups, 1);
     copies.barrier();
   }
-  copies.timestamp(queries_, 1);
+  copies.timestamp(queries, 1);
   double best_ms = 0;
   for (int round = 0; round < 2; ++round) {  // the first round warms up (pipeline, clocks)
     one_shot([&](VkCommandBuffer cmd) { copies.emit(cmd, pipelines_.layout()); });
     uint64_t ticks[2] = {};
-    vk::check(vkGetQueryPoolResults(ctx_.device, queries_, 0, 2, sizeof ticks, ticks, 8,
+    vk::check(vkGetQueryPoolResults(ctx_.device, queries, 0, 2, sizeof ticks, ticks, 8,
                                     VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
               "vkGetQueryPoolResults");
     best_ms = double(ticks[1] - ticks[0]) * ctx_.info.timestamp_period_ns * 1e-6;
@@ -1657,10 +1663,10 @@ double VulkanBackend::measure_bandwidth() {
 // Phases are timed with a timestamp pair each; an open phase has ms < 0 until it is closed, and
 // every phase is closed before the step is submitted so that no query is left unwritten.
 void VulkanBackend::phase_begin(int layer, Phase phase) {
-  if (!profiling_ || !queries_ || !recording_) return;
+  if (!profiling_ || !slot().queries || !recording_) return;
   close_phase();
   if (phases_.size() >= kMaxPhases) return;
-  step_commands_.timestamp(queries_, uint32_t(2 * phases_.size()));
+  step_commands_.timestamp(slot().queries, uint32_t(2 * phases_.size()));
   phases_.push_back({layer, phase, -1.0});
 }
 
@@ -1670,7 +1676,7 @@ void VulkanBackend::phase_end(int, Phase) {
 
 void VulkanBackend::close_phase() {
   if (phases_.empty() || phases_.back().ms >= 0) return;
-  step_commands_.timestamp(queries_, uint32_t(2 * phases_.size() - 1));
+  step_commands_.timestamp(slot().queries, uint32_t(2 * phases_.size() - 1));
   phases_.back().ms = 0;
 }
 

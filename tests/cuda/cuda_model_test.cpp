@@ -117,3 +117,25 @@ TEST_CASE("cuda: profiled decode (no graph) times every layer and gives the same
   CHECK(times.back().layer == c.num_hidden_layers - 1);
   CHECK(times.back().phase == Phase::Mlp);
 }
+
+// Greedy decoding as Generator runs it: each step queued on the device's pick of the step before
+// (Model::forward_picked; the picks live in mapped host memory), whose pick the host reads
+// (pick(1)) while the new step runs. The tokens must be the CPU's greedy ones.
+TEST_CASE("cuda: steps queued on the device's pick decode the CPU's greedy tokens") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  const ModelConfig c = test::tiny_config(2, 64, 4, 2);
+  const auto prompt = prompt_ids(7, c.vocab_size);
+  test::RandomWeights gw(17, DType::BF16), cw(17, DType::BF16);
+  CpuBackend cpu(2);
+  const std::vector<int> want = generate(cpu, c, cw, prompt, 20).tokens;
+  Model model(*gpu, c, gw, {.context = 64, .max_batch = 8});
+  model.forward(prompt, 0);
+  std::vector<int> got{model.pick()};
+  for (int s = 1; s < 20; ++s) {
+    model.forward_picked(int(prompt.size()) + s - 1);
+    if (s > 1) got.push_back(model.pick(1));  // the step before's, while this one runs
+  }
+  got.push_back(model.pick());
+  CHECK(got == want);
+}

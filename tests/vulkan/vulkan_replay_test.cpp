@@ -142,6 +142,8 @@ TEST_CASE("vulkan: replayed decode attention at tile boundaries and past 64 spli
   CHECK(s.replayed == 2);
 }
 
+// Each slot times its steps in a query pool of its own, so steps queued on the device's pick
+// (forward_picked, two in flight) report their times as well.
 TEST_CASE("vulkan: replayed steps still report per-layer times") {
   auto gpu = vulkan_or_skip();
   if (!gpu) return;
@@ -151,9 +153,14 @@ TEST_CASE("vulkan: replayed steps still report per-layer times") {
   Model model(*gpu, c, w, {.context = 32, .max_batch = 4});
   model.forward(std::vector<int>{1, 2, 3}, 0);
   const StepStats before = gpu->step_stats();
-  for (int pos = 3; pos < 7; ++pos) {
+  for (int pos = 3; pos < 9; ++pos) {
     CAPTURE(pos);
-    model.forward(std::vector<int>{model.pick()}, pos);
+    if (pos < 7) {
+      model.forward(std::vector<int>{model.pick()}, pos);
+    } else {
+      model.forward_picked(pos);
+      model.pick(1);
+    }
     const std::vector<LayerTime> times = gpu->step_times();
     if (!vk::list_devices().front().timestamps) continue;
     REQUIRE(times.size() == size_t(2 * c.num_hidden_layers));
@@ -163,7 +170,8 @@ TEST_CASE("vulkan: replayed steps still report per-layer times") {
       CHECK(times[i].ms >= 0.0);
     }
   }
-  CHECK((gpu->step_stats() - before).replayed == 2);  // the first step in each slot recorded
+  // Recorded: the first step in each slot, and the first picked one in each.
+  CHECK((gpu->step_stats() - before).replayed == 2);
 }
 
 // Greedy decoding as Generator runs it: each step queued on the device's pick of the step before
