@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -13,6 +14,7 @@
 #include "engine/cuda/kernels.h"
 #include "engine/cuda/quantizer.h"
 #include "engine/error.h"
+#include "engine/sampler.h"
 #include "loader/quantize.h"
 
 namespace nibble {
@@ -66,6 +68,8 @@ class CudaBackend final : public Backend {
   void swiglu(Tensor out, Tensor gate, Tensor up) override;
   void add(Tensor x, Tensor y) override;
   void argmax(Tensor ids, Tensor logits) override;
+  bool can_sample() const override { return true; }
+  void sample(Tensor ids, Tensor logits, const SamplerConfig& config) override;
 
   void phase_begin(int layer, Phase phase) override;
   void phase_end(int layer, Phase phase) override;
@@ -124,7 +128,7 @@ class CudaBackend final : public Backend {
   std::vector<Buffer> buffers_;
   MemoryInfo memory_;
   StepInfo step_;
-  int32_t* step_state_ = nullptr;  // {pos0, n_tokens} on the device: what kernels read
+  int32_t* step_state_ = nullptr;  // {pos0, n_tokens, u} on the device: what kernels read
   float* scratch_ = nullptr;
   int64_t scratch_floats_ = 0;
 
@@ -162,7 +166,7 @@ CudaBackend::CudaBackend(int device) {
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   quantizer_ = std::make_unique<cuda::Quantizer>(stream_);
   step_state_ =
-      static_cast<int32_t*>(device_alloc(2 * sizeof(int32_t), "step state", Usage::Activations));
+      static_cast<int32_t*>(device_alloc(3 * sizeof(int32_t), "step state", Usage::Activations));
   for (cudaEvent_t& e : step_done_)
     check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
 }
@@ -395,7 +399,7 @@ void CudaBackend::read(Tensor src, void* dst) {
 
 void CudaBackend::begin_step(const StepInfo& step) {
   step_ = step;
-  const int32_t state[2] = {step.pos0, step.n_tokens};
+  const int32_t state[3] = {step.pos0, step.n_tokens, std::bit_cast<int32_t>(step.u)};
   // Pageable source: the copy is staged before this returns, so `state` may go out of scope.
   check(cudaMemcpyAsync(step_state_, state, sizeof state, cudaMemcpyHostToDevice, stream_),
         "begin_step");
@@ -616,6 +620,21 @@ void CudaBackend::argmax(Tensor ids, Tensor logits) {
   buffers_[ids.buffer - 1].written_in = steps_ + 1;  // by the step being enqueued
   enqueue("argmax", {ids, logits}, {},
           [=](cudaStream_t s) { return cuda::launch_argmax(s, o, l, rows, cols); });
+}
+
+void CudaBackend::sample(Tensor ids, Tensor logits, const SamplerConfig& config) {
+  require(logits.rows == 1 && ids.numel() == 1, "sample", "one row of logits, one id");
+  int32_t* o = ptr<int32_t>(ids);
+  const float* l = ptr<float>(logits);
+  const int64_t cols = logits.cols;
+  const SamplerConfig c = config;
+  buffers_[ids.buffer - 1].written_in = steps_ + 1;  // by the step being enqueued
+  const cuda::StepPtr step = step_state_;
+  enqueue("sample", {ids, logits}, {c.temperature, double(c.top_k), c.top_p, c.min_p},
+          [=](cudaStream_t s) {
+            return cuda::launch_sample(s, o, l, cols, step, c.temperature, c.top_k, c.top_p,
+                                       c.min_p);
+          });
 }
 
 // --- per-layer timing ---------------------------------------------------------------------------

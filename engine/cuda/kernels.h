@@ -30,7 +30,7 @@ struct WeightArgs {
 };
 
 // The step state the kernels read from device memory (so a captured graph can be replayed at
-// a new position): int32 {pos0, n_tokens}.
+// a new position): int32 {pos0, n_tokens, the bits of the float draw u of a sample op}.
 using StepPtr = const int32_t*;
 
 cudaError_t launch_embed(cudaStream_t s, float* out, int64_t rows, const WeightArgs& table,
@@ -56,6 +56,9 @@ cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t
 cudaError_t launch_swiglu(cudaStream_t s, float* out, const float* gate, const float* up,
                           int64_t n);
 cudaError_t launch_add(cudaStream_t s, float* x, const float* y, int64_t n);
+// ids[0] = engine/sampler.h draw_token of one row of logits, with the step's draw (sample.cu).
+cudaError_t launch_sample(cudaStream_t s, int32_t* ids, const float* logits, int64_t cols,
+                          StepPtr step, float temperature, int top_k, float top_p, float min_p);
 cudaError_t launch_argmax(cudaStream_t s, int32_t* ids, const float* logits, int64_t rows,
                           int64_t cols);
 

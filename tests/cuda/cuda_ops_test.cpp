@@ -11,6 +11,7 @@
 
 #include "engine/cpu/cpu_backend.h"
 #include "tests/cuda/cuda_test_util.h"
+#include "tests/sample_cases.h"
 
 using namespace nibble;
 using test::rel_error;
@@ -333,4 +334,11 @@ TEST_CASE("cuda: bad shapes and impossible allocations are errors naming the op"
   CHECK(m.weights >= 36 * 4);
   CHECK(m.device_budget > 0);
   CHECK(m.device_used > 0);
+}
+
+// Sampling on the device (engine/cuda/sample.cu) against draw_token: tests/sample_cases.h.
+TEST_CASE("cuda: sampling on the device draws draw_token's token") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  test::check_device_sampling(*gpu);
 }
