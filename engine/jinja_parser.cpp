@@ -2,6 +2,7 @@
 // first): `x if c else y`, or, and, not, comparisons and `in`, + -, ~, * / // %, **, unary - +,
 // then postfix `.a` `[i]` `[a:b]` `(...)`, `|filter` and `is test`.
 #include <charconv>
+#include <cstdlib>
 
 #include "engine/jinja_ast.h"
 #include "engine/jinja_lexer.h"
@@ -323,7 +324,8 @@ class Parser {
         if (ec != std::errc()) error("integer literal out of range: " + tok.text);
         e->value = Value(v);
       } else {
-        e->value = Value(std::stod(tok.text));
+        // As Python reads it: out of range is inf or 0 (std::stod would throw).
+        e->value = Value(std::strtod(tok.text.c_str(), nullptr));
       }
       return e;
     }

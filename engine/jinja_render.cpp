@@ -1,6 +1,7 @@
 #include "engine/jinja_render.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <optional>
 #include <unordered_map>
@@ -290,8 +291,10 @@ class Renderer {
                        (as_attribute ? "'" + key.s + "'" : repr(key)));
     }
     Value index = key;
-    if (as_attribute && !key.s.empty() && std::isdigit(static_cast<unsigned char>(key.s[0])))
-      index = Value(int64_t(std::stoll(key.s)));
+    int64_t digits = 0;  // x.0 indexes like x[0]; a number past int64 finds nothing
+    if (as_attribute && !key.s.empty() && std::isdigit(static_cast<unsigned char>(key.s[0])) &&
+        std::from_chars(key.s.data(), key.s.data() + key.s.size(), digits).ec == std::errc())
+      index = Value(digits);
     if ((object.is_list() || object.is_string()) &&
         (index.kind == Value::Kind::Int || index.kind == Value::Kind::Bool)) {
       const List seq = object.is_list() ? *object.list : iterate(object);

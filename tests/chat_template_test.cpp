@@ -142,3 +142,11 @@ TEST_CASE("chat template: bad templates fail with a clear error naming the line"
   CHECK(error_of("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}")
             .find("nested too deeply") != std::string::npos);
 }
+
+TEST_CASE("chat template: numbers out of range read as Python reads them, never a crash") {
+  CHECK(render("{{ 9E999 }}", {}) == "inf");  // float('9E999')
+  CHECK(render("{{ 1e-999 }}", {}) == "0.0");
+  // An attribute of digits past int64 finds nothing (Jinja2: undefined, rendered empty).
+  CHECK(render("{{ messages.99999999999999999999 }}|", {{"user", "a"}}) == "|");
+  CHECK(render("{{ messages.0.role }}", {{"user", "a"}}) == "user");
+}
