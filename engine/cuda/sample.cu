@@ -42,8 +42,8 @@ __device__ void reduce(float (&partial)[kWays][kThreads], const float (&v)[kWays
 
 // The largest weight c >= floor (as bits) with count(w >= c) >= target (by_count) or
 // sum(w >= c) >= target; floor itself satisfies it.
-__device__ unsigned find_cut(const SampleArgs& a, float (&partial)[kWays][kThreads],
-                             unsigned floor, bool by_count, float target, float max_logit) {
+__device__ unsigned find_cut(const SampleArgs& a, float (&partial)[kWays][kThreads], unsigned floor,
+                             bool by_count, float target, float max_logit) {
   unsigned lo = floor, hi = __float_as_uint(1.0f) + 1;  // it holds at lo, not at hi
   while (hi - lo > 1) {
     const unsigned step = (hi - lo + kWays - 1) / kWays;
@@ -91,7 +91,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const SampleArgs a) {
   __syncthreads();
 
   unsigned cut = 0;  // the kept weights are those >= cut (as bits)
-  if (a.top_k > 0 && a.top_k < a.cols) cut = find_cut(a, partial, 0, true, float(a.top_k), max_logit);
+  if (a.top_k > 0 && a.top_k < a.cols)
+    cut = find_cut(a, partial, 0, true, float(a.top_k), max_logit);
   if (a.top_p < 1.0f) {
     float v[kWays] = {};
     for (unsigned i = t; i < a.cols; i += kThreads) {
@@ -163,7 +164,13 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const SampleArgs a) {
 
 cudaError_t launch_sample(cudaStream_t s, int32_t* ids, const float* logits, int64_t cols,
                           StepPtr step, float temperature, int top_k, float top_p, float min_p) {
-  const SampleArgs a{ids,   logits, step, unsigned(cols), 1.0f / temperature, top_p, min_p,
+  const SampleArgs a{ids,
+                     logits,
+                     step,
+                     unsigned(cols),
+                     1.0f / temperature,
+                     top_p,
+                     min_p,
                      unsigned(top_k > 0 ? top_k : 0)};
   sample_kernel<<<1, kThreads, 0, s>>>(a);
   return launched();
