@@ -28,30 +28,6 @@ inline float exp_nonpositive(float x) {
                               int32_t(uint32_t(std::bit_cast<int32_t>(t) - 0x4b400000) << 23));
 }
 
-}  // namespace
-
-Sampler::Sampler(const SamplerConfig& config) : config_(config), rng_(config.seed) {
-  if (config.temperature < 0) fail("--temp must be >= 0");
-  if (config.top_k < 0) fail("--top-k must be >= 0");
-  if (!(config.top_p > 0 && config.top_p <= 1)) fail("--top-p must be in (0, 1]");
-  if (!(config.min_p >= 0 && config.min_p < 1)) fail("--min-p must be in [0, 1)");
-  if (!(config.repetition_penalty > 0)) fail("--repeat-penalty must be > 0");
-}
-
-void apply_repetition_penalty(std::span<float> logits, std::span<const int> history, float penalty,
-                              std::vector<uint8_t>& seen) {
-  if (penalty == 1.0f) return;
-  seen.assign(logits.size(), 0);
-  for (int id : history) {
-    if (id < 0 || size_t(id) >= logits.size() || seen[size_t(id)]) continue;
-    seen[size_t(id)] = 1;
-    float& l = logits[size_t(id)];
-    l = l > 0 ? l / penalty : l * penalty;
-  }
-}
-
-namespace {
-
 // The largest of `weights` whose sum with the weights above it reaches `target`, as a sort would
 // find it, by partitioning around pivots instead (expected linear time; a full sort of a 32 000-
 // token vocabulary took 2-5 ms): [0, lo) is above the cut, their sum `above`, and the cut lies
@@ -83,6 +59,26 @@ float top_p_cut(std::span<float> weights, double target) {
 }
 
 }  // namespace
+
+Sampler::Sampler(const SamplerConfig& config) : config_(config), rng_(config.seed) {
+  if (config.temperature < 0) fail("--temp must be >= 0");
+  if (config.top_k < 0) fail("--top-k must be >= 0");
+  if (!(config.top_p > 0 && config.top_p <= 1)) fail("--top-p must be in (0, 1]");
+  if (!(config.min_p >= 0 && config.min_p < 1)) fail("--min-p must be in [0, 1)");
+  if (!(config.repetition_penalty > 0)) fail("--repeat-penalty must be > 0");
+}
+
+void apply_repetition_penalty(std::span<float> logits, std::span<const int> history, float penalty,
+                              std::vector<uint8_t>& seen) {
+  if (penalty == 1.0f) return;
+  seen.assign(logits.size(), 0);
+  for (int id : history) {
+    if (id < 0 || size_t(id) >= logits.size() || seen[size_t(id)]) continue;
+    seen[size_t(id)] = 1;
+    float& l = logits[size_t(id)];
+    l = l > 0 ? l / penalty : l * penalty;
+  }
+}
 
 int draw_token(std::span<const float> logits, const SamplerConfig& config, float u,
                std::vector<float>& scratch) {
