@@ -63,6 +63,25 @@ layout(constant_id = 8) const bool OUT16 = false;
 layout(constant_id = 9) const bool NESTED_SHARED = false;  // WKIND 4 with VEC only
 layout(constant_id = 10) const bool X_SCALE = false;
 layout(constant_id = 11) const bool NORM_SUMS = false;
+// CODE_SPEC (4-bit VEC): the 16-entry code table is the specialization constants CODE_0..15
+// (every weight read shares it), so that staging it costs no load before the barrier.
+layout(constant_id = 12) const bool CODE_SPEC = false;
+layout(constant_id = 13) const float CODE_0 = 0.0;
+layout(constant_id = 14) const float CODE_1 = 0.0;
+layout(constant_id = 15) const float CODE_2 = 0.0;
+layout(constant_id = 16) const float CODE_3 = 0.0;
+layout(constant_id = 17) const float CODE_4 = 0.0;
+layout(constant_id = 18) const float CODE_5 = 0.0;
+layout(constant_id = 19) const float CODE_6 = 0.0;
+layout(constant_id = 20) const float CODE_7 = 0.0;
+layout(constant_id = 21) const float CODE_8 = 0.0;
+layout(constant_id = 22) const float CODE_9 = 0.0;
+layout(constant_id = 23) const float CODE_10 = 0.0;
+layout(constant_id = 24) const float CODE_11 = 0.0;
+layout(constant_id = 25) const float CODE_12 = 0.0;
+layout(constant_id = 26) const float CODE_13 = 0.0;
+layout(constant_id = 27) const float CODE_14 = 0.0;
+layout(constant_id = 28) const float CODE_15 = 0.0;
 const bool NORM_IN = NORM != 0 && !NORM_SUMS;  // NORM: the norm before the product
 const uint NW = EPILOGUE == 2 ? 2 : 1;          // weights read
 layout(local_size_x_id = 5) in;
@@ -253,8 +272,11 @@ void main() {
   const uint j0 = group_index() * ROWS;
   if (j0 >= p.n) return;  // uniform over the workgroup
   if (WKIND >= 3 && t < 16 * NW) {
+    const float spec_code[16] = {CODE_0, CODE_1, CODE_2,  CODE_3,  CODE_4,  CODE_5,  CODE_6,  CODE_7,
+                                 CODE_8, CODE_9, CODE_10, CODE_11, CODE_12, CODE_13, CODE_14, CODE_15};
     Weight w = weight_of(t / 16);
-    code[t / 16][t % 16] = uintBitsToFloat(w.data.v[w.code + t % 16]);
+    code[t / 16][t % 16] =
+        CODE_SPEC ? spec_code[t % 16] : uintBitsToFloat(w.data.v[w.code + t % 16]);
   }
   if (NESTED_SHARED)
     for (uint i = t; i < 256 * NW; i += WG) {

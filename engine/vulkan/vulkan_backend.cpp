@@ -6,13 +6,16 @@
 #include "engine/vulkan/vulkan_backend.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <span>
 
 #include "engine/error.h"
+#include "engine/quant.h"
 #include "engine/sampler.h"
 #include "engine/vulkan/gemm_split.h"
 #include "engine/vulkan/vk_check.h"
@@ -281,6 +284,7 @@ class VulkanBackend final : public Backend {
     // How shaders read it as a weight (matmul, embed, rms_norm operand).
     uint32_t kind = kF32, round = 0;
     WeightRef ref;
+    std::array<float, 16> code{};  // 4-bit: the code table (also in the allocation, at ref.code)
     bool host = false;        // in host memory: read() copies straight from the mapping
     uint64_t written_in = 0;  // the last step that writes it (numbered from 1), for read()
     // Usage::Output (a row of logits): a host copy, copied out by the step that writes the
@@ -328,11 +332,17 @@ class VulkanBackend final : public Backend {
   void require_step(const char* op) const;
   // `label` names the dispatch for NIBBLE_VK_OP_TIMES (default: the shader).
   template <class Push>
-  void dispatch(std::string_view shader, std::initializer_list<uint32_t> spec, const Push& push,
+  void dispatch(std::string_view shader, std::span<const uint32_t> spec, const Push& push,
                 uint64_t groups_x, uint32_t groups_y = 1, const std::string& label = {});
   template <class Push>
+  void dispatch(std::string_view shader, std::initializer_list<uint32_t> spec, const Push& push,
+                uint64_t groups_x, uint32_t groups_y = 1, const std::string& label = {}) {
+    dispatch(shader, std::span<const uint32_t>(spec.begin(), spec.size()), push, groups_x,
+             groups_y, label);
+  }
+  template <class Push>
   void add_dispatch(vk::StepCommands& to, std::string_view shader,
-                    std::initializer_list<uint32_t> spec, const Push& push, uint64_t groups_x,
+                    std::span<const uint32_t> spec, const Push& push, uint64_t groups_x,
                     uint32_t groups_y);
   // Records that the next command reads and writes these buffers, first placing a barrier if it
   // depends on (or overwrites) what a command since the last barrier touched. Independent
@@ -632,6 +642,7 @@ Tensor VulkanBackend::upload_weight(const HostWeight& w) {
       vk::quant_layout(packed_bytes, absmax_bytes, nested_bytes, codes.size());
   b = quantized_buffer(w, at, q.blocksize, q.nested, q.nested_blocksize);
   b.ref.offset = q.offset;
+  b.code = q.code;
   upload(b.alloc, 0, w.data, packed_bytes);
   upload(b.alloc, at.absmax_at,
          q.nested ? static_cast<const void*>(q.absmax_q.data()) : q.absmax.data(), absmax_bytes);
@@ -664,6 +675,7 @@ Tensor VulkanBackend::upload_quantized(const HostWeight& w, const QuantSpec& spe
     return Backend::upload_quantized(w, spec);
   Buffer b = quantized_buffer(w, vk::quant_layout(w.rows * w.cols, spec), spec.blocksize,
                               spec.double_quant, kNestedBlocksize);
+  b.code = quant_code(spec.type);
   const size_t index = buffers_.size();  // the offset of double quantization arrives later
   quantizer_.quantize(w, spec, b.alloc,
                       [this, index](float offset) { buffers_[index].ref.offset = offset; });
@@ -905,7 +917,7 @@ void VulkanBackend::copy_mirrors() {
 }
 
 template <class Push>
-void VulkanBackend::dispatch(std::string_view shader, std::initializer_list<uint32_t> spec,
+void VulkanBackend::dispatch(std::string_view shader, std::span<const uint32_t> spec,
                              const Push& push, uint64_t groups_x, uint32_t groups_y,
                              const std::string& label) {
   last_residual_.reset();
@@ -916,7 +928,7 @@ void VulkanBackend::dispatch(std::string_view shader, std::initializer_list<uint
 
 template <class Push>
 void VulkanBackend::add_dispatch(vk::StepCommands& to, std::string_view shader,
-                                 std::initializer_list<uint32_t> spec, const Push& push,
+                                 std::span<const uint32_t> spec, const Push& push,
                                  uint64_t groups_x, uint32_t groups_y) {
   static_assert(sizeof(Push) <= vk::kPushConstantBytes);
   if (groups_x == 0 || groups_y == 0) return;
@@ -927,8 +939,7 @@ void VulkanBackend::add_dispatch(vk::StepCommands& to, std::string_view shader,
     groups_x = kMaxGroups;
   }
   if (groups_y > kMaxGroups) fail("internal error: grid too large for " + std::string(shader));
-  to.dispatch(pipelines_.get(shader, std::span<const uint32_t>(spec.begin(), spec.size())), &push,
-              sizeof(Push), uint32_t(groups_x), groups_y);
+  to.dispatch(pipelines_.get(shader, spec), &push, sizeof(Push), uint32_t(groups_x), groups_y);
 }
 
 // --- ops ----------------------------------------------------------------------------------------
@@ -1101,18 +1112,24 @@ void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Ep
   // The nested code in shared memory costs every workgroup 1 KiB of loads per weight: worth it
   // for 4 rows of 4 096 values and more (7B tg128 +1 %), not for 2 of 2 048 (TinyLlama -3 %).
   const bool nested_shared = vec && w.kind == kQ4Nested && invocations == 128;
-  const auto spec = {w.kind,
-                     w.round,
-                     uint32_t(vec),
-                     uint32_t(epilogue),
-                     rows,
-                     invocations,
-                     norm_kind,
-                     uint32_t(x16 != 0),
-                     uint32_t(out16 != 0),
-                     uint32_t(nested_shared),
-                     uint32_t(fold.sums != 0 && !fold.g),
-                     uint32_t(fold.g != nullptr)};
+  // The 4-bit code table as specialization constants (CODE_SPEC), where both weights share it,
+  // so that a workgroup starts without loading it (TinyLlama tg128 +4 %; docs/PERF.md "Decode").
+  const bool code_spec = vec && w.kind >= kQ4 && (!up || up->code == w.code);
+  std::array<uint32_t, 29> spec = {w.kind,
+                                   w.round,
+                                   uint32_t(vec),
+                                   uint32_t(epilogue),
+                                   rows,
+                                   invocations,
+                                   norm_kind,
+                                   uint32_t(x16 != 0),
+                                   uint32_t(out16 != 0),
+                                   uint32_t(nested_shared),
+                                   uint32_t(fold.sums != 0 && !fold.g),
+                                   uint32_t(fold.g != nullptr),
+                                   uint32_t(code_spec)};
+  if (code_spec)
+    for (size_t i = 0; i < w.code.size(); ++i) spec[13 + i] = std::bit_cast<uint32_t>(w.code[i]);
   const std::string label = op_timer_.enabled()
                                 ? std::string(shader) + " " + shape_label(w.kind, wt) +
                                       (vec ? " vec" : "") + (norm.weight ? " +norm" : "") +
@@ -1125,9 +1142,7 @@ void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Ep
                                                                       : "")
                                 : "";
   if (fold.g) {  // the residual product recorded last, again, now with the norm's part
-    step_commands_.replace_dispatch(
-        fold.command, pipelines_.get(shader, std::span<const uint32_t>(spec.begin(), spec.size())),
-        &p, sizeof p);
+    step_commands_.replace_dispatch(fold.command, pipelines_.get(shader, spec), &p, sizeof p);
     op_timer_.relabel_last(label);
     return;
   }

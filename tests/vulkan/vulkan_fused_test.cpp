@@ -7,6 +7,9 @@
 // float32: v is drawn float16-exact, so its cache compares exactly; the rotated k is compared with
 // the CPU's rounded to float16, exact but for a rare one-ulp flip where a rotated value lands
 // within a float32 ulp of a rounding boundary: 1e-4.
+#include <optional>
+#include <span>
+
 #include "tests/vulkan/vulkan_test_util.h"
 
 using namespace nibble;
@@ -71,12 +74,14 @@ std::vector<float> fused_on(Backend& b, bool swiglu, const HostWeight& w1, const
   return read_f32(b, out);
 }
 
-void fused_sweep(bool swiglu) {
+// `up_type`: the second weight's 4-bit type, where it differs from the first's.
+void fused_sweep(bool swiglu, std::span<const WeightSpec> specs = kSpecs,
+                 std::optional<DType> up_type = {}) {
   auto gpu = vulkan_or_skip();
   if (!gpu) return;
   Pair p(std::move(gpu));
   std::mt19937 rng(swiglu ? 71 : 72);
-  for (const WeightSpec& spec : kSpecs)
+  for (const WeightSpec& spec : specs)
     for (const Shape& s : kShapes) {
       CAPTURE(dtype_name(spec.dtype));
       CAPTURE(s.rows);
@@ -84,7 +89,9 @@ void fused_sweep(bool swiglu) {
       CAPTURE(s.k);
       if (packed(spec) && (s.n * s.k) % 2) continue;  // packed weights hold whole bytes
       const HostWeight w1 = random_weight(rng, "gate", s.n, s.k, spec);
-      const HostWeight w2 = random_weight(rng, "up", s.n, s.k, spec);
+      WeightSpec up_spec = spec;
+      if (up_type) up_spec.dtype = *up_type;
+      const HostWeight w2 = random_weight(rng, "up", s.n, s.k, up_spec);
       const auto x = random_floats(rng, size_t(s.rows * s.k));
       const auto acc = random_floats(rng, size_t(s.rows * s.n));
       const auto want = fused_on(p.cpu, swiglu, w1, w2, x, acc, s);
@@ -101,6 +108,15 @@ TEST_CASE("vulkan: matmul_add (projection into the residual stream)") {
 
 TEST_CASE("vulkan: matmul_swiglu (gate and up projections in one pass)") {
   fused_sweep(true);
+}
+
+// The decode product takes a 4-bit code table as specialization constants only where both of
+// its weights share it; here they do not (NF4 gate, FP4 up), so it reads the tables from memory.
+TEST_CASE("vulkan: matmul_swiglu of weights with different 4-bit codes") {
+  const WeightSpec specs[] = {
+      {.dtype = DType::NF4, .double_quant = true, .compute = ComputeDType::BF16},
+      {.dtype = DType::NF4, .double_quant = false, .compute = ComputeDType::F16}};
+  fused_sweep(true, specs, DType::FP4);
 }
 
 namespace {
