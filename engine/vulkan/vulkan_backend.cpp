@@ -285,8 +285,8 @@ class VulkanBackend final : public Backend {
     uint32_t kind = kF32, round = 0;
     WeightRef ref;
     std::array<float, 16> code{};  // 4-bit: the code table (also in the allocation, at ref.code)
-    bool host = false;        // in host memory: read() copies straight from the mapping
-    uint64_t written_in = 0;  // the last step that writes it (numbered from 1), for read()
+    bool host = false;             // in host memory: read() copies straight from the mapping
+    uint64_t written_in = 0;       // the last step that writes it (numbered from 1), for read()
     // Usage::Output (a row of logits): a host copy, copied out by the step that writes the
     // buffer right after the barrier behind its writes (beside the commands that read it next),
     // so that read() needs no submission of its own (0.2 ms on the H100 for 128 KB of logits).
@@ -337,13 +337,12 @@ class VulkanBackend final : public Backend {
   template <class Push>
   void dispatch(std::string_view shader, std::initializer_list<uint32_t> spec, const Push& push,
                 uint64_t groups_x, uint32_t groups_y = 1, const std::string& label = {}) {
-    dispatch(shader, std::span<const uint32_t>(spec.begin(), spec.size()), push, groups_x,
-             groups_y, label);
+    dispatch(shader, std::span<const uint32_t>(spec.begin(), spec.size()), push, groups_x, groups_y,
+             label);
   }
   template <class Push>
-  void add_dispatch(vk::StepCommands& to, std::string_view shader,
-                    std::span<const uint32_t> spec, const Push& push, uint64_t groups_x,
-                    uint32_t groups_y);
+  void add_dispatch(vk::StepCommands& to, std::string_view shader, std::span<const uint32_t> spec,
+                    const Push& push, uint64_t groups_x, uint32_t groups_y);
   // Records that the next command reads and writes these buffers, first placing a barrier if it
   // depends on (or overwrites) what a command since the last barrier touched. Independent
   // commands (the q/k/v or gate/up matmuls) thus run without one between them.
