@@ -38,6 +38,8 @@ __global__ void __launch_bounds__(kThreads)
     attention_split(const float* q, int64_t q_cols, const __half* k_cache, const __half* v_cache,
                     int64_t kv_cols, const AttentionShape s, float* scratch, int splits, int chunk,
                     StepPtr step) {
+  allow_dependents();
+  wait_for_inputs();
   __shared__ float qs[kMaxHeadDim];
   __shared__ float scores[kMaxChunk];
   const int h = blockIdx.x, split = blockIdx.z, hd = s.head_dim;
@@ -92,6 +94,8 @@ __global__ void __launch_bounds__(kThreads)
 // Block (head, row), one thread per output dimension: merges the partials of every split.
 __global__ void attention_merge(float* out, int64_t q_cols, const AttentionShape s,
                                 const float* scratch, int splits) {
+  allow_dependents();
+  wait_for_inputs();
   const int h = blockIdx.x, hd = s.head_dim;
   const int64_t row = blockIdx.y;
   const float* parts = scratch + (row * s.n_heads + h) * splits * (hd + 2);
@@ -125,14 +129,15 @@ cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t
     return cudaErrorInvalidValue;
   const int splits = int(split_count(rows, shape, max_keys));
   const dim3 grid(unsigned(shape.n_heads), unsigned(rows), unsigned(splits));
-  attention_split<<<grid, kThreads, 0, s>>>(q, q_cols, reinterpret_cast<const __half*>(k_cache),
-                                            reinterpret_cast<const __half*>(v_cache), kv_cols,
-                                            shape, scratch, splits, chunk_size(rows), step);
-  if (cudaError_t e = launched(); e != cudaSuccess) return e;
+  if (cudaError_t e =
+          launch(attention_split, grid, kThreads, s, q, q_cols,
+                 reinterpret_cast<const __half*>(k_cache), reinterpret_cast<const __half*>(v_cache),
+                 kv_cols, shape, scratch, splits, chunk_size(rows), step);
+      e != cudaSuccess)
+    return e;
   const int threads = std::min(kMaxHeadDim, (shape.head_dim + 31) / 32 * 32);
-  attention_merge<<<dim3(unsigned(shape.n_heads), unsigned(rows)), threads, 0, s>>>(
-      out, q_cols, shape, scratch, splits);
-  return launched();
+  return launch(attention_merge, dim3(unsigned(shape.n_heads), unsigned(rows)), threads, s, out,
+                q_cols, shape, scratch, splits);
 }
 
 }  // namespace nibble::cuda

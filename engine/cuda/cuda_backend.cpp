@@ -135,6 +135,9 @@ class CudaBackend final : public Backend {
   bool recording_ = false;
   std::vector<PendingOp> pending_;
   std::string signature_;
+  // Programmatic dependent launch for decode steps (compute capability 9.0 and up, unless
+  // NIBBLE_CUDA_NO_PDL=1): device_math.cuh `launch`.
+  bool programmatic_ = false;
   // Two graphs, as consecutive decode steps alternate between two forms (Model::forward_picked
   // reads the pick the step before wrote and writes the other); graphs_[0] is the one used last.
   Graph graphs_[2];
@@ -163,6 +166,7 @@ CudaBackend::CudaBackend(int device) {
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, index), "cudaGetDeviceProperties");
   device_name_ = prop.name;
+  programmatic_ = prop.major >= 9 && !std::getenv("NIBBLE_CUDA_NO_PDL");
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   quantizer_ = std::make_unique<cuda::Quantizer>(stream_);
   step_state_ =
@@ -405,6 +409,9 @@ void CudaBackend::begin_step(const StepInfo& step) {
         "begin_step");
   // Decode steps are recorded and replayed as one graph; timing needs the launches one by one.
   recording_ = step.n_tokens == 1 && !profiling_;
+  // In a decode step each kernel's start overlaps the tail of the one before it (H100: 7B tg128
+  // +13 %, TinyLlama +9 %); prompt steps lost 7-8 % with it (docs/PERF.md, "Decode", session 11).
+  cuda::set_programmatic_launch(programmatic_ && step.n_tokens == 1);
 }
 
 void CudaBackend::end_step() {

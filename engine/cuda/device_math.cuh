@@ -4,6 +4,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <utility>
+
 #include "engine/cuda/kernels.h"
 
 namespace nibble::cuda {
@@ -123,6 +125,44 @@ __device__ __forceinline__ float block_reduce(float v) {
 
 inline cudaError_t launched() {
   return cudaGetLastError();
+}
+
+// Programmatic dependent launch (compute capability 9.0 and up; the backend sets
+// `programmatic_launch` where the device has it): a kernel may start while the kernel before it
+// in the stream finishes, so that its launch and prologue (a GEMV's first weight loads) overlap
+// that kernel's tail, as Vulkan dispatches without a barrier between them overlap. Every kernel
+// calls allow_dependents() first, so that the next kernel's blocks may launch once all of its own
+// have, and wait_for_inputs() before it reads anything an earlier kernel wrote or writes anything
+// one reads: griddepcontrol.wait returns once the kernel before has completed and its writes are
+// visible, and that kernel waited for its own predecessor, so the order is kept transitively.
+inline bool programmatic_launch = false;
+
+__device__ __forceinline__ void allow_dependents() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_inputs() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Launches `kernel` on stream `s`, programmatically dependent on the kernel before it where the
+// device allows; returns the launch's error.
+template <class... Params, class... Args>
+cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t s,
+                   Args&&... args) {
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.stream = s;
+  config.attrs = &attribute;
+  config.numAttrs = programmatic_launch ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 inline unsigned blocks_for(int64_t n, int threads) {

@@ -33,6 +33,10 @@ struct WeightArgs {
 // a new position): int32 {pos0, n_tokens, the bits of the float draw u of a sample op}.
 using StepPtr = const int32_t*;
 
+// Whether kernels launch programmatically dependent on the kernel before them (device_math.cuh
+// `launch`): the backend turns it on for devices of compute capability 9.0 and up.
+void set_programmatic_launch(bool on);
+
 cudaError_t launch_embed(cudaStream_t s, float* out, int64_t rows, const WeightArgs& table,
                          const int32_t* ids);
 cudaError_t launch_rms_norm(cudaStream_t s, float* out, const float* x, int64_t rows,

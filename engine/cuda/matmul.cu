@@ -95,6 +95,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   constexpr int kPer = chunk_elems<T>();
   __shared__ CodeTables tables;
   __shared__ __align__(16) float xs[kGemvSegment];
+  allow_dependents();
   const int lane = threadIdx.x & 31;
   const int64_t row0 = (int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5)) * kGemvRows;
   const int64_t k = w.cols;
@@ -120,7 +121,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
             am[d][r] = load_absmax(w, (row * k + chunk * kPer) >> w.block_shift);
         }
       }
-      if (g0 == 0) {      // stage the segment's x while the first loads are in flight
+      if (g0 == 0) {  // stage the segment's x while the first loads are in flight
+        // The weight loads above may run beside the tail of the kernel that writes x.
+        if (s0 == 0) wait_for_inputs();
         __syncthreads();  // every warp is done with the previous segment
         if (s0 == 0) copy_code_tables(w, tables);
         for (int i = threadIdx.x; i < chunks * kPer; i += blockDim.x)
@@ -160,6 +163,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 template <ComputeDType C>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     gemv_elementwise(float* __restrict__ out, const float* __restrict__ x, const WeightArgs w) {
+  allow_dependents();
+  wait_for_inputs();
   __shared__ CodeTables tables;
   load_code_tables(w, tables);
   const int lane = threadIdx.x & 31;
@@ -178,11 +183,9 @@ cudaError_t launch_gemv(cudaStream_t s, float* out, const float* x, const Weight
   // Whole 16-byte loads per row, and 4-bit loads inside one quantization block.
   const bool staged = w.cols % chunk_elems<T>() == 0 && (T != DType::NF4 || w.block_shift >= 5);
   if (staged)
-    gemv_staged<T, C>
-        <<<blocks_for(w.rows, kGemvWarps * kGemvRows), kGemvWarps * 32, 0, s>>>(out, x, w);
-  else
-    gemv_elementwise<C><<<blocks_for(w.rows, kGemvWarps), kGemvWarps * 32, 0, s>>>(out, x, w);
-  return launched();
+    return launch(gemv_staged<T, C>, blocks_for(w.rows, kGemvWarps * kGemvRows), kGemvWarps * 32, s,
+                  out, x, w);
+  return launch(gemv_elementwise<C>, blocks_for(w.rows, kGemvWarps), kGemvWarps * 32, s, out, x, w);
 }
 
 // --- GEMM tiles
@@ -245,6 +248,8 @@ __global__ void __launch_bounds__(kGemmThreads)
   __shared__ CodeTables tables;
   __shared__ float xs[kTileK][kTileM + 1];
   __shared__ float ws[kTileK][kTileN + 1];
+  allow_dependents();
+  wait_for_inputs();
   load_code_tables(w, tables);
   const int64_t n = w.rows, k = w.cols;
   const int64_t m0 = int64_t(blockIdx.y) * kTileM, n0 = int64_t(blockIdx.x) * kTileN;
@@ -292,8 +297,7 @@ template <ComputeDType C>
 cudaError_t launch_gemm(cudaStream_t s, float* out, const float* x, int64_t rows,
                         const WeightArgs& w) {
   const dim3 grid(blocks_for(w.rows, kTileN), blocks_for(rows, kTileM));
-  gemm<C><<<grid, kGemmThreads, 0, s>>>(out, x, rows, w, fast4_tiles(w));
-  return launched();
+  return launch(gemm<C>, grid, kGemmThreads, s, out, x, rows, w, fast4_tiles(w));
 }
 
 // --- tensor-core GEMM
@@ -324,6 +328,8 @@ __global__ void __launch_bounds__(kMmaThreads)
   __shared__ __align__(32) T xs[kMmaTileM][kMmaLd];  // A: tokens x k, row-major
   __shared__ __align__(32) T ws[kMmaTileN][kMmaLd];  // B = wᵀ: k x outputs, column-major
   __shared__ __align__(32) float staged[kMmaTileM][kMmaTileN + 4];
+  allow_dependents();
+  wait_for_inputs();
   load_code_tables(w, tables);
   const int64_t n = w.rows, k = w.cols;
   const int64_t m0 = int64_t(blockIdx.y) * kMmaTileM, n0 = int64_t(blockIdx.x) * kMmaTileN;
@@ -378,8 +384,7 @@ template <ComputeDType C>
 cudaError_t launch_gemm_mma(cudaStream_t s, float* out, const float* x, int64_t rows,
                             const WeightArgs& w) {
   const dim3 grid(blocks_for(w.rows, kMmaTileN), blocks_for(rows, kMmaTileM));
-  gemm_mma<C><<<grid, kMmaThreads, 0, s>>>(out, x, rows, w, fast4_tiles(w));
-  return launched();
+  return launch(gemm_mma<C>, grid, kMmaThreads, s, out, x, rows, w, fast4_tiles(w));
 }
 
 template <ComputeDType C>

@@ -11,6 +11,8 @@ constexpr int kThreads = 256;
 constexpr int kRowThreads = 1024;  // one block per row: enough loads in flight for long rows
 
 __global__ void embed_kernel(float* out, const WeightArgs table, const int32_t* ids) {
+  allow_dependents();
+  wait_for_inputs();
   const int64_t r = blockIdx.x, cols = table.cols;
   const int32_t id = ids[r];
   for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
@@ -20,6 +22,8 @@ __global__ void embed_kernel(float* out, const WeightArgs table, const int32_t* 
 }
 
 __global__ void rms_norm_kernel(float* out, const float* x, const WeightArgs weight, float eps) {
+  allow_dependents();
+  wait_for_inputs();
   const int64_t r = blockIdx.x, n = weight.cols;
   const float* xr = x + r * n;
   float ss = 0;
@@ -33,6 +37,8 @@ __global__ void rms_norm_kernel(float* out, const float* x, const WeightArgs wei
 // One thread per rotated pair (i, i + half) of one head of one row.
 __global__ void rope_kernel(float* x, int64_t rows, int64_t cols, int n_heads, int head_dim,
                             const float* inv_freq, StepPtr step) {
+  allow_dependents();
+  wait_for_inputs();
   const int half = head_dim / 2;
   const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= rows * n_heads * half) return;
@@ -49,6 +55,8 @@ __global__ void rope_kernel(float* x, int64_t rows, int64_t cols, int n_heads, i
 
 __global__ void kv_store_kernel(__half* k_cache, __half* v_cache, const float* k, const float* v,
                                 int64_t n, int64_t cols, StepPtr step) {
+  allow_dependents();
+  wait_for_inputs();
   const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= n) return;
   const int64_t at = int64_t(step[0]) * cols + t;  // rows pos0.. of the cache
@@ -57,17 +65,23 @@ __global__ void kv_store_kernel(__half* k_cache, __half* v_cache, const float* k
 }
 
 __global__ void swiglu_kernel(float* out, const float* gate, const float* up, int64_t n) {
+  allow_dependents();
+  wait_for_inputs();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
+  allow_dependents();
+  wait_for_inputs();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) x[i] += y[i];
 }
 
 // The first index of the largest value, as std::max_element.
 __global__ void argmax_kernel(int32_t* ids, const float* logits, int64_t cols) {
+  allow_dependents();
+  wait_for_inputs();
   const float* row = logits + int64_t(blockIdx.x) * cols;
   float best = -INFINITY;
   int64_t best_i = 0;
@@ -92,49 +106,46 @@ __global__ void argmax_kernel(int32_t* ids, const float* logits, int64_t cols) {
 
 }  // namespace
 
+void set_programmatic_launch(bool on) {
+  programmatic_launch = on;
+}
+
 cudaError_t launch_embed(cudaStream_t s, float* out, int64_t rows, const WeightArgs& table,
                          const int32_t* ids) {
-  embed_kernel<<<unsigned(rows), kRowThreads, 0, s>>>(out, table, ids);
-  return launched();
+  return launch(embed_kernel, unsigned(rows), kRowThreads, s, out, table, ids);
 }
 
 cudaError_t launch_rms_norm(cudaStream_t s, float* out, const float* x, int64_t rows,
                             const WeightArgs& weight, float eps) {
-  rms_norm_kernel<<<unsigned(rows), kRowThreads, 0, s>>>(out, x, weight, eps);
-  return launched();
+  return launch(rms_norm_kernel, unsigned(rows), kRowThreads, s, out, x, weight, eps);
 }
 
 cudaError_t launch_rope(cudaStream_t s, float* x, int64_t rows, int64_t cols, int n_heads,
                         int head_dim, const float* inv_freq, StepPtr step) {
   const int64_t n = rows * n_heads * (head_dim / 2);
-  rope_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(x, rows, cols, n_heads, head_dim,
-                                                           inv_freq, step);
-  return launched();
+  return launch(rope_kernel, blocks_for(n, kThreads), kThreads, s, x, rows, cols, n_heads, head_dim,
+                inv_freq, step);
 }
 
 cudaError_t launch_kv_store(cudaStream_t s, uint16_t* k_cache, uint16_t* v_cache, const float* k,
                             const float* v, int64_t rows, int64_t cols, StepPtr step) {
-  kv_store_kernel<<<blocks_for(rows * cols, kThreads), kThreads, 0, s>>>(
-      reinterpret_cast<__half*>(k_cache), reinterpret_cast<__half*>(v_cache), k, v, rows * cols,
-      cols, step);
-  return launched();
+  return launch(kv_store_kernel, blocks_for(rows * cols, kThreads), kThreads, s,
+                reinterpret_cast<__half*>(k_cache), reinterpret_cast<__half*>(v_cache), k, v,
+                rows * cols, cols, step);
 }
 
 cudaError_t launch_swiglu(cudaStream_t s, float* out, const float* gate, const float* up,
                           int64_t n) {
-  swiglu_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(out, gate, up, n);
-  return launched();
+  return launch(swiglu_kernel, blocks_for(n, kThreads), kThreads, s, out, gate, up, n);
 }
 
 cudaError_t launch_add(cudaStream_t s, float* x, const float* y, int64_t n) {
-  add_kernel<<<blocks_for(n, kThreads), kThreads, 0, s>>>(x, y, n);
-  return launched();
+  return launch(add_kernel, blocks_for(n, kThreads), kThreads, s, x, y, n);
 }
 
 cudaError_t launch_argmax(cudaStream_t s, int32_t* ids, const float* logits, int64_t rows,
                           int64_t cols) {
-  argmax_kernel<<<unsigned(rows), kRowThreads, 0, s>>>(ids, logits, cols);
-  return launched();
+  return launch(argmax_kernel, unsigned(rows), kRowThreads, s, ids, logits, cols);
 }
 
 }  // namespace nibble::cuda

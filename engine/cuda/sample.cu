@@ -77,6 +77,8 @@ __device__ unsigned find_cut(const SampleArgs& a, float (&partial)[kWays][kThrea
 }
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(const SampleArgs a) {
+  allow_dependents();
+  wait_for_inputs();
   __shared__ float partial[kWays][kThreads];
   const unsigned t = threadIdx.x;
   float m = -INFINITY;
@@ -172,8 +174,7 @@ cudaError_t launch_sample(cudaStream_t s, int32_t* ids, const float* logits, int
                      top_p,
                      min_p,
                      unsigned(top_k > 0 ? top_k : 0)};
-  sample_kernel<<<1, kThreads, 0, s>>>(a);
-  return launched();
+  return launch(sample_kernel, 1, kThreads, s, a);
 }
 
 }  // namespace nibble::cuda
