@@ -1,6 +1,8 @@
 // out = x · wᵀ for every weight dtype, the 4-bit ones dequantized on the fly. Operands are
 // rounded to the compute dtype and products accumulate in float32, as in the CPU reference; for
-// one row (the GEMV) the 4-bit weight stays float32, as in bitsandbytes' GEMV.
+// one row (the GEMV) the 4-bit weight stays float32, as in bitsandbytes' GEMV, and each 32-value
+// chunk's sum of code values times x is multiplied by its block's absmax once (as the Vulkan
+// GEMV; the CPU multiplies every code value by it, which differs only by rounding).
 //
 // One token (decode) is memory-bound: a GEMV where each warp owns an output row and its lanes
 // stream it in 16-byte loads; x is staged in shared memory (rounded once per block) in a layout
@@ -51,11 +53,10 @@ __device__ __forceinline__ void decode_codes(uint32_t u, float* out, const float
 }
 
 // Elements 2p and 2p + 1 (p a compile-time constant once unrolled) of one 16-byte load of a
-// weight row. Decoding right where the values are used keeps the GEMV's registers, and so its
-// occupancy, low.
-template <DType T, ComputeDType C>
-__device__ __forceinline__ float2 chunk_pair(const uint4& raw, int p, const float* code,
-                                             float absmax) {
+// 16/32-bit weight row. Decoding right where the values are used keeps the GEMV's registers, and
+// so its occupancy, low.
+template <DType T>
+__device__ __forceinline__ float2 chunk_pair(const uint4& raw, int p) {
   const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
   if constexpr (T == DType::F32) {
     return make_float2(__uint_as_float(words[2 * p]), __uint_as_float(words[2 * p + 1]));
@@ -63,12 +64,17 @@ __device__ __forceinline__ float2 chunk_pair(const uint4& raw, int p, const floa
     const uint32_t u = words[p];
     return make_float2(__half2float(__ushort_as_half(uint16_t(u & 0xffffu))),
                        __half2float(__ushort_as_half(uint16_t(u >> 16))));
-  } else if constexpr (T == DType::BF16) {
+  } else {
     const uint32_t u = words[p];
     return make_float2(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
-  } else {
-    return decode_byte<C>(words[p / 4] >> (8 * (p % 4)), code, absmax);
   }
+}
+
+// The code values of elements 2p and 2p + 1 of one 16-byte load of 4-bit codes.
+__device__ __forceinline__ float2 code_pair(const uint4& raw, int p, const float* code) {
+  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+  const uint32_t byte = words[p / 4] >> (8 * (p % 4));
+  return make_float2(code[(byte >> 4) & 0xfu], code[byte & 0xfu]);
 }
 
 // --- GEMV ---------------------------------------------------------------------------------------
@@ -139,14 +145,30 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
           for (int r = 0; r < kGemvRows; ++r)
             absmax[r] = decode_absmax(w, tables.nested_code, am[d][r]);
+        if constexpr (T == DType::NF4) {
+          // The chunk lies in one quantization block: its absmax multiplies the chunk's sum once
+          // rather than each of its 32 weights, as in the Vulkan GEMV (shaders/matvec.glsl).
+          float part[kGemvRows] = {};
 #pragma unroll
-        for (int p = 0; p < kPer / 2; ++p) {
-          const float2 xv = *reinterpret_cast<const float2*>(&xs[staged_pair<kPer>(c, p)]);
+          for (int p = 0; p < kPer / 2; ++p) {
+            const float2 xv = *reinterpret_cast<const float2*>(&xs[staged_pair<kPer>(c, p)]);
 #pragma unroll
-          for (int r = 0; r < kGemvRows; ++r) {
-            const float2 wv =
-                chunk_pair<T, ComputeDType::F32>(raw[d][r], p, tables.code, absmax[r]);
-            acc[r] = fmaf(xv.y, wv.y, fmaf(xv.x, wv.x, acc[r]));
+            for (int r = 0; r < kGemvRows; ++r) {
+              const float2 cv = code_pair(raw[d][r], p, tables.code);
+              part[r] = fmaf(xv.y, cv.y, fmaf(xv.x, cv.x, part[r]));
+            }
+          }
+#pragma unroll
+          for (int r = 0; r < kGemvRows; ++r) acc[r] = fmaf(absmax[r], part[r], acc[r]);
+        } else {
+#pragma unroll
+          for (int p = 0; p < kPer / 2; ++p) {
+            const float2 xv = *reinterpret_cast<const float2*>(&xs[staged_pair<kPer>(c, p)]);
+#pragma unroll
+            for (int r = 0; r < kGemvRows; ++r) {
+              const float2 wv = chunk_pair<T>(raw[d][r], p);
+              acc[r] = fmaf(xv.y, wv.y, fmaf(xv.x, wv.x, acc[r]));
+            }
           }
         }
       }
