@@ -410,7 +410,7 @@ void CudaBackend::begin_step(const StepInfo& step) {
   // Decode steps are recorded and replayed as one graph; timing needs the launches one by one.
   recording_ = step.n_tokens == 1 && !profiling_;
   // In a decode step each kernel's start overlaps the tail of the one before it (H100: 7B tg128
-  // +13 %, TinyLlama +9 %); prompt steps lost 7-8 % with it (docs/PERF.md, "Decode", session 11).
+  // +11 %, TinyLlama +10 %); prompt steps lost 7-8 % with it (docs/PERF.md, "Decode", session 11).
   cuda::set_programmatic_launch(programmatic_ && step.n_tokens == 1);
 }
 

@@ -123,10 +123,6 @@ __device__ __forceinline__ float block_reduce(float v) {
   return kMax ? warp_max(v) : warp_sum(v);
 }
 
-inline cudaError_t launched() {
-  return cudaGetLastError();
-}
-
 // Programmatic dependent launch (compute capability 9.0 and up; the backend sets
 // `programmatic_launch` where the device has it): a kernel may start while the kernel before it
 // in the stream finishes, so that its launch and prologue (a GEMV's first weight loads) overlap

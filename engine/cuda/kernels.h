@@ -34,7 +34,8 @@ struct WeightArgs {
 using StepPtr = const int32_t*;
 
 // Whether kernels launch programmatically dependent on the kernel before them (device_math.cuh
-// `launch`): the backend turns it on for devices of compute capability 9.0 and up.
+// `launch`): the backend turns it on for its decode steps on devices of compute capability 9.0
+// and up. Process-wide: a step's launches follow its begin_step.
 void set_programmatic_launch(bool on);
 
 cudaError_t launch_embed(cudaStream_t s, float* out, int64_t rows, const WeightArgs& table,

@@ -1112,7 +1112,8 @@ void VulkanBackend::matvec(Tensor out, Tensor x, Tensor wt, const Buffer* up, Ep
   // for 4 rows of 4 096 values and more (7B tg128 +1 %), not for 2 of 2 048 (TinyLlama -3 %).
   const bool nested_shared = vec && w.kind == kQ4Nested && invocations == 128;
   // The 4-bit code table as specialization constants (CODE_SPEC), where both weights share it,
-  // so that a workgroup starts without loading it (TinyLlama tg128 +4 %; docs/PERF.md "Decode").
+  // so that a workgroup starts without loading it (H100 tg128: 7B +0.6 %, TinyLlama +1.2 %;
+  // docs/PERF.md "Decode", session 11).
   const bool code_spec = vec && w.kind >= kQ4 && (!up || up->code == w.code);
   std::array<uint32_t, 29> spec = {w.kind,
                                    w.round,
