@@ -20,12 +20,13 @@ struct SamplerConfig {
 
 // The token that the draw u in [0, 1) picks from `logits` under `config` (temperature > 0), the
 // definition of sampling that every backend implements (here for the host and CpuBackend;
-// shaders/sample.comp on Vulkan). In transformers' order of logits warpers: each logit becomes
-// the weight w = exp((logit - max) / temperature) (the maximum's is 1); top-k keeps the weights
-// of at least the k-th largest; top-p of those the largest w whose sum reaches top_p times the
-// kept sum (the smallest most likely set, with all ties at its cut); min-p those of at least
-// min_p. The draw walks the kept tokens in vocabulary order and picks the first at which their
-// running sum exceeds u times their sum. `scratch` is working space, reused by callers.
+// shaders/sample.comp on Vulkan, engine/cuda/sample.cu on CUDA). In transformers' order of logits
+// warpers: each logit becomes the weight w = exp((logit - max) / temperature) (the maximum's is 1);
+// top-k keeps the weights of at least the k-th largest; top-p of those the largest w whose sum
+// reaches top_p times the kept sum (the smallest most likely set, with all ties at its cut); min-p
+// those of at least min_p. The draw walks the kept tokens in vocabulary order and picks the first
+// at which their running sum exceeds u times their sum. `scratch` is working space, reused by
+// callers.
 int draw_token(std::span<const float> logits, const SamplerConfig& config, float u,
                std::vector<float>& scratch);
 

@@ -298,9 +298,10 @@ class VulkanBackend final : public Backend {
   uint64_t address(Tensor t);
   const Buffer& weight(Tensor t, const char* op);
   Tensor add_buffer(Buffer b, DType dtype, int64_t rows, int64_t cols);
-  // A 4-bit weight's buffer laid out as `at`, allocated but not yet filled.
+  // A 4-bit weight's buffer laid out as `at`, allocated but not yet filled; `code` is its code
+  // table (Buffer::code).
   Buffer quantized_buffer(const HostWeight& w, const vk::QuantLayout& at, int blocksize,
-                          bool nested, int nested_blocksize);
+                          bool nested, int nested_blocksize, const std::array<float, 16>& code);
 
   void upload(const vk::Allocation& dst, VkDeviceSize offset, const void* src, size_t bytes);
   template <class Record>
@@ -639,9 +640,8 @@ Tensor VulkanBackend::upload_weight(const HostWeight& w) {
   if (q.nested) codes.insert(codes.end(), q.nested_code.begin(), q.nested_code.end());
   const vk::QuantLayout at =
       vk::quant_layout(packed_bytes, absmax_bytes, nested_bytes, codes.size());
-  b = quantized_buffer(w, at, q.blocksize, q.nested, q.nested_blocksize);
+  b = quantized_buffer(w, at, q.blocksize, q.nested, q.nested_blocksize, q.code);
   b.ref.offset = q.offset;
-  b.code = q.code;
   upload(b.alloc, 0, w.data, packed_bytes);
   upload(b.alloc, at.absmax_at,
          q.nested ? static_cast<const void*>(q.absmax_q.data()) : q.absmax.data(), absmax_bytes);
@@ -652,7 +652,8 @@ Tensor VulkanBackend::upload_weight(const HostWeight& w) {
 
 VulkanBackend::Buffer VulkanBackend::quantized_buffer(const HostWeight& w,
                                                       const vk::QuantLayout& at, int blocksize,
-                                                      bool nested, int nested_blocksize) {
+                                                      bool nested, int nested_blocksize,
+                                                      const std::array<float, 16>& code) {
   Buffer b;
   b.name = w.name;
   b.alloc = memory_.device(at.bytes, Usage::Weights, "weight " + w.name);
@@ -664,6 +665,7 @@ VulkanBackend::Buffer VulkanBackend::quantized_buffer(const HostWeight& w,
   b.ref.code = at.code_at / 4;
   b.ref.blocksize = uint32_t(blocksize);
   b.ref.nested_blocksize = uint32_t(std::max(1, nested_blocksize));
+  b.code = code;
   return b;
 }
 
@@ -673,8 +675,7 @@ Tensor VulkanBackend::upload_quantized(const HostWeight& w, const QuantSpec& spe
   if ((on && std::string_view(on) == "cpu") || !vk::Quantizer::supports(w, spec))
     return Backend::upload_quantized(w, spec);
   Buffer b = quantized_buffer(w, vk::quant_layout(w.rows * w.cols, spec), spec.blocksize,
-                              spec.double_quant, kNestedBlocksize);
-  b.code = quant_code(spec.type);
+                              spec.double_quant, kNestedBlocksize, quant_code(spec.type));
   const size_t index = buffers_.size();  // the offset of double quantization arrives later
   quantizer_.quantize(w, spec, b.alloc,
                       [this, index](float offset) { buffers_[index].ref.offset = offset; });
