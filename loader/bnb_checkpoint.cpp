@@ -1,9 +1,12 @@
 #include "loader/bnb_checkpoint.h"
 
 #include <charconv>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "engine/error.h"
+#include "loader/json_text.h"
 
 namespace nibble {
 
@@ -23,6 +26,39 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
+}
+
+// A block size from the JSON: an integer of at most 2^20 (bitsandbytes uses 32..4096), so that
+// no later index arithmetic can overflow.
+int block_size(const json& v, const std::string& what) {
+  const int64_t n = json_integer(v, what);
+  if (n < 1 || n > (int64_t(1) << 20)) fail(what + " is out of range (" + v.dump() + ")");
+  return int(n);
+}
+
+// A float32 from the JSON: a number that a float holds (converting a larger double is undefined).
+float finite_float(const json& v, const std::string& what) {
+  if (!v.is_number()) fail(what + " must be a number (it is " + v.dump() + ")");
+  const double d = v.get<double>();
+  if (!(std::fabs(d) <= double(std::numeric_limits<float>::max())))
+    fail(what + " is out of range (" + v.dump() + ")");
+  return float(d);
+}
+
+// The original weight's shape: positive integers whose product stays below 2^48 elements, checked
+// before anything multiplies them.
+std::vector<int64_t> weight_shape(const json& v, const TensorInfo& st) {
+  if (!v.is_array() || v.empty()) fail(where(st) + ": shape must be a non-empty list");
+  std::vector<int64_t> shape;
+  int64_t numel = 1;
+  for (const json& d : v) {
+    const int64_t n = json_integer(d, where(st) + ": shape entry");
+    if (n <= 0 || n > (int64_t(1) << 48) / numel)
+      fail(where(st) + ": invalid shape " + v.dump() + " in the quant state");
+    numel *= n;
+    shape.push_back(n);
+  }
+  return shape;
 }
 
 // Python's repr() of a double, which json.dumps writes: the shortest round-trip digits, fixed
@@ -129,24 +165,21 @@ QuantState read_bnb_quant_state(const TensorLookup& find, const std::string& wei
     if (st.name.substr(st.name.size() - 3) != type)
       fail(where(st) + ": its name and its quant_type \"" + type + "\" disagree");
     s.type = type == "nf4" ? QuantType::NF4 : QuantType::FP4;
-    s.blocksize = j.at("blocksize");
+    s.blocksize = block_size(j.at("blocksize"), where(st) + ": blocksize");
     s.dtype = dtype_from_torch(j.at("dtype"), st);
-    s.shape = j.at("shape").get<std::vector<int64_t>>();
+    s.shape = weight_shape(j.at("shape"), st);
     s.nested = j.contains("nested_offset");
     if (s.nested) {
-      s.nested_blocksize = j.at("nested_blocksize");
-      s.offset = j.at("nested_offset").get<float>();
+      s.nested_blocksize = block_size(j.at("nested_blocksize"), where(st) + ": nested_blocksize");
+      s.offset = finite_float(j.at("nested_offset"), where(st) + ": nested_offset");
       if (j.value("nested_dtype", "float32") != "float32")
         fail(where(st) + ": nested_dtype must be float32");
     }
   } catch (const json::exception& e) {
     fail(where(st) + ": malformed quant state: " + e.what());
   }
-  if (s.blocksize < 2 || s.blocksize % 2 || s.shape.empty() || s.numel() <= 0 ||
-      (s.nested && s.nested_blocksize < 1))
-    fail(where(st) + ": invalid blocksize or shape in the quant state");
-  for (int64_t d : s.shape)
-    if (d <= 0) fail(where(st) + ": invalid shape " + shape_text(s.shape));
+  if (s.blocksize < 2 || s.blocksize % 2)
+    fail(where(st) + ": invalid blocksize " + std::to_string(s.blocksize) + " in the quant state");
 
   const TensorInfo* packed = find(weight_name);
   if (!packed) fail("tensor " + weight_name + " is missing (its quant_state is present)");

@@ -1,5 +1,6 @@
 #include "loader/load_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -59,7 +60,8 @@ GenerationDefaults read_generation_defaults(const fs::path& dir, const ModelFold
     if (sample) {
       d.sampling.temperature = number("temperature", 1.0f);
       d.sampling.top_p = number("top_p", 1.0f);
-      d.sampling.top_k = int(number("top_k", 50.0f));
+      // Clamped before the conversion: a float beyond int's range would be undefined behaviour.
+      d.sampling.top_k = int(std::clamp(number("top_k", 50.0f), 0.0f, 1e9f));
       d.sampling.min_p = number("min_p", 0.0f);
     }
     d.sampling.repetition_penalty = number("repetition_penalty", 1.0f);

@@ -191,6 +191,38 @@ TEST_CASE("bnb checkpoint: damaged companions give errors naming the tensor") {
     CHECK(error_of([&] { read_bnb_quant_state(find_in(f), up); }).find("valid JSON") !=
           std::string::npos);
   }
+  SUBCASE("numbers out of range") {
+    // Numbers that a C++ conversion would turn into undefined behaviour (found by fuzz_quant_state:
+    // a blocksize of 6e18) or that would overflow the element count.
+    const auto replaced = [&](const std::string& from, const std::string& to) {
+      const size_t at = json.find(from);
+      REQUIRE(at != std::string::npos);
+      return json.substr(0, at) + to + json.substr(at + from.size());
+    };
+    const std::string blocksize = "\"blocksize\": " + std::to_string(w.quant->blocksize);
+    const std::string shape = "\"shape\": [32, 16]";
+    const std::pair<std::string, std::string> damaged[] = {
+        {replaced(blocksize, "\"blocksize\": 6e18"), "blocksize must be an integer"},
+        {replaced(blocksize, "\"blocksize\": 8589934592"), "blocksize is out of range"},
+        {replaced(blocksize, "\"blocksize\": 63"), "invalid blocksize 63"},
+        {replaced(shape, "\"shape\": [4294967296, 4294967296]"), "invalid shape"},
+        {replaced(shape, "\"shape\": [32, 1.5e300]"), "shape entry must be an integer"},
+        {replaced(shape, "\"shape\": []"), "shape must be a non-empty list"},
+        {replaced("\"nested_offset\": ", "\"nested_offset\": 1e300, \"x\": "),
+         "nested_offset is out of range"},
+    };
+    for (const auto& [text, message] : damaged) {
+      CAPTURE(text);
+      tensors.back().data = text.data();
+      tensors.back().nbytes = text.size();
+      tensors.back().shape = {int64_t(text.size())};
+      write_safetensors(dir / "x.safetensors", tensors);
+      const auto f = SafetensorsFile::open(dir / "x.safetensors");
+      const std::string error = error_of([&] { read_bnb_quant_state(find_in(f), up); });
+      CHECK(error.find(up) != std::string::npos);
+      CHECK(error.find(message) != std::string::npos);
+    }
+  }
 }
 
 namespace {
