@@ -373,7 +373,10 @@ class Renderer {
         (b.kind == Value::Kind::Int || b.kind == Value::Kind::Bool)) {
       const int64_t times = b.kind == Value::Kind::Bool ? b.b : b.i;
       const size_t unit = a.is_string() ? a.s.size() : a.list->size();
-      if (times > 0 && unit * size_t(times) > kMaxOutput)
+      // Checked by division: unit * times can wrap, and an empty unit must not loop `times` times
+      // (fuzz_chat_template: '' * 99999999999999 ran for minutes).
+      if (times <= 0 || unit == 0) return a.is_string() ? Value(std::string()) : Value(List());
+      if (size_t(times) > (a.is_string() ? kMaxOutput : kMaxOutput / 16) / unit)
         template_fail("repetition result too large");
       if (a.is_string()) {
         std::string out;

@@ -139,6 +139,11 @@ TEST_CASE("chat template: bad templates fail with a clear error naming the line"
   CHECK(error_of("{{ raise_exception('Only user and assistant roles') }}") ==
         "Only user and assistant roles");
   CHECK(error_of("{{ 'x' * 100000000 }}").find("too large") != std::string::npos);
+  // unit * times past 2^64 wraps; an empty unit repeated must not loop (fuzz_chat_template).
+  CHECK(error_of("{{ ('x' * 200000) * 99999999999999 }}").find("too large") != std::string::npos);
+  CHECK(error_of("{{ [1, 2] * 9223372036854775807 }}").find("too large") != std::string::npos);
+  CHECK(render("{{ '' * 99999999999999 }}|{{ ([] * 99999999999999) | length }}", {}) == "|0");
+  CHECK(render("{{ 'ab' * 3 }}{{ [1] * 2 }}{{ 'a' * -1 }}", {}) == "ababab[1, 1]");
   CHECK(error_of("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}")
             .find("nested too deeply") != std::string::npos);
 }
