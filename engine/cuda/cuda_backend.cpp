@@ -3,10 +3,12 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <span>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -68,6 +70,12 @@ class CudaBackend final : public Backend {
   void swiglu(Tensor out, Tensor gate, Tensor up) override;
   void add(Tensor x, Tensor y) override;
   void argmax(Tensor ids, Tensor logits) override;
+  // One token: the 4-bit products of one x in one launch, the residual add in its store.
+  void matmul_add(Tensor out, Tensor x, Tensor w, Tensor scratch) override;
+  void norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
+                    std::initializer_list<Projection> projections) override;
+  void norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float eps, Tensor xn, Tensor gate,
+                          Tensor up, Tensor scratch) override;
   bool can_sample() const override { return true; }
   void sample(Tensor ids, Tensor logits, const SamplerConfig& config) override;
 
@@ -105,14 +113,22 @@ class CudaBackend final : public Backend {
                                 t.row_offset * t.cols * int64_t(dtype_size(t.dtype)));
   }
   cuda::WeightArgs weight_args(Tensor t, const char* op) const;
+  // Whether one launch of the 4-bit GEMV computes every projection of one row x.
+  bool one_gemv_launch(Tensor x, std::initializer_list<Projection> projections) const;
+  void gemv_4bit(const char* op, Tensor x, std::initializer_list<Projection> projections,
+                 bool accumulate);
   void require(bool ok, const char* op, const std::string& what) const;
   float* attention_scratch(int64_t floats);
 
   // Runs `launch` now, or, while a decode step is being recorded, adds it to the step's graph.
   // The tensors and parameters form the step's signature: a graph is replayed only for a step
   // that issues the same launches on the same tensors.
-  void enqueue(const char* op, std::initializer_list<Tensor> tensors,
+  void enqueue(const char* op, std::span<const Tensor> tensors,
                std::initializer_list<double> params, Launch launch);
+  void enqueue(const char* op, std::initializer_list<Tensor> tensors,
+               std::initializer_list<double> params, Launch launch) {
+    enqueue(op, std::span(tensors.begin(), tensors.size()), params, std::move(launch));
+  }
   void run_recorded_ops();  // gives up the graph for this step: runs what was recorded
   struct Graph {
     cudaGraphExec_t exec = nullptr;
@@ -433,7 +449,7 @@ void CudaBackend::end_step() {
   }
 }
 
-void CudaBackend::enqueue(const char* op, std::initializer_list<Tensor> tensors,
+void CudaBackend::enqueue(const char* op, std::span<const Tensor> tensors,
                           std::initializer_list<double> params, Launch launch) {
   if (!recording_) {
     check(launch(stream_), op);
@@ -537,6 +553,58 @@ void CudaBackend::matmul(Tensor out, Tensor x, Tensor wt) {
   const int64_t rows = x.rows;
   enqueue("matmul", {out, x, wt}, {},
           [=](cudaStream_t s) { return cuda::launch_matmul(s, o, in, rows, w); });
+}
+
+bool CudaBackend::one_gemv_launch(Tensor x, std::initializer_list<Projection> projections) const {
+  if (x.rows != 1 || projections.size() > cuda::kMaxGemvTargets) return false;
+  const cuda::WeightArgs first = buffer(projections.begin()->w).weight;
+  for (const Projection& p : projections) {
+    const cuda::WeightArgs& w = buffer(p.w).weight;
+    if (p.w.row_offset != 0 || p.w.rows != w.rows || w.compute != first.compute ||
+        !cuda::gemv_4bit_fits(ptr<float>(x), w))
+      return false;
+  }
+  return true;
+}
+
+void CudaBackend::gemv_4bit(const char* op, Tensor x, std::initializer_list<Projection> projections,
+                            bool accumulate) {
+  std::array<cuda::GemvTarget, cuda::kMaxGemvTargets> targets{};
+  std::vector<Tensor> tensors{x};
+  size_t n = 0;
+  for (const Projection& p : projections) {
+    const cuda::WeightArgs w = weight_args(p.w, op);
+    require(x.cols == w.cols && p.out.cols == w.rows && p.out.rows == 1, op, "shape mismatch");
+    targets[n++] = {w, ptr<float>(p.out)};
+    tensors.push_back(p.out);
+    tensors.push_back(p.w);
+  }
+  const float* in = ptr<float>(x);
+  enqueue(op, tensors, {double(accumulate)}, [=](cudaStream_t s) {
+    return cuda::launch_gemv_4bit(s, in, targets.data(), n, accumulate);
+  });
+}
+
+void CudaBackend::matmul_add(Tensor out, Tensor x, Tensor w, Tensor scratch) {
+  if (!one_gemv_launch(x, {{out, w}})) return Backend::matmul_add(out, x, w, scratch);
+  gemv_4bit("matmul_add", x, {{out, w}}, true);
+}
+
+void CudaBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
+                               std::initializer_list<Projection> projections) {
+  if (!one_gemv_launch(xn, projections))
+    return Backend::norm_matmuls(x, norm, eps, xn, projections);
+  rms_norm(xn, x, norm, eps);
+  gemv_4bit("norm_matmuls", xn, projections, false);
+}
+
+void CudaBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float eps, Tensor xn,
+                                     Tensor gate, Tensor up, Tensor scratch) {
+  if (!one_gemv_launch(xn, {{out, gate}, {scratch, up}}))
+    return Backend::norm_matmul_swiglu(out, x, norm, eps, xn, gate, up, scratch);
+  rms_norm(xn, x, norm, eps);
+  gemv_4bit("norm_matmul_swiglu", xn, {{out, gate}, {scratch, up}}, false);
+  swiglu(out, out, scratch);
 }
 
 void CudaBackend::rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) {

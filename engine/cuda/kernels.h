@@ -45,6 +45,17 @@ cudaError_t launch_rms_norm(cudaStream_t s, float* out, const float* x, int64_t 
 // out[rows, w.rows] = round(x)[rows, w.cols] · round(w)ᵀ: a GEMV for one row, a tiled GEMM else.
 cudaError_t launch_matmul(cudaStream_t s, float* out, const float* x, int64_t rows,
                           const WeightArgs& w);
+// One token times 4-bit weights of x's width and compute dtype in one launch (q, k and v; gate
+// and up): out = x · wᵀ for each, or out += x · wᵀ with `accumulate`. Only for weights that
+// gemv_4bit_fits; launch_matmul takes the others.
+constexpr size_t kMaxGemvTargets = 3;
+struct GemvTarget {
+  WeightArgs w;
+  float* out;
+};
+bool gemv_4bit_fits(const float* x, const WeightArgs& w);
+cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTarget* targets,
+                             size_t count, bool accumulate);
 cudaError_t launch_rope(cudaStream_t s, float* x, int64_t rows, int64_t cols, int n_heads,
                         int head_dim, const float* inv_freq, StepPtr step);
 // Stores rows of k and v (F32) as F16 at cache rows pos0 + r.

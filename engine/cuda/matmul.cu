@@ -4,10 +4,13 @@
 // chunk's sum of code values times x is multiplied by its block's absmax once (as the Vulkan
 // GEMV; the CPU multiplies every code value by it, which differs only by rounding).
 //
-// One token (decode) is memory-bound: a GEMV where each warp owns an output row and its lanes
-// stream it in 16-byte loads; x is staged in shared memory (rounded once per block) in a layout
-// where the 32 lanes read 32 different banks. Rows that do not split into 16-byte loads take a
-// plain element-wise GEMV.
+// One token (decode) is memory-bound. A 4-bit GEMV block owns 4 output rows: each thread takes
+// one 16-byte chunk of every row at a time and the x values under it, so one rounding of x serves
+// 4 rows, and the 4 sums are reduced together (the Vulkan GEMV's form, shaders/matvec.glsl); one
+// launch may compute several weights that read the same x (q, k and v; gate and up). For
+// 16/32-bit weights (lm_head) each warp owns a row and its lanes stream it in 16-byte loads, x
+// staged in shared memory in a layout where the 32 lanes read 32 different banks. Rows that do
+// not split into 16-byte loads take a plain element-wise GEMV.
 // Several tokens (prefill) use tiled GEMMs so each dequantized weight serves a whole tile of
 // tokens: on tensor cores for 4-bit weights with a 16-bit compute dtype (the usual case: the
 // operands are exactly the rounded values the CPU multiplies, so only the summation order
@@ -22,15 +25,10 @@
 namespace nibble::cuda {
 namespace {
 
-// Weight elements in one 16-byte load. All 4-bit types share the DType::NF4 instantiation:
-// only their code table differs.
+// Elements of a 16/32-bit weight in one 16-byte load.
 template <DType T>
 __host__ __device__ constexpr int chunk_elems() {
-  return T == DType::F32 ? 4 : T == DType::NF4 ? 32 : 8;
-}
-template <DType T>
-__host__ __device__ constexpr int64_t row_bytes(int64_t cols) {
-  return T == DType::F32 ? cols * 4 : T == DType::NF4 ? cols / 2 : cols * 2;
+  return T == DType::F32 ? 4 : 8;
 }
 
 // The two weights in one byte of 4-bit codes (the even element in the high nibble).
@@ -70,13 +68,6 @@ __device__ __forceinline__ float2 chunk_pair(const uint4& raw, int p) {
   }
 }
 
-// The code values of elements 2p and 2p + 1 of one 16-byte load of 4-bit codes.
-__device__ __forceinline__ float2 code_pair(const uint4& raw, int p, const float* code) {
-  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-  const uint32_t byte = words[p / 4] >> (8 * (p % 4));
-  return make_float2(code[(byte >> 4) & 0xfu], code[byte & 0xfu]);
-}
-
 // --- GEMV ---------------------------------------------------------------------------------------
 
 // Rows per warp and warps per block, measured on the H100: more warps sharing one staged x beat
@@ -99,7 +90,6 @@ template <DType T, ComputeDType C>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     gemv_staged(float* __restrict__ out, const float* __restrict__ x, const WeightArgs w) {
   constexpr int kPer = chunk_elems<T>();
-  __shared__ CodeTables tables;
   __shared__ __align__(16) float xs[kGemvSegment];
   allow_dependents();
   const int lane = threadIdx.x & 31;
@@ -113,7 +103,6 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
     // same for every thread, so the barriers below are reached by all.
     for (int g0 = 0; g0 < chunks; g0 += 32 * kGemvDepth) {
       uint4 raw[kGemvDepth][kGemvRows];
-      AbsmaxLoad am[kGemvDepth][kGemvRows];
 #pragma unroll
       for (int d = 0; d < kGemvDepth; ++d) {
         const int c = g0 + 32 * d + lane;
@@ -122,16 +111,13 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
         for (int r = 0; r < kGemvRows; ++r) {
           const int64_t row = min(row0 + r, w.rows - 1);  // past the end: computed, not written
-          raw[d][r] = __ldg(reinterpret_cast<const uint4*>(base + row * row_bytes<T>(k)) + chunk);
-          if constexpr (T == DType::NF4)
-            am[d][r] = load_absmax(w, (row * k + chunk * kPer) >> w.block_shift);
+          raw[d][r] = __ldg(reinterpret_cast<const uint4*>(base + row * k * (16 / kPer)) + chunk);
         }
       }
       if (g0 == 0) {  // stage the segment's x while the first loads are in flight
         // The weight loads above may run beside the tail of the kernel that writes x.
         if (s0 == 0) wait_for_inputs();
         __syncthreads();  // every warp is done with the previous segment
-        if (s0 == 0) copy_code_tables(w, tables);
         for (int i = threadIdx.x; i < chunks * kPer; i += blockDim.x)
           xs[staged_pair<kPer>(i / kPer, i % kPer / 2) + i % 2] = round_operand<C>(x[s0 + i]);
         __syncthreads();
@@ -140,35 +126,13 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
       for (int d = 0; d < kGemvDepth; ++d) {
         const int c = g0 + 32 * d + lane;
         if (c >= chunks) break;
-        float absmax[kGemvRows] = {};
-        if constexpr (T == DType::NF4)
 #pragma unroll
-          for (int r = 0; r < kGemvRows; ++r)
-            absmax[r] = decode_absmax(w, tables.nested_code, am[d][r]);
-        if constexpr (T == DType::NF4) {
-          // The chunk lies in one quantization block: its absmax multiplies the chunk's sum once
-          // rather than each of its 32 weights, as in the Vulkan GEMV (shaders/matvec.glsl).
-          float part[kGemvRows] = {};
+        for (int p = 0; p < kPer / 2; ++p) {
+          const float2 xv = *reinterpret_cast<const float2*>(&xs[staged_pair<kPer>(c, p)]);
 #pragma unroll
-          for (int p = 0; p < kPer / 2; ++p) {
-            const float2 xv = *reinterpret_cast<const float2*>(&xs[staged_pair<kPer>(c, p)]);
-#pragma unroll
-            for (int r = 0; r < kGemvRows; ++r) {
-              const float2 cv = code_pair(raw[d][r], p, tables.code);
-              part[r] = fmaf(xv.y, cv.y, fmaf(xv.x, cv.x, part[r]));
-            }
-          }
-#pragma unroll
-          for (int r = 0; r < kGemvRows; ++r) acc[r] = fmaf(absmax[r], part[r], acc[r]);
-        } else {
-#pragma unroll
-          for (int p = 0; p < kPer / 2; ++p) {
-            const float2 xv = *reinterpret_cast<const float2*>(&xs[staged_pair<kPer>(c, p)]);
-#pragma unroll
-            for (int r = 0; r < kGemvRows; ++r) {
-              const float2 wv = chunk_pair<T>(raw[d][r], p);
-              acc[r] = fmaf(xv.y, wv.y, fmaf(xv.x, wv.x, acc[r]));
-            }
+          for (int r = 0; r < kGemvRows; ++r) {
+            const float2 wv = chunk_pair<T>(raw[d][r], p);
+            acc[r] = fmaf(xv.y, wv.y, fmaf(xv.x, wv.x, acc[r]));
           }
         }
       }
@@ -200,13 +164,149 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   if (lane == 0) out[row] = acc;
 }
 
+// The 4-bit GEMV's rows per block.
+constexpr int kQuadRows = 4;
+
+// Sum of x[i] * code[q_i] over two words of 4-bit codes (byte b of word i holds elements
+// 8i + 2b, high nibble, and 8i + 2b + 1). Both nibbles of a word are masked at once into byte
+// offsets of the shared code table, so each lookup is one byte extraction.
+__device__ __forceinline__ float words_dot(uint32_t w0, uint32_t w1, const float* xs,
+                                           const float* code) {
+  const uint32_t words[2] = {w0, w1};
+  const char* table = reinterpret_cast<const char*>(code);
+  float acc = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const uint32_t hi = (words[i] >> 2) & 0x3c3c3c3cu, lo = (words[i] << 2) & 0x3c3c3c3cu;
+#pragma unroll
+    for (int b = 0; b < 4; ++b) {
+      const float h = *reinterpret_cast<const float*>(table + __byte_perm(hi, 0, 0x4440 + b));
+      const float l = *reinterpret_cast<const float*>(table + __byte_perm(lo, 0, 0x4440 + b));
+      acc = fmaf(xs[8 * i + 2 * b + 1], l, fmaf(xs[8 * i + 2 * b], h, acc));
+    }
+  }
+  return acc;
+}
+
+// One token times a 4-bit weight whose rows are whole 16-byte chunks, each inside one
+// quantization block: kQuadRows rows (from row0) per block of kThreads; thread t takes chunks t,
+// t + kThreads, ... of every row. Each chunk's sum is multiplied by its block's absmax once.
+template <ComputeDType C, int kThreads>
+__device__ __forceinline__ void gemv_4bit_rows(const float* x, const WeightArgs& w, float* out,
+                                               bool accumulate, int64_t row0) {
+  constexpr int kWarps = kThreads / 32;
+  __shared__ CodeTables tables;
+  __shared__ float sums[kQuadRows][kWarps];
+  copy_code_tables(w, tables);  // weights: no kernel before this one writes them
+  __syncthreads();
+  const int t = threadIdx.x, lane = t & 31;
+  const int64_t k = w.cols;
+  const uint4* data = static_cast<const uint4*>(w.data);
+  float acc[kQuadRows] = {};
+  for (int64_t c = t; c < k / 32; c += kThreads) {
+    // The absmax loads first (a double-quantized one is a chain: its code, then the value),
+    // then the weights', all in flight before anything waits.
+    AbsmaxLoad am[kQuadRows];
+    uint4 raw[kQuadRows];
+#pragma unroll
+    for (int r = 0; r < kQuadRows; ++r) {
+      const int64_t row = min(row0 + r, w.rows - 1);  // past the end: computed, not written
+      am[r] = load_absmax(w, (row * k + c * 32) >> w.block_shift);
+    }
+#pragma unroll
+    for (int r = 0; r < kQuadRows; ++r)
+      raw[r] = __ldg(data + min(row0 + r, w.rows - 1) * (k / 32) + c);
+    // x is the kernel before's output (the wait returns at once after the first time). Not
+    // `__restrict__`: read-only (.nc) loads may be scheduled above the wait, which made the
+    // model's decode steps read x before it was written.
+    wait_for_inputs();
+    // x in two halves of 16 values, rounded once for all rows (all 32 at once spill registers).
+    float part[kQuadRows] = {};
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float xs[16];
+      const float4* x4 = reinterpret_cast<const float4*>(x + c * 32 + half * 16);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float4 v = x4[i];
+        const float2 a = round_pair<C>(v.x, v.y), b = round_pair<C>(v.z, v.w);
+        xs[4 * i] = a.x;
+        xs[4 * i + 1] = a.y;
+        xs[4 * i + 2] = b.x;
+        xs[4 * i + 3] = b.y;
+      }
+#pragma unroll
+      for (int r = 0; r < kQuadRows; ++r)
+        part[r] += half ? words_dot(raw[r].z, raw[r].w, xs, tables.code)
+                        : words_dot(raw[r].x, raw[r].y, xs, tables.code);
+    }
+#pragma unroll
+    for (int r = 0; r < kQuadRows; ++r)
+      acc[r] = fmaf(decode_absmax(w, tables.nested_code, am[r]), part[r], acc[r]);
+  }
+  wait_for_inputs();  // a thread without chunks: its writes follow the kernel before, too
+  // The warp's 4 sums at once: each step keeps half of them and adds the other half from the
+  // lane `o` away, which keeps the other half; then lane 8r holds sum r (5 shuffles, not 20).
+#pragma unroll
+  for (int h = kQuadRows / 2; h > 0; h /= 2) {
+    const int o = 8 * h;
+    const bool upper = (lane & o) != 0;
+#pragma unroll
+    for (int i = 0; i < h; ++i) {
+      const float keep = upper ? acc[i + h] : acc[i], give = upper ? acc[i] : acc[i + h];
+      acc[i] = keep + __shfl_xor_sync(0xffffffffu, give, o);
+    }
+  }
+  for (int o = 4; o > 0; o >>= 1) acc[0] += __shfl_xor_sync(0xffffffffu, acc[0], o);
+  if (lane % 8 == 0) sums[lane / 8][t / 32] = acc[0];
+  __syncthreads();
+  if (t < kQuadRows && row0 + t < w.rows) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int g = 0; g < kWarps; ++g) sum += sums[t][g];
+    out[row0 + t] = accumulate ? out[row0 + t] + sum : sum;
+  }
+}
+
+// The weights of one 4-bit GEMV launch: target i's rows are blocks [first_block[i],
+// first_block[i + 1]).
+struct GemvTargets {
+  WeightArgs w[kMaxGemvTargets];
+  float* out[kMaxGemvTargets];
+  unsigned first_block[kMaxGemvTargets + 1];
+  bool accumulate;  // out += x · wᵀ (the residual connection)
+};
+
+// Each target's code inlined with a constant index, so that its arguments are read in place
+// rather than copied to registers (a dynamic index spilled them).
+template <ComputeDType C, int kThreads>
+__global__ void __launch_bounds__(kThreads, 1024 / kThreads)
+    gemv_4bit(const float* x, const GemvTargets a) {
+  allow_dependents();
+  const unsigned b = blockIdx.x;
+  static_assert(kMaxGemvTargets == 3);
+  if (b < a.first_block[1])
+    gemv_4bit_rows<C, kThreads>(x, a.w[0], a.out[0], a.accumulate, int64_t(b) * kQuadRows);
+  else if (b < a.first_block[2])
+    gemv_4bit_rows<C, kThreads>(x, a.w[1], a.out[1], a.accumulate,
+                                int64_t(b - a.first_block[1]) * kQuadRows);
+  else
+    gemv_4bit_rows<C, kThreads>(x, a.w[2], a.out[2], a.accumulate,
+                                int64_t(b - a.first_block[2]) * kQuadRows);
+}
+
+// All 4-bit types share the DType::NF4 instantiation: only their code table differs.
 template <DType T, ComputeDType C>
 cudaError_t launch_gemv(cudaStream_t s, float* out, const float* x, const WeightArgs& w) {
-  // Whole 16-byte loads per row, and 4-bit loads inside one quantization block.
-  const bool staged = w.cols % chunk_elems<T>() == 0 && (T != DType::NF4 || w.block_shift >= 5);
-  if (staged)
+  if constexpr (T == DType::NF4) {
+    if (gemv_4bit_fits(x, w)) {
+      const GemvTarget target{w, out};
+      return launch_gemv_4bit(s, x, &target, 1, false);
+    }
+  } else if (w.cols % chunk_elems<T>() == 0) {  // whole 16-byte loads per row
     return launch(gemv_staged<T, C>, blocks_for(w.rows, kGemvWarps * kGemvRows), kGemvWarps * 32, s,
                   out, x, w);
+  }
   return launch(gemv_elementwise<C>, blocks_for(w.rows, kGemvWarps), kGemvWarps * 32, s, out, x, w);
 }
 
@@ -420,6 +520,42 @@ cudaError_t launch_4bit(cudaStream_t s, float* out, const float* x, int64_t rows
 }
 
 }  // namespace
+
+bool gemv_4bit_fits(const float* x, const WeightArgs& w) {
+  return (w.dtype == DType::NF4 || w.dtype == DType::FP4) && w.cols % 32 == 0 &&
+         w.block_shift >= 5 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+}
+
+cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTarget* targets,
+                             size_t count, bool accumulate) {
+  GemvTargets a{};
+  a.accumulate = accumulate;
+  a.first_block[0] = 0;
+  for (size_t i = 0; i < kMaxGemvTargets; ++i) {
+    const bool real = i < count;
+    if (real) {
+      a.w[i] = targets[i].w;
+      a.out[i] = targets[i].out;
+    }
+    a.first_block[i + 1] = a.first_block[i] + (real ? blocks_for(targets[i].w.rows, kQuadRows) : 0);
+  }
+  // One compute dtype and width for all (the model's q/k/v and gate/up share x): 64 threads where
+  // rows have at most 64 chunks (2 048-wide), so that none idles.
+  const WeightArgs& w = targets[0].w;
+  const unsigned blocks = a.first_block[kMaxGemvTargets];
+  const bool narrow = w.cols <= 64 * 32;
+  switch (w.compute) {
+    case ComputeDType::F16:
+      return narrow ? launch(gemv_4bit<ComputeDType::F16, 64>, blocks, 64, s, x, a)
+                    : launch(gemv_4bit<ComputeDType::F16, 128>, blocks, 128, s, x, a);
+    case ComputeDType::BF16:
+      return narrow ? launch(gemv_4bit<ComputeDType::BF16, 64>, blocks, 64, s, x, a)
+                    : launch(gemv_4bit<ComputeDType::BF16, 128>, blocks, 128, s, x, a);
+    default:
+      return narrow ? launch(gemv_4bit<ComputeDType::F32, 64>, blocks, 64, s, x, a)
+                    : launch(gemv_4bit<ComputeDType::F32, 128>, blocks, 128, s, x, a);
+  }
+}
 
 cudaError_t launch_matmul(cudaStream_t s, float* out, const float* x, int64_t rows,
                           const WeightArgs& w) {

@@ -63,10 +63,13 @@ TEST_CASE("cuda: matmul of every weight dtype and compute dtype matches the CPU"
   struct Shape {
     int64_t tokens, out, in;
   };
-  // One token runs the GEMV (fast path when `in` is a multiple of 32), more run the tiled GEMM.
-  const Shape shapes[] = {{1, 1, 64},    {1, 37, 1},     {1, 33, 100}, {1, 130, 256},
-                          {1, 64, 4096}, {1, 300, 1000}, {2, 17, 96},  {5, 65, 192},
-                          {64, 64, 64},  {70, 129, 257}, {3, 1, 128},  {1, 5, 1}};
+  // One token runs the GEMV (fast path when `in` is a multiple of 32; 4-bit: 64 threads up to
+  // 2 048 wide, 4 rows per block, so rows not a multiple of 4 and chunks not a multiple of the
+  // threads), more run the tiled GEMM.
+  const Shape shapes[] = {{1, 1, 64},    {1, 37, 1},     {1, 33, 100},  {1, 130, 256},
+                          {1, 64, 4096}, {1, 300, 1000}, {1, 66, 2048}, {1, 7, 5632},
+                          {2, 17, 96},   {5, 65, 192},   {64, 64, 64},  {70, 129, 257},
+                          {3, 1, 128},   {1, 5, 1}};
   uint64_t seed = 1;
   for (const Shape& s : shapes) {
     CAPTURE(s.tokens);
@@ -102,6 +105,71 @@ TEST_CASE("cuda: matmul of every weight dtype and compute dtype matches the CPU"
       CHECK(err < kSumOrderTolerance);
     }
   }
+}
+
+// The fused decode products: one row takes one launch of the 4-bit GEMV for q, k and v (of
+// different heights), for gate and up, and for a product added to the residual; other shapes the
+// unfused ops. Where operands are rounded to 16 bits, the GPU's and the CPU's rms_norm may
+// differ in the last bit of the scale and so move a rounded operand by one ulp: 1e-3 (a wrong
+// output, weight or scale gives > 1e-2); float32 compute: the summation order only.
+TEST_CASE("cuda: norm_matmuls, norm_matmul_swiglu and matmul_add match the CPU") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  struct Shape {
+    int64_t rows, n, k;
+  };
+  const Shape shapes[] = {{1, 37, 64},   {1, 9, 4096}, {1, 66, 2048},
+                          {1, 130, 256}, {1, 33, 100}, {3, 70, 96}};
+  uint64_t seed = 500;
+  for (test::Quant4 q : {test::Quant4{QuantType::NF4, 64, true, ComputeDType::BF16},
+                         test::Quant4{QuantType::NF4, 64, false, ComputeDType::F16},
+                         test::Quant4{QuantType::FP4, 128, true, ComputeDType::F32}})
+    for (const Shape& s : shapes) {
+      CAPTURE(compute_dtype_name(q.compute));
+      CAPTURE(s.rows);
+      CAPTURE(s.n);
+      CAPTURE(s.k);
+      std::vector<float> g = test::random_floats(size_t(s.k), ++seed, 0.2f);
+      for (float& v : g) v += 1.0f;
+      const HostWeight norm = test::dense_weight("norm", DType::BF16, 1, s.k, g);
+      const int64_t heights[] = {s.n, s.n + 2, s.n + 6};
+      std::vector<HostWeight> w;
+      for (int64_t h : heights) w.push_back(test::random_4bit("qkv", q, h, s.k, ++seed, 0.1f));
+      const HostWeight gate = test::random_4bit("gate", q, s.n, s.k, ++seed, 0.1f);
+      const HostWeight up = test::random_4bit("up", q, s.n, s.k, ++seed, 0.1f);
+      const HostWeight o = test::random_4bit("o", q, s.k, s.k, ++seed, 0.1f);
+      const auto x = test::random_floats(size_t(s.rows * s.k), ++seed, 3.0f);
+      // q, k, v, silu(gate) * up and x + o · xn, each read back.
+      auto run = [&](Backend& b) {
+        const Tensor xt = input(b, x, s.rows, s.k), xn = poisoned(b, s.rows, s.k);
+        std::vector<Tensor> outs;
+        for (int64_t h : heights) outs.push_back(poisoned(b, s.rows, h));
+        const Tensor sw = poisoned(b, s.rows, s.n), scratch = poisoned(b, s.rows, s.n);
+        const Tensor res = input(b, x, s.rows, s.k), proj = poisoned(b, s.rows, s.k);
+        const Tensor nt = b.upload_weight(norm), gt = b.upload_weight(gate),
+                     ut = b.upload_weight(up), ot = b.upload_weight(o);
+        std::vector<Tensor> wt;
+        for (const HostWeight& h : w) wt.push_back(b.upload_weight(h));
+        b.begin_step({0, int(s.rows)});
+        b.norm_matmuls(xt, nt, 1e-5f, xn, {{outs[0], wt[0]}, {outs[1], wt[1]}, {outs[2], wt[2]}});
+        b.norm_matmul_swiglu(sw, xt, nt, 1e-5f, xn, gt, ut, scratch);
+        b.matmul_add(res, xn, ot, proj);
+        b.end_step();
+        outs.push_back(sw);
+        outs.push_back(res);
+        std::vector<std::vector<float>> got;
+        for (Tensor t : outs) got.push_back(read_f32(b, t));
+        return got;
+      };
+      CpuBackend cpu(2);
+      const auto want = run(cpu);
+      const auto got = run(*gpu);
+      const double tol = q.compute == ComputeDType::F32 ? kSumOrderTolerance : 1e-3;
+      for (size_t i = 0; i < want.size(); ++i) {
+        CAPTURE(i);  // q, k, v, SwiGLU, residual
+        CHECK(rel_error(got[i], want[i]) < tol);
+      }
+    }
 }
 
 TEST_CASE("cuda: embedding gathers rows of every table dtype exactly") {
