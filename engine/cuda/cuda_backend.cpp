@@ -76,6 +76,8 @@ class CudaBackend final : public Backend {
                     std::initializer_list<Projection> projections) override;
   void norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float eps, Tensor xn, Tensor gate,
                           Tensor up, Tensor scratch) override;
+  void rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
+                     const AttentionShape& shape, Tensor inv_freq) override;
   bool can_sample() const override { return true; }
   void sample(Tensor ids, Tensor logits, const SamplerConfig& config) override;
 
@@ -116,7 +118,7 @@ class CudaBackend final : public Backend {
   // Whether one launch of the 4-bit GEMV computes every projection of one row x.
   bool one_gemv_launch(Tensor x, std::initializer_list<Projection> projections) const;
   void gemv_4bit(const char* op, Tensor x, std::initializer_list<Projection> projections,
-                 bool accumulate);
+                 cuda::GemvEpilogue epilogue);
   void require(bool ok, const char* op, const std::string& what) const;
   float* attention_scratch(int64_t floats);
 
@@ -568,7 +570,7 @@ bool CudaBackend::one_gemv_launch(Tensor x, std::initializer_list<Projection> pr
 }
 
 void CudaBackend::gemv_4bit(const char* op, Tensor x, std::initializer_list<Projection> projections,
-                            bool accumulate) {
+                            cuda::GemvEpilogue epilogue) {
   std::array<cuda::GemvTarget, cuda::kMaxGemvTargets> targets{};
   std::vector<Tensor> tensors{x};
   size_t n = 0;
@@ -580,14 +582,14 @@ void CudaBackend::gemv_4bit(const char* op, Tensor x, std::initializer_list<Proj
     tensors.push_back(p.w);
   }
   const float* in = ptr<float>(x);
-  enqueue(op, tensors, {double(accumulate)}, [=](cudaStream_t s) {
-    return cuda::launch_gemv_4bit(s, in, targets.data(), n, accumulate);
+  enqueue(op, tensors, {double(epilogue)}, [=](cudaStream_t s) {
+    return cuda::launch_gemv_4bit(s, in, targets.data(), n, epilogue);
   });
 }
 
 void CudaBackend::matmul_add(Tensor out, Tensor x, Tensor w, Tensor scratch) {
   if (!one_gemv_launch(x, {{out, w}})) return Backend::matmul_add(out, x, w, scratch);
-  gemv_4bit("matmul_add", x, {{out, w}}, true);
+  gemv_4bit("matmul_add", x, {{out, w}}, cuda::GemvEpilogue::kAdd);
 }
 
 void CudaBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
@@ -595,16 +597,15 @@ void CudaBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
   if (!one_gemv_launch(xn, projections))
     return Backend::norm_matmuls(x, norm, eps, xn, projections);
   rms_norm(xn, x, norm, eps);
-  gemv_4bit("norm_matmuls", xn, projections, false);
+  gemv_4bit("norm_matmuls", xn, projections, cuda::GemvEpilogue::kStore);
 }
 
 void CudaBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float eps, Tensor xn,
                                      Tensor gate, Tensor up, Tensor scratch) {
-  if (!one_gemv_launch(xn, {{out, gate}, {scratch, up}}))
+  if (gate.rows != up.rows || !one_gemv_launch(xn, {{out, gate}, {scratch, up}}))
     return Backend::norm_matmul_swiglu(out, x, norm, eps, xn, gate, up, scratch);
   rms_norm(xn, x, norm, eps);
-  gemv_4bit("norm_matmul_swiglu", xn, {{out, gate}, {scratch, up}}, false);
-  swiglu(out, out, scratch);
+  gemv_4bit("norm_matmul_swiglu", xn, {{out, gate}, {out, up}}, cuda::GemvEpilogue::kSwiglu);
 }
 
 void CudaBackend::rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) {
@@ -637,6 +638,35 @@ void CudaBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) {
   enqueue("kv_store", {k_cache, v_cache, k, v}, {}, [=](cudaStream_t s) {
     return cuda::launch_kv_store(s, kc, vc, kd, vd, rows, cols, step);
   });
+}
+
+void CudaBackend::rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
+                                const AttentionShape& shape, Tensor inv_freq) {
+  const int64_t q_width = int64_t(shape.n_heads) * shape.head_dim;
+  if (k.cols != int64_t(shape.n_kv_heads) * shape.head_dim || q.cols < q_width)  // a tail: unfused
+    return Backend::rope_kv_store(q, k, v, k_cache, v_cache, shape, inv_freq);
+  require(k_cache.dtype == DType::F16 && v_cache.dtype == DType::F16, "rope_kv_store",
+          "the caches must come from alloc_kv");
+  require(shape.head_dim % 2 == 0 && inv_freq.numel() >= shape.head_dim / 2 && k.cols == v.cols &&
+              k.cols == k_cache.cols && v.cols == v_cache.cols && q.rows == k.rows &&
+              k.rows == v.rows && k_cache.rows == v_cache.rows,
+          "rope_kv_store", "shape mismatch");
+  require(step_.pos0 >= 0 && step_.pos0 + k.rows <= k_cache.rows, "rope_kv_store",
+          "the step's positions are outside the cache");
+  float* qd = ptr<float>(q);
+  float* kd = ptr<float>(k);
+  const float* vd = ptr<float>(v);
+  uint16_t* kc = ptr<uint16_t>(k_cache);
+  uint16_t* vc = ptr<uint16_t>(v_cache);
+  const float* inv = ptr<float>(inv_freq);
+  const cuda::RopeKvShape sh{q.rows,        q.cols,           k.cols,
+                             shape.n_heads, shape.n_kv_heads, shape.head_dim};
+  const int32_t* step = step_state_;
+  enqueue("rope_kv_store", {q, k, v, k_cache, v_cache, inv_freq},
+          {double(shape.n_heads), double(shape.n_kv_heads), double(shape.head_dim)},
+          [=](cudaStream_t s) {
+            return cuda::launch_rope_kv_store(s, qd, kd, vd, kc, vc, sh, inv, step);
+          });
 }
 
 void CudaBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,

@@ -46,18 +46,29 @@ cudaError_t launch_rms_norm(cudaStream_t s, float* out, const float* x, int64_t 
 cudaError_t launch_matmul(cudaStream_t s, float* out, const float* x, int64_t rows,
                           const WeightArgs& w);
 // One token times 4-bit weights of x's width and compute dtype in one launch (q, k and v; gate
-// and up): out = x · wᵀ for each, or out += x · wᵀ with `accumulate`. Only for weights that
-// gemv_4bit_fits; launch_matmul takes the others.
+// and up): out = x · wᵀ for each (kStore), out += x · wᵀ (kAdd), or, for exactly two targets of
+// equal height, targets[0].out = silu(x · gateᵀ) * (x · upᵀ) (kSwiglu; gate first). Only for
+// weights that gemv_4bit_fits; launch_matmul takes the others.
 constexpr size_t kMaxGemvTargets = 3;
 struct GemvTarget {
   WeightArgs w;
   float* out;
 };
+enum class GemvEpilogue { kStore, kAdd, kSwiglu };
 bool gemv_4bit_fits(const float* x, const WeightArgs& w);
 cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTarget* targets,
-                             size_t count, bool accumulate);
+                             size_t count, GemvEpilogue epilogue);
 cudaError_t launch_rope(cudaStream_t s, float* x, int64_t rows, int64_t cols, int n_heads,
                         int head_dim, const float* inv_freq, StepPtr step);
+// launch_rope on q (n_heads) and k (n_kv_heads, which fill its rows: kv_cols = n_kv_heads *
+// head_dim), then launch_kv_store of k and v, in one launch.
+struct RopeKvShape {
+  int64_t rows, q_cols, kv_cols;
+  int n_heads, n_kv_heads, head_dim;
+};
+cudaError_t launch_rope_kv_store(cudaStream_t s, float* q, float* k, const float* v,
+                                 uint16_t* k_cache, uint16_t* v_cache, const RopeKvShape& shape,
+                                 const float* inv_freq, StepPtr step);
 // Stores rows of k and v (F32) as F16 at cache rows pos0 + r.
 cudaError_t launch_kv_store(cudaStream_t s, uint16_t* k_cache, uint16_t* v_cache, const float* k,
                             const float* v, int64_t rows, int64_t cols, StepPtr step);

@@ -1,5 +1,6 @@
 // The element-wise and per-row ops of the forward: embedding gather, RMSNorm, RoPE, the F16 KV
-// cache store, SwiGLU, residual add and argmax. Each mirrors its CpuBackend counterpart.
+// cache store (also fused: RoPE and the store in one launch), SwiGLU, residual add and argmax.
+// Each mirrors its CpuBackend counterpart.
 #include <cstdint>
 
 #include "engine/cuda/device_math.cuh"
@@ -34,6 +35,17 @@ __global__ void rms_norm_kernel(float* out, const float* x, const WeightArgs wei
     out[r * n + i] = weight_at(weight, weight.code, weight.nested_code, i) * (xr[i] * scale);
 }
 
+// Rotates the pair (i, i + half) of the head at `v` of the step's row r, as the CPU's rope.
+__device__ __forceinline__ void rotate_pair(float* v, int i, int half, int64_t r,
+                                            const float* inv_freq, StepPtr step) {
+  const float angle = float(step[0] + r) * inv_freq[i];
+  float s, c;
+  sincosf(angle, &s, &c);
+  const float a = v[i], b = v[i + half];
+  v[i] = a * c - b * s;
+  v[i + half] = b * c + a * s;
+}
+
 // One thread per rotated pair (i, i + half) of one head of one row.
 __global__ void rope_kernel(float* x, int64_t rows, int64_t cols, int n_heads, int head_dim,
                             const float* inv_freq, StepPtr step) {
@@ -44,13 +56,32 @@ __global__ void rope_kernel(float* x, int64_t rows, int64_t cols, int n_heads, i
   if (t >= rows * n_heads * half) return;
   const int i = int(t % half);
   const int64_t h = (t / half) % n_heads, r = t / (int64_t(half) * n_heads);
-  const float angle = float(step[0] + r) * inv_freq[i];
-  float s, c;
-  sincosf(angle, &s, &c);
-  float* v = x + r * cols + h * head_dim;
-  const float a = v[i], b = v[i + half];
-  v[i] = a * c - b * s;
-  v[i + half] = b * c + a * s;
+  rotate_pair(x + r * cols + h * head_dim, i, half, r, inv_freq, step);
+}
+
+// rope_kernel on q's heads and k's, and kv_store_kernel, in one launch: one thread per rotated
+// pair of a q or k head of one row; a k pair's thread also stores the pair's k and v values.
+__global__ void rope_kv_store_kernel(float* q, float* k, const float* v, __half* k_cache,
+                                     __half* v_cache, const RopeKvShape sh, const float* inv_freq,
+                                     StepPtr step) {
+  allow_dependents();
+  wait_for_inputs();
+  const int half = sh.head_dim / 2, heads = sh.n_heads + sh.n_kv_heads;
+  const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t >= sh.rows * heads * half) return;
+  const int i = int(t % half), h = int((t / half) % heads);
+  const int64_t r = t / (int64_t(half) * heads);
+  if (h < sh.n_heads) {
+    rotate_pair(q + r * sh.q_cols + h * sh.head_dim, i, half, r, inv_freq, step);
+    return;
+  }
+  const int64_t e = r * sh.kv_cols + (h - sh.n_heads) * sh.head_dim + i;  // k's and v's element
+  rotate_pair(k + e - i, i, half, r, inv_freq, step);
+  const int64_t at = int64_t(step[0]) * sh.kv_cols + e;  // rows pos0.. of the caches
+  k_cache[at] = __float2half_rn(k[e]);
+  k_cache[at + half] = __float2half_rn(k[e + half]);
+  v_cache[at] = __float2half_rn(v[e]);
+  v_cache[at + half] = __float2half_rn(v[e + half]);
 }
 
 __global__ void kv_store_kernel(__half* k_cache, __half* v_cache, const float* k, const float* v,
@@ -124,6 +155,15 @@ cudaError_t launch_rope(cudaStream_t s, float* x, int64_t rows, int64_t cols, in
                         int head_dim, const float* inv_freq, StepPtr step) {
   const int64_t n = rows * n_heads * (head_dim / 2);
   return launch(rope_kernel, blocks_for(n, kThreads), kThreads, s, x, rows, cols, n_heads, head_dim,
+                inv_freq, step);
+}
+
+cudaError_t launch_rope_kv_store(cudaStream_t s, float* q, float* k, const float* v,
+                                 uint16_t* k_cache, uint16_t* v_cache, const RopeKvShape& shape,
+                                 const float* inv_freq, StepPtr step) {
+  const int64_t n = shape.rows * (shape.n_heads + shape.n_kv_heads) * (shape.head_dim / 2);
+  return launch(rope_kv_store_kernel, blocks_for(n, kThreads), kThreads, s, q, k, v,
+                reinterpret_cast<__half*>(k_cache), reinterpret_cast<__half*>(v_cache), shape,
                 inv_freq, step);
 }
 

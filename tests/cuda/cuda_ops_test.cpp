@@ -108,10 +108,11 @@ TEST_CASE("cuda: matmul of every weight dtype and compute dtype matches the CPU"
 }
 
 // The fused decode products: one row takes one launch of the 4-bit GEMV for q, k and v (of
-// different heights), for gate and up, and for a product added to the residual; other shapes the
-// unfused ops. Where operands are rounded to 16 bits, the GPU's and the CPU's rms_norm may
-// differ in the last bit of the scale and so move a rounded operand by one ulp: 1e-3 (a wrong
-// output, weight or scale gives > 1e-2); float32 compute: the summation order only.
+// different heights), for gate and up with the SwiGLU (NF4 and FP4: two code tables), and for a
+// product added to the residual; other shapes the unfused ops. Where operands are rounded to 16
+// bits, the GPU's and the CPU's rms_norm may differ in the last bit of the scale and so move a
+// rounded operand by one ulp: 1e-3 (a wrong output, weight or scale gives > 1e-2); float32 compute:
+// the summation order only.
 TEST_CASE("cuda: norm_matmuls, norm_matmul_swiglu and matmul_add match the CPU") {
   auto gpu = test::cuda_or_skip();
   if (!gpu) return;
@@ -136,7 +137,9 @@ TEST_CASE("cuda: norm_matmuls, norm_matmul_swiglu and matmul_add match the CPU")
       std::vector<HostWeight> w;
       for (int64_t h : heights) w.push_back(test::random_4bit("qkv", q, h, s.k, ++seed, 0.1f));
       const HostWeight gate = test::random_4bit("gate", q, s.n, s.k, ++seed, 0.1f);
-      const HostWeight up = test::random_4bit("up", q, s.n, s.k, ++seed, 0.1f);
+      test::Quant4 up_q = q;  // the other code table: the SwiGLU launch reads one per weight
+      up_q.type = q.type == QuantType::NF4 ? QuantType::FP4 : QuantType::NF4;
+      const HostWeight up = test::random_4bit("up", up_q, s.n, s.k, ++seed, 0.1f);
       const HostWeight o = test::random_4bit("o", q, s.k, s.k, ++seed, 0.1f);
       const auto x = test::random_floats(size_t(s.rows * s.k), ++seed, 3.0f);
       // q, k, v, silu(gate) * up and x + o · xn, each read back.
@@ -288,6 +291,66 @@ TEST_CASE("cuda: the KV cache store writes F16 rows at the step's positions") {
         CHECK(rel_error(got, expected) == 0);
       }
     }
+}
+
+// The CPU's caches hold float32, CUDA's float16: the CPU's are compared rounded to float16. The
+// rotated k then matches exactly but for a rare one-ulp flip where a rotated value lands within
+// a float32 ulp of a rounding boundary: 1e-4; v (drawn float16-exact) exactly.
+TEST_CASE("cuda: rope_kv_store (rope on q and k, k and v into the caches) matches the CPU") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  struct Heads {
+    int n_heads, n_kv_heads, head_dim;
+  };
+  const int64_t context = 48;
+  uint64_t seed = 450;
+  for (Heads h : {Heads{4, 2, 8}, Heads{3, 3, 64}, Heads{8, 1, 128}, Heads{2, 2, 2}})
+    for (int pos0 : {0, 5, 45})
+      for (int64_t rows : {1, 3}) {
+        if (pos0 + rows > context) continue;
+        CAPTURE(h.n_heads);
+        CAPTURE(h.n_kv_heads);
+        CAPTURE(h.head_dim);
+        CAPTURE(pos0);
+        CAPTURE(rows);
+        const int64_t q_cols = int64_t(h.n_heads) * h.head_dim,
+                      kv_cols = int64_t(h.n_kv_heads) * h.head_dim;
+        const AttentionShape shape{h.n_heads, h.n_kv_heads, h.head_dim, 0, ComputeDType::F32};
+        const std::vector<float> inv = test::rope_inv_freq(h.head_dim);
+        const auto q = test::random_floats(size_t(rows * q_cols), ++seed);
+        const auto k = test::random_floats(size_t(rows * kv_cols), ++seed);
+        const auto v = test::f16_rounded(test::random_floats(size_t(rows * kv_cols), ++seed));
+        // q and k rotated, then both caches as float32 values.
+        auto run = [&](Backend& b) {
+          const Tensor freq = input(b, inv, 1, int64_t(inv.size()));
+          const Tensor qt = input(b, q, rows, q_cols), kt = input(b, k, rows, kv_cols),
+                       vt = input(b, v, rows, kv_cols);
+          const Tensor kc = b.alloc_kv(context, kv_cols), vc = b.alloc_kv(context, kv_cols);
+          b.begin_step({pos0, int(rows)});
+          b.rope_kv_store(qt, kt, vt, kc, vc, shape, freq);
+          b.end_step();
+          std::vector<std::vector<float>> out{read_f32(b, qt), read_f32(b, kt)};
+          for (Tensor cache : {kc, vc}) {
+            std::vector<float> values(size_t(context * kv_cols));
+            if (cache.dtype == DType::F32) {
+              b.read(cache, values.data());
+            } else {
+              std::vector<uint16_t> half(values.size());
+              b.read(cache, half.data());
+              for (size_t i = 0; i < half.size(); ++i) values[i] = f16_to_f32(half[i]);
+            }
+            out.push_back(cache.dtype == DType::F32 ? test::f16_rounded(values) : values);
+          }
+          return out;
+        };
+        CpuBackend cpu(2);
+        const auto want = run(cpu);
+        const auto got = run(*gpu);
+        CHECK(rel_error(got[0], want[0]) < kSumOrderTolerance);  // q
+        CHECK(rel_error(got[1], want[1]) < kSumOrderTolerance);  // k
+        CHECK(rel_error(got[2], want[2]) < 1e-4);                // k cache
+        CHECK(rel_error(got[3], want[3]) == 0);                  // v cache
+      }
 }
 
 TEST_CASE("cuda: attention over the KV cache matches the CPU (GQA, windows, long contexts)") {
