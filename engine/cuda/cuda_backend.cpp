@@ -120,6 +120,8 @@ class CudaBackend final : public Backend {
   void gemv_4bit(const char* op, Tensor x, std::initializer_list<Projection> projections,
                  cuda::GemvEpilogue epilogue);
   void require(bool ok, const char* op, const std::string& what) const;
+  // kv_store's checks: F16 caches from alloc_kv, matching shapes, the step's rows inside them.
+  void require_kv_store(const char* op, Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) const;
   float* attention_scratch(int64_t floats);
 
   // Runs `launch` now, or, while a decode step is being recorded, adds it to the step's graph.
@@ -621,14 +623,19 @@ void CudaBackend::rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) {
   });
 }
 
-void CudaBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) {
-  require(k_cache.dtype == DType::F16 && v_cache.dtype == DType::F16, "kv_store",
+void CudaBackend::require_kv_store(const char* op, Tensor k_cache, Tensor v_cache, Tensor k,
+                                   Tensor v) const {
+  require(k_cache.dtype == DType::F16 && v_cache.dtype == DType::F16, op,
           "the caches must come from alloc_kv");
   require(k.cols == k_cache.cols && v.cols == v_cache.cols && k.cols == v.cols &&
               k.rows == v.rows && k_cache.rows == v_cache.rows,
-          "kv_store", "shape mismatch");
-  require(step_.pos0 >= 0 && step_.pos0 + k.rows <= k_cache.rows, "kv_store",
+          op, "shape mismatch");
+  require(step_.pos0 >= 0 && step_.pos0 + k.rows <= k_cache.rows, op,
           "the step's positions are outside the cache");
+}
+
+void CudaBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) {
+  require_kv_store("kv_store", k_cache, v_cache, k, v);
   uint16_t* kc = ptr<uint16_t>(k_cache);
   uint16_t* vc = ptr<uint16_t>(v_cache);
   const float* kd = ptr<float>(k);
@@ -645,14 +652,9 @@ void CudaBackend::rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, Te
   const int64_t q_width = int64_t(shape.n_heads) * shape.head_dim;
   if (k.cols != int64_t(shape.n_kv_heads) * shape.head_dim || q.cols < q_width)  // a tail: unfused
     return Backend::rope_kv_store(q, k, v, k_cache, v_cache, shape, inv_freq);
-  require(k_cache.dtype == DType::F16 && v_cache.dtype == DType::F16, "rope_kv_store",
-          "the caches must come from alloc_kv");
-  require(shape.head_dim % 2 == 0 && inv_freq.numel() >= shape.head_dim / 2 && k.cols == v.cols &&
-              k.cols == k_cache.cols && v.cols == v_cache.cols && q.rows == k.rows &&
-              k.rows == v.rows && k_cache.rows == v_cache.rows,
+  require_kv_store("rope_kv_store", k_cache, v_cache, k, v);
+  require(shape.head_dim % 2 == 0 && inv_freq.numel() >= shape.head_dim / 2 && q.rows == k.rows,
           "rope_kv_store", "shape mismatch");
-  require(step_.pos0 >= 0 && step_.pos0 + k.rows <= k_cache.rows, "rope_kv_store",
-          "the step's positions are outside the cache");
   float* qd = ptr<float>(q);
   float* kd = ptr<float>(k);
   const float* vd = ptr<float>(v);

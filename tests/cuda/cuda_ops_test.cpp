@@ -20,6 +20,10 @@ namespace {
 
 constexpr double kSumOrderTolerance = 1e-5;
 
+struct Heads {  // an attention's head counts and size
+  int n_heads, n_kv_heads, head_dim;
+};
+
 Tensor input(Backend& b, const std::vector<float>& values, int64_t rows, int64_t cols) {
   Tensor t = b.alloc(DType::F32, rows, cols, Usage::Activations);
   b.write(t, values.data());
@@ -299,9 +303,6 @@ TEST_CASE("cuda: the KV cache store writes F16 rows at the step's positions") {
 TEST_CASE("cuda: rope_kv_store (rope on q and k, k and v into the caches) matches the CPU") {
   auto gpu = test::cuda_or_skip();
   if (!gpu) return;
-  struct Heads {
-    int n_heads, n_kv_heads, head_dim;
-  };
   const int64_t context = 48;
   uint64_t seed = 450;
   for (Heads h : {Heads{4, 2, 8}, Heads{3, 3, 64}, Heads{8, 1, 128}, Heads{2, 2, 2}})
@@ -356,9 +357,6 @@ TEST_CASE("cuda: rope_kv_store (rope on q and k, k and v into the caches) matche
 TEST_CASE("cuda: attention over the KV cache matches the CPU (GQA, windows, long contexts)") {
   auto gpu = test::cuda_or_skip();
   if (!gpu) return;
-  struct Heads {
-    int n_heads, n_kv_heads, head_dim;
-  };
   const int64_t context = 700;
   uint64_t seed = 500;
   for (Heads h : {Heads{4, 4, 16}, Heads{8, 2, 64}, Heads{4, 1, 128}, Heads{3, 3, 8}})
