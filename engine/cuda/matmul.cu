@@ -206,7 +206,7 @@ __device__ __forceinline__ void gemv_4bit_rows(const float* x, const WeightArgs&
   auto table = [&](int r) -> const CodeTables& { return tables[kSwiglu && r >= 2 ? 1 : 0]; };
   auto row_of = [&](int r) { return row0 + (kSwiglu ? r % 2 : r); };
   copy_code_tables(w, tables[0]);  // weights: no kernel before this one writes them
-  if constexpr (kSwiglu) copy_code_tables(up, tables[kSwiglu ? 1 : 0]);
+  if constexpr (kSwiglu) copy_code_tables(up, tables[1]);
   __syncthreads();
   const int t = threadIdx.x, lane = t & 31;
   const int64_t k = w.cols;
@@ -558,7 +558,9 @@ bool gemv_4bit_fits(const float* x, const WeightArgs& w) {
 cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTarget* targets,
                              size_t count, GemvEpilogue epilogue) {
   const bool swiglu = epilogue == GemvEpilogue::kSwiglu;
-  if (count < 1 || count > kMaxGemvTargets || (swiglu && count != 2)) return cudaErrorInvalidValue;
+  if (count < 1 || count > kMaxGemvTargets ||
+      (swiglu && (count != 2 || targets[0].w.rows != targets[1].w.rows)))
+    return cudaErrorInvalidValue;
   GemvTargets a{};
   a.accumulate = epilogue == GemvEpilogue::kAdd;
   a.first_block[0] = 0;
