@@ -70,7 +70,8 @@ class CudaBackend final : public Backend {
   void swiglu(Tensor out, Tensor gate, Tensor up) override;
   void add(Tensor x, Tensor y) override;
   void argmax(Tensor ids, Tensor logits) override;
-  // One token: the 4-bit products of one x in one launch, the residual add in its store.
+  // Fused ops (engine/backend.h). One token: the 4-bit products of one x in one launch, the
+  // residual add or the SwiGLU in its store. Any step: RoPE and the KV store in one kernel.
   void matmul_add(Tensor out, Tensor x, Tensor w, Tensor scratch) override;
   void norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
                     std::initializer_list<Projection> projections) override;
