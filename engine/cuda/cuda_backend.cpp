@@ -574,18 +574,19 @@ bool CudaBackend::one_gemv_launch(Tensor x, std::initializer_list<Projection> pr
 
 void CudaBackend::gemv_4bit(const char* op, Tensor x, std::initializer_list<Projection> projections,
                             cuda::GemvEpilogue epilogue) {
+  require(projections.size() <= cuda::kMaxGemvTargets, op, "too many products for one launch");
   std::array<cuda::GemvTarget, cuda::kMaxGemvTargets> targets{};
-  std::vector<Tensor> tensors{x};
+  std::array<Tensor, 1 + 2 * cuda::kMaxGemvTargets> tensors{x};  // the step's signature
   size_t n = 0;
   for (const Projection& p : projections) {
     const cuda::WeightArgs w = weight_args(p.w, op);
     require(x.cols == w.cols && p.out.cols == w.rows && p.out.rows == 1, op, "shape mismatch");
+    tensors[1 + 2 * n] = p.out;
+    tensors[2 + 2 * n] = p.w;
     targets[n++] = {w, ptr<float>(p.out)};
-    tensors.push_back(p.out);
-    tensors.push_back(p.w);
   }
   const float* in = ptr<float>(x);
-  enqueue(op, tensors, {double(epilogue)}, [=](cudaStream_t s) {
+  enqueue(op, std::span(tensors.data(), 1 + 2 * n), {double(epilogue)}, [=](cudaStream_t s) {
     return cuda::launch_gemv_4bit(s, in, targets.data(), n, epilogue);
   });
 }
@@ -605,10 +606,12 @@ void CudaBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
 
 void CudaBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float eps, Tensor xn,
                                      Tensor gate, Tensor up, Tensor scratch) {
-  if (gate.rows != up.rows || !one_gemv_launch(xn, {{out, gate}, {scratch, up}}))
+  // Both products in one launch, which stores silu(gate) * up at `out`.
+  const std::initializer_list<Projection> both = {{out, gate}, {out, up}};
+  if (gate.rows != up.rows || !one_gemv_launch(xn, both))
     return Backend::norm_matmul_swiglu(out, x, norm, eps, xn, gate, up, scratch);
   rms_norm(xn, x, norm, eps);
-  gemv_4bit("norm_matmul_swiglu", xn, {{out, gate}, {out, up}}, cuda::GemvEpilogue::kSwiglu);
+  gemv_4bit("norm_matmul_swiglu", xn, both, cuda::GemvEpilogue::kSwiglu);
 }
 
 void CudaBackend::rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) {
