@@ -50,9 +50,9 @@ std::unique_ptr<BenchWeight> random_weight(const std::string& name, int64_t rows
 // Milliseconds per call of `op`, recorded `calls` times in one timed step: the median of 5 such
 // steps, after warming up for half a second (pipelines, and a GPU's clocks, which drop while the
 // host prepares the next kernel's weights).
-double time_calls(Backend& be, int calls, const std::function<void()>& op) {
+double time_calls(Backend& be, int calls, int tokens, const std::function<void()>& op) {
   auto step = [&] {
-    be.begin_step({0, 1});
+    be.begin_step({0, tokens});
     be.phase_begin(0, Phase::Mlp);
     for (int i = 0; i < calls; ++i) op();
     be.phase_end(0, Phase::Mlp);
@@ -73,7 +73,7 @@ double time_calls(Backend& be, int calls, const std::function<void()>& op) {
 }  // namespace
 
 nlohmann::json bench_kernels(const BackendOptions& options, const QuantConfig& quant,
-                             const std::string& shape, int calls) {
+                             const std::string& shape, int calls, int tokens) {
   const ModelConfig c = shape_config(shape);
   BackendOptions bo = options;
   bo.profile = true;
@@ -96,13 +96,14 @@ nlohmann::json bench_kernels(const BackendOptions& options, const QuantConfig& q
                         {"device", be->device_name()},
                         {"quant", quant.describe()},
                         {"calls", calls},
+                        {"tokens", tokens},
                         {"kernels", nlohmann::json::array()}};
   // The floor under every kernel: a dependent dispatch that does (almost) nothing.
   {
     Tensor a = be->alloc(DType::F32, 1, 1, Usage::Activations);
     const float zero = 0;
     be->write(a, &zero);
-    const double ms = time_calls(*be, calls, [&] { be->add(a, a); });
+    const double ms = time_calls(*be, calls, 1, [&] { be->add(a, a); });
     out["dispatch_floor_us"] = ms * 1e3;
   }
   int done = 0;
@@ -114,40 +115,44 @@ nlohmann::json bench_kernels(const BackendOptions& options, const QuantConfig& q
     // as in a model, where every weight is read once per token.
     const int copies = int(std::clamp<uint64_t>((256ull << 20) / bytes + 1, 1, 16));
     std::vector<Tensor> wts;
+    // `w` lives until the calls are timed: the CPU backend reads the host's copy in place.
     for (int i = 0; i < copies; ++i) wts.push_back(be->upload_weight(w->host));
-    w.reset();
-    Tensor x = be->alloc(DType::F32, 1, k.cols, Usage::Activations);
-    Tensor y = be->alloc(DType::F32, 1, k.rows, Usage::Activations);
-    std::vector<float> xs(size_t(k.cols));
+    Tensor x = be->alloc(DType::F32, tokens, k.cols, Usage::Activations);
+    Tensor y = be->alloc(DType::F32, tokens, k.rows, Usage::Activations);
+    std::vector<float> xs(size_t(tokens * k.cols));
     std::mt19937 rng(3);
     std::normal_distribution<float> dist(0.0f, 1.0f);
     for (float& v : xs) v = dist(rng);
     be->write(x, xs.data());
     int call = 0;
     const double ms =
-        time_calls(*be, calls, [&] { be->matmul(y, x, wts[size_t(call++ % copies)]); });
-    out["kernels"].push_back({{"name", k.name},
-                              {"rows", k.rows},
-                              {"cols", k.cols},
-                              {"weight_bytes", bytes},
-                              {"us_per_call", ms * 1e3},
-                              {"gbs", double(bytes) / (ms * 1e-3) / 1e9}});
+        time_calls(*be, calls, tokens, [&] { be->matmul(y, x, wts[size_t(call++ % copies)]); });
+    out["kernels"].push_back(
+        {{"name", k.name},
+         {"rows", k.rows},
+         {"cols", k.cols},
+         {"weight_bytes", bytes},
+         {"us_per_call", ms * 1e3},
+         {"gbs", double(bytes) / (ms * 1e-3) / 1e9},
+         {"tflops", 2.0 * double(tokens * k.rows * k.cols) / (ms * 1e-3) / 1e12}});
   }
   draw_progress("kernels", done, int(kernels.size()));
   return out;
 }
 
 void print_kernels(const nlohmann::json& j) {
-  std::printf("%s decode kernels on %s (%s), %s, %d dependent calls each\n",
-              j["shape"].get<std::string>().c_str(), j["device"].get<std::string>().c_str(),
-              j["backend"].get<std::string>().c_str(), j["quant"].get<std::string>().c_str(),
-              j["calls"].get<int>());
+  const int tokens = j["tokens"].get<int>();
+  const std::string what = tokens == 1 ? "decode" : std::to_string(tokens) + "-token prompt";
+  std::printf("%s %s kernels on %s (%s), %s, %d dependent calls each\n",
+              j["shape"].get<std::string>().c_str(), what.c_str(),
+              j["device"].get<std::string>().c_str(), j["backend"].get<std::string>().c_str(),
+              j["quant"].get<std::string>().c_str(), j["calls"].get<int>());
   std::printf("  dependent dispatch floor %.2f us\n", j["dispatch_floor_us"].get<double>());
   for (const auto& k : j["kernels"])
-    std::printf("  %-10s %6lld x %-6lld %8.2f MiB %9.2f us %8.1f GB/s\n",
+    std::printf("  %-10s %6lld x %-6lld %8.2f MiB %9.2f us %8.1f GB/s %7.2f TFLOP/s\n",
                 k["name"].get<std::string>().c_str(), (long long)k["rows"].get<int64_t>(),
                 (long long)k["cols"].get<int64_t>(), k["weight_bytes"].get<double>() / (1 << 20),
-                k["us_per_call"].get<double>(), k["gbs"].get<double>());
+                k["us_per_call"].get<double>(), k["gbs"].get<double>(), k["tflops"].get<double>());
 }
 
 }  // namespace nibble::cli

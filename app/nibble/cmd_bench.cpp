@@ -162,12 +162,13 @@ int run_bench(Args& args) {
   const bool kernels = args.flag({"--kernels"});
   const std::string shape = args.get_or({"--shape"}, "llama-2-7b");
   const int calls = args.get_int({"--calls"}, 100);
+  const int tokens = args.get_int({"--tokens"}, 1);
   const QuantConfig quant = quant_from_flags(args);
   args.finish();
   if (b.prompt < 0 || b.generate < 0 || b.repeats < 1) fail("-p and -n must be >= 0, -r >= 1");
-  if (calls < 1) fail("--calls must be >= 1");
+  if (calls < 1 || tokens < 1) fail("--calls and --tokens must be >= 1");
   if (kernels) {
-    const nlohmann::json j = bench_kernels(b.backend, quant, shape, calls);
+    const nlohmann::json j = bench_kernels(b.backend, quant, shape, calls, tokens);
     if (json)
       std::printf("%s\n", j.dump(2).c_str());
     else
@@ -221,7 +222,8 @@ const RegisterCommand reg(
          "  --bandwidth            only measure the device's copy bandwidth\n"
          "  --matrix               nf4/fp4 x double quant on/off x bf16/fp16 compute\n"
          "  --kernels              time the decode kernels alone (random weights of --shape,\n"
-         "                         default llama-2-7b; --calls N per kernel, default 100)\n"
+         "                         default llama-2-7b; --calls N per kernel, default 100;\n"
+         "                         --tokens N: the prompt kernels for N tokens instead)\n"
          "  --json                 machine-readable output\n") +
          kQuantFlagsHelp,
      run_bench});

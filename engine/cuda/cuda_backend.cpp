@@ -123,7 +123,9 @@ class CudaBackend final : public Backend {
   void require(bool ok, const char* op, const std::string& what) const;
   // kv_store's checks: F16 caches from alloc_kv, matching shapes, the step's rows inside them.
   void require_kv_store(const char* op, Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) const;
-  float* attention_scratch(int64_t floats);
+  // Device memory for one op's intermediates (the attention's partials, a prompt GEMM's x
+  // operands), shared by all ops: the stream runs them one after another.
+  void* scratch_memory(size_t bytes, const char* op);
 
   // Runs `launch` now, or, while a decode step is being recorded, adds it to the step's graph.
   // The tensors and parameters form the step's signature: a graph is replayed only for a step
@@ -150,8 +152,8 @@ class CudaBackend final : public Backend {
   MemoryInfo memory_;
   StepInfo step_;
   int32_t* step_state_ = nullptr;  // {pos0, n_tokens, u} on the device: what kernels read
-  float* scratch_ = nullptr;
-  int64_t scratch_floats_ = 0;
+  void* scratch_ = nullptr;
+  size_t scratch_bytes_ = 0;
 
   bool recording_ = false;
   std::vector<PendingOp> pending_;
@@ -379,19 +381,19 @@ double CudaBackend::measure_bandwidth() {
   return best;  // read + written bytes per second, as the other backends report
 }
 
-float* CudaBackend::attention_scratch(int64_t floats) {
-  if (floats <= scratch_floats_) return scratch_;
+void* CudaBackend::scratch_memory(size_t bytes, const char* op) {
+  if (bytes <= scratch_bytes_) return scratch_;
   // Ops recorded or captured so far point at the old scratch: run them, then forget the graph.
+  const std::string what = std::string(op) + " (scratch)";
   if (recording_) run_recorded_ops();
   destroy_graphs();
-  check(cudaStreamSynchronize(stream_), "attention (scratch)");
-  check(cudaFree(scratch_), "attention (scratch)");
-  memory_.activations -= uint64_t(scratch_floats_) * sizeof(float);
+  check(cudaStreamSynchronize(stream_), what);
+  check(cudaFree(scratch_), what);
+  memory_.activations -= scratch_bytes_;
   scratch_ = nullptr;
-  scratch_floats_ = 0;
-  scratch_ = static_cast<float*>(
-      device_alloc(size_t(floats) * sizeof(float), "attention scratch", Usage::Activations));
-  scratch_floats_ = floats;
+  scratch_bytes_ = 0;
+  scratch_ = device_alloc(bytes, what, Usage::Activations);
+  scratch_bytes_ = bytes;
   return scratch_;
 }
 
@@ -556,6 +558,15 @@ void CudaBackend::matmul(Tensor out, Tensor x, Tensor wt) {
   float* o = ptr<float>(out);
   const float* in = ptr<float>(x);
   const int64_t rows = x.rows;
+  if (rows > 1 && cuda::gemm_4bit_fits(w)) {  // a prompt: x's operands, then the tensor cores
+    const int64_t n = rows * x.cols;
+    uint16_t* operands = static_cast<uint16_t*>(scratch_memory(size_t(n) * 2, "matmul"));
+    enqueue("matmul", {out, x, wt}, {}, [=](cudaStream_t s) {
+      const cudaError_t e = cuda::launch_operands(s, operands, in, n, w.compute);
+      return e != cudaSuccess ? e : cuda::launch_gemm_4bit(s, o, operands, rows, w);
+    });
+    return;
+  }
   enqueue("matmul", {out, x, wt}, {},
           [=](cudaStream_t s) { return cuda::launch_matmul(s, o, in, rows, w); });
 }
@@ -689,7 +700,9 @@ void CudaBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache
           "the step's positions are outside the cache");
   // A recorded graph is replayed at later positions: size it for the whole cache.
   const int64_t max_keys = recording_ ? k_cache.rows : step_.pos0 + q.rows;
-  float* scratch = attention_scratch(cuda::attention_scratch_floats(q.rows, shape, max_keys));
+  float* partials = static_cast<float*>(scratch_memory(
+      size_t(cuda::attention_scratch_floats(q.rows, shape, max_keys)) * sizeof(float),
+      "attention"));
   float* o = ptr<float>(out);
   const float* qd = ptr<float>(q);
   const uint16_t* kc = ptr<uint16_t>(k_cache);
@@ -701,7 +714,7 @@ void CudaBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache
            double(shape.sliding_window), double(max_keys)},
           [=](cudaStream_t s) {
             return cuda::launch_attention(s, o, qd, rows, q_cols, kc, vc, kv_cols, shape, max_keys,
-                                          scratch, step);
+                                          partials, step);
           });
 }
 

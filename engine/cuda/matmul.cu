@@ -11,14 +11,10 @@
 // 16/32-bit weights (lm_head) each warp owns a row and its lanes stream it in 16-byte loads, x
 // staged in shared memory in a layout where the 32 lanes read 32 different banks. Rows that do
 // not split into 16-byte loads take a plain element-wise GEMV.
-// Several tokens (prefill) use tiled GEMMs so each dequantized weight serves a whole tile of
-// tokens: on tensor cores for 4-bit weights with a 16-bit compute dtype (the usual case: the
-// operands are exactly the rounded values the CPU multiplies, so only the summation order
-// differs), in float32 otherwise (16/32-bit weights such as lm_head are not rounded).
-#include <mma.h>
-
+// Several tokens (prefill) use a tiled float32 GEMM so each dequantized weight serves a whole
+// tile of tokens; 4-bit weights with a 16-bit compute dtype take the tensor cores instead
+// (gemm_4bit.cu) where the backend can give them x as operands.
 #include <cstdint>
-#include <type_traits>
 
 #include "engine/cuda/device_math.cuh"
 
@@ -451,101 +447,11 @@ cudaError_t launch_gemm(cudaStream_t s, float* out, const float* x, int64_t rows
   return launch(gemm<C>, grid, kGemmThreads, s, out, x, rows, w, fast4_tiles(w));
 }
 
-// --- tensor-core GEMM
-// -----------------------------------------------------------------------------
-
-// 64x64 output tiles, 32 deep; four warps of 2x2 16x16 fragments each. Thread t loads 16
-// operands of tile row t / 2 (both tiles).
-constexpr int kMmaTileM = 64, kMmaTileN = 64, kMmaTileK = 32, kMmaThreads = 128;
-constexpr int kMmaLd = kMmaTileK + 8;  // padded rows: 16-byte multiples, fewer bank conflicts
-
-template <ComputeDType C>
-using Half = std::conditional_t<C == ComputeDType::BF16, __nv_bfloat16, __half>;
-template <ComputeDType C>
-__device__ __forceinline__ Half<C> to_half(float v) {
-  if constexpr (C == ComputeDType::BF16)
-    return __float2bfloat16_rn(v);
-  else
-    return __float2half_rn(v);
-}
-
-template <ComputeDType C>
-__global__ void __launch_bounds__(kMmaThreads)
-    gemm_mma(float* __restrict__ out, const float* __restrict__ x, int64_t m, const WeightArgs w,
-             bool fast4) {
-  using namespace nvcuda;
-  using T = Half<C>;
-  __shared__ CodeTables tables;
-  __shared__ __align__(32) T xs[kMmaTileM][kMmaLd];  // A: tokens x k, row-major
-  __shared__ __align__(32) T ws[kMmaTileN][kMmaLd];  // B = wᵀ: k x outputs, column-major
-  __shared__ __align__(32) float staged[kMmaTileM][kMmaTileN + 4];
-  allow_dependents();
-  wait_for_inputs();
-  load_code_tables(w, tables);
-  const int64_t n = w.rows, k = w.cols;
-  const int64_t m0 = int64_t(blockIdx.y) * kMmaTileM, n0 = int64_t(blockIdx.x) * kMmaTileN;
-  const int warp = threadIdx.x / 32, wm = warp / 2, wn = warp % 2;
-  const int lr = threadIdx.x / 2, lk = (threadIdx.x % 2) * 16;  // this thread's loads
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
-
-  for (int64_t k0 = 0; k0 < k; k0 += kMmaTileK) {
-    float v[16];
-    load16_x<C>(x, m, k, m0 + lr, k0 + lk, v);
-#pragma unroll
-    for (int i = 0; i < 16; ++i) xs[lr][lk + i] = to_half<C>(v[i]);
-    load16_w(w, tables, fast4, n0 + lr, k0 + lk, v);
-#pragma unroll
-    for (int i = 0; i < 16; ++i) ws[lr][lk + i] = to_half<C>(v[i]);  // exact: already rounded
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kMmaTileK; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b[2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        wmma::load_matrix_sync(a[i], &xs[wm * 32 + i * 16][kk], kMmaLd);
-        wmma::load_matrix_sync(b[i], &ws[wn * 32 + i * 16][kk], kMmaLd);
-      }
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
-    }
-    __syncthreads();
-  }
-  // Through shared memory, so the edges of the output can be written with bounds checks.
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j)
-      wmma::store_matrix_sync(&staged[wm * 32 + i * 16][wn * 32 + j * 16], acc[i][j], kMmaTileN + 4,
-                              wmma::mem_row_major);
-  __syncthreads();
-  for (int idx = threadIdx.x; idx < kMmaTileM * kMmaTileN; idx += kMmaThreads) {
-    const int r = idx / kMmaTileN, c = idx % kMmaTileN;
-    if (m0 + r < m && n0 + c < n) out[(m0 + r) * n + n0 + c] = staged[r][c];
-  }
-}
-
-template <ComputeDType C>
-cudaError_t launch_gemm_mma(cudaStream_t s, float* out, const float* x, int64_t rows,
-                            const WeightArgs& w) {
-  const dim3 grid(blocks_for(w.rows, kMmaTileN), blocks_for(rows, kMmaTileM));
-  return launch(gemm_mma<C>, grid, kMmaThreads, s, out, x, rows, w, fast4_tiles(w));
-}
-
 template <ComputeDType C>
 cudaError_t launch_4bit(cudaStream_t s, float* out, const float* x, int64_t rows,
                         const WeightArgs& w) {
   if (rows == 1) return launch_gemv<DType::NF4, C>(s, out, x, w);
-  if constexpr (C == ComputeDType::F32)
-    return launch_gemm<C>(s, out, x, rows, w);
-  else
-    return launch_gemm_mma<C>(s, out, x, rows, w);
+  return launch_gemm<C>(s, out, x, rows, w);
 }
 
 }  // namespace

@@ -11,5 +11,11 @@ done
 [ "$(jq -r .quant <<<"$json")" = "nf4 + double quant, bf16 compute, blocksize 64" ] || { echo "FAIL: quant"; exit 1; }
 n=$("$nibble" bench --backend cpu -t 2 -p 4 -n 2 -r 1 --matrix --json 2>/dev/null | jq length)
 [ "$n" = 8 ] || { echo "FAIL: matrix gave $n configurations"; exit 1; }
+# --kernels times each product of a shape alone, here for a 2-token prompt (a crash once: the CPU
+# backend reads a weight's host copy in place).
+k=$("$nibble" bench --backend cpu -t 2 --kernels --shape tinyllama-1.1b --calls 1 --tokens 2 --json 2>/dev/null)
+[ "$(jq '[.kernels[] | select(.us_per_call > 0 and .tflops > 0)] | length' <<<"$k")" = 6 ] ||
+  { echo "FAIL: kernels: $k"; exit 1; }
+[ "$(jq .tokens <<<"$k")" = 2 ] || { echo "FAIL: kernels' tokens"; exit 1; }
 "$nibble" bench --backend cpu --bandwidth | grep -q "copy bandwidth: [0-9]* GB/s" || { echo "FAIL: bandwidth"; exit 1; }
 echo ok

@@ -69,11 +69,13 @@ TEST_CASE("cuda: matmul of every weight dtype and compute dtype matches the CPU"
   };
   // One token runs the GEMV (fast path when `in` is a multiple of 32; 4-bit: 64 threads up to
   // 2 048 wide, 4 rows per block, so rows not a multiple of 4 and chunks not a multiple of the
-  // threads), more run the tiled GEMM.
-  const Shape shapes[] = {{1, 1, 64},    {1, 37, 1},     {1, 33, 100},  {1, 130, 256},
-                          {1, 64, 4096}, {1, 300, 1000}, {1, 66, 2048}, {1, 7, 5632},
-                          {2, 17, 96},   {5, 65, 192},   {64, 64, 64},  {70, 129, 257},
-                          {3, 1, 128},   {1, 5, 1}};
+  // threads), more run a tiled GEMM: for 4-bit weights of 16-bit compute and `in` a multiple of
+  // 32 the tensor cores' (128x128 tiles, k slices of 64: several tiles with partial edges, a last
+  // half slice, an odd height), else float32 tiles.
+  const Shape shapes[] = {
+      {1, 1, 64},    {1, 37, 1},   {1, 33, 100},    {1, 130, 256},    {1, 64, 4096}, {1, 300, 1000},
+      {1, 66, 2048}, {1, 7, 5632}, {2, 17, 96},     {5, 65, 192},     {64, 64, 64},  {70, 129, 257},
+      {3, 1, 128},   {1, 5, 1},    {130, 300, 352}, {257, 136, 1024}, {129, 255, 64}};
   uint64_t seed = 1;
   for (const Shape& s : shapes) {
     CAPTURE(s.tokens);
