@@ -617,12 +617,14 @@ void CudaBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
 
 void CudaBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float eps, Tensor xn,
                                      Tensor gate, Tensor up, Tensor scratch) {
-  // Both products in one launch, which stores silu(gate) * up at `out`.
-  const std::initializer_list<Projection> both = {{out, gate}, {out, up}};
-  if (gate.rows != up.rows || !one_gemv_launch(xn, both))
+  // Both products in one launch, then the SwiGLU (in the GEMV's store it lost: TinyLlama tg128
+  // 693 -> 650 tok/s on the H100, docs/PERF.md "Decode", session 13).
+  const std::initializer_list<Projection> both = {{out, gate}, {scratch, up}};
+  if (!one_gemv_launch(xn, both))
     return Backend::norm_matmul_swiglu(out, x, norm, eps, xn, gate, up, scratch);
   rms_norm(xn, x, norm, eps);
-  gemv_4bit("norm_matmul_swiglu", xn, both, cuda::GemvEpilogue::kSwiglu);
+  gemv_4bit("norm_matmul_swiglu", xn, both, cuda::GemvEpilogue::kStore);
+  swiglu(out, out, scratch);
 }
 
 void CudaBackend::rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) {

@@ -46,15 +46,15 @@ cudaError_t launch_rms_norm(cudaStream_t s, float* out, const float* x, int64_t 
 cudaError_t launch_matmul(cudaStream_t s, float* out, const float* x, int64_t rows,
                           const WeightArgs& w);
 // One token times 4-bit weights of x's width and compute dtype in one launch (q, k and v; gate
-// and up): out = x · wᵀ for each (kStore), out += x · wᵀ (kAdd), or, for exactly two targets of
-// equal height, targets[0].out = silu(x · gateᵀ) * (x · upᵀ) (kSwiglu; gate first). Only for
-// weights that gemv_4bit_fits; launch_matmul takes the others.
+// and up): out = x · wᵀ for each (kStore), or out += x · wᵀ (kAdd). Only for weights that
+// gemv_4bit_fits; launch_matmul takes the others. (The SwiGLU in the store lost against a
+// kernel of its own: docs/PERF.md, "Decode", session 13.)
 constexpr size_t kMaxGemvTargets = 3;
 struct GemvTarget {
   WeightArgs w;
   float* out;
 };
-enum class GemvEpilogue { kStore, kAdd, kSwiglu };
+enum class GemvEpilogue { kStore, kAdd };
 bool gemv_4bit_fits(const float* x, const WeightArgs& w);
 cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTarget* targets,
                              size_t count, GemvEpilogue epilogue);

@@ -186,23 +186,15 @@ __device__ __forceinline__ float words_dot(uint32_t w0, uint32_t w1, const float
 
 // One token times a 4-bit weight whose rows are whole 16-byte chunks, each inside one
 // quantization block: kQuadRows rows (from row0) per block of kThreads; thread t takes chunks t,
-// t + kThreads, ... of every row. Each chunk's sum is multiplied by its block's absmax once.
-// kSwiglu: the block's rows are rows row0 and row0 + 1 of w (the gate) and of `up`, and it
-// stores silu(gate) * up for both, as swiglu_kernel computes it; else `up` is not read and the
-// block stores (or with `accumulate` adds) its kQuadRows rows of w.
-template <ComputeDType C, int kThreads, bool kSwiglu>
-__device__ __forceinline__ void gemv_4bit_rows(const float* x, const WeightArgs& w,
-                                               const WeightArgs& up, float* out, bool accumulate,
-                                               int64_t row0) {
+// t + kThreads, ... of every row. Each chunk's sum is multiplied by its block's absmax once. The
+// block stores (or with `accumulate` adds) its rows.
+template <ComputeDType C, int kThreads>
+__device__ __forceinline__ void gemv_4bit_rows(const float* x, const WeightArgs& w, float* out,
+                                               bool accumulate, int64_t row0) {
   constexpr int kWarps = kThreads / 32;
-  __shared__ CodeTables tables[kSwiglu ? 2 : 1];
+  __shared__ CodeTables table;
   __shared__ float sums[kQuadRows][kWarps];
-  // Row r's weight, table and row index (constants once the loops over r are unrolled).
-  auto weight = [&](int r) -> const WeightArgs& { return kSwiglu && r >= 2 ? up : w; };
-  auto table = [&](int r) -> const CodeTables& { return tables[kSwiglu && r >= 2 ? 1 : 0]; };
-  auto row_of = [&](int r) { return row0 + (kSwiglu ? r % 2 : r); };
-  copy_code_tables(w, tables[0]);  // weights: no kernel before this one writes them
-  if constexpr (kSwiglu) copy_code_tables(up, tables[1]);
+  copy_code_tables(w, table);  // weights: no kernel before this one writes them
   __syncthreads();
   const int t = threadIdx.x, lane = t & 31;
   const int64_t k = w.cols;
@@ -215,12 +207,12 @@ __device__ __forceinline__ void gemv_4bit_rows(const float* x, const WeightArgs&
     int64_t rows[kQuadRows];
 #pragma unroll
     for (int r = 0; r < kQuadRows; ++r) {
-      rows[r] = min(row_of(r), weight(r).rows - 1);  // past the end: computed, not written
-      am[r] = load_absmax(weight(r), (rows[r] * k + c * 32) >> weight(r).block_shift);
+      rows[r] = min(row0 + r, w.rows - 1);  // past the end: computed, not written
+      am[r] = load_absmax(w, (rows[r] * k + c * 32) >> w.block_shift);
     }
 #pragma unroll
     for (int r = 0; r < kQuadRows; ++r)
-      raw[r] = __ldg(static_cast<const uint4*>(weight(r).data) + rows[r] * (k / 32) + c);
+      raw[r] = __ldg(static_cast<const uint4*>(w.data) + rows[r] * (k / 32) + c);
     // x is the kernel before's output (the wait returns at once after the first time). Not
     // `__restrict__`: read-only (.nc) loads may be scheduled above the wait, which made the
     // model's decode steps read x before it was written.
@@ -242,12 +234,12 @@ __device__ __forceinline__ void gemv_4bit_rows(const float* x, const WeightArgs&
       }
 #pragma unroll
       for (int r = 0; r < kQuadRows; ++r)
-        part[r] += half ? words_dot(raw[r].z, raw[r].w, xs, table(r).code)
-                        : words_dot(raw[r].x, raw[r].y, xs, table(r).code);
+        part[r] += half ? words_dot(raw[r].z, raw[r].w, xs, table.code)
+                        : words_dot(raw[r].x, raw[r].y, xs, table.code);
     }
 #pragma unroll
     for (int r = 0; r < kQuadRows; ++r)
-      acc[r] = fmaf(decode_absmax(weight(r), table(r).nested_code, am[r]), part[r], acc[r]);
+      acc[r] = fmaf(decode_absmax(w, table.nested_code, am[r]), part[r], acc[r]);
   }
   wait_for_inputs();  // a thread without chunks: its writes follow the kernel before, too
   // The warp's 4 sums at once: each step keeps half of them and adds the other half from the
@@ -265,19 +257,11 @@ __device__ __forceinline__ void gemv_4bit_rows(const float* x, const WeightArgs&
   for (int o = 4; o > 0; o >>= 1) acc[0] += __shfl_xor_sync(0xffffffffu, acc[0], o);
   if (lane % 8 == 0) sums[lane / 8][t / 32] = acc[0];
   __syncthreads();
-  const auto sum = [&](int r) {
-    float v = 0.0f;
+  if (t < kQuadRows && row0 + t < w.rows) {
+    float sum = 0.0f;
 #pragma unroll
-    for (int g = 0; g < kWarps; ++g) v += sums[r][g];
-    return v;
-  };
-  if constexpr (kSwiglu) {
-    if (t < 2 && row0 + t < w.rows) {
-      const float g = sum(t);
-      out[row0 + t] = g / (1.0f + expf(-g)) * sum(t + 2);
-    }
-  } else if (t < kQuadRows && row0 + t < w.rows) {
-    out[row0 + t] = accumulate ? out[row0 + t] + sum(t) : sum(t);
+    for (int g = 0; g < kWarps; ++g) sum += sums[t][g];
+    out[row0 + t] = accumulate ? out[row0 + t] + sum : sum;
   }
 }
 
@@ -291,33 +275,29 @@ struct GemvTargets {
 };
 
 // Each target's code inlined with a constant index, so that its arguments are read in place
-// rather than copied to registers (a dynamic index spilled them). kSwiglu: w[0] is the gate, w[1]
-// the up projection, 2 rows of each per block.
-template <ComputeDType C, int kThreads, bool kSwiglu>
+// rather than copied to registers (a dynamic index spilled them).
+template <ComputeDType C, int kThreads>
 __global__ void __launch_bounds__(kThreads, 1024 / kThreads)
     gemv_4bit(const float* x, const GemvTargets a) {
   allow_dependents();
   const unsigned b = blockIdx.x;
   static_assert(kMaxGemvTargets == 3);
-  if constexpr (kSwiglu)
-    gemv_4bit_rows<C, kThreads, true>(x, a.w[0], a.w[1], a.out[0], false, int64_t(b) * 2);
-  else if (b < a.first_block[1])
-    gemv_4bit_rows<C, kThreads, false>(x, a.w[0], a.w[0], a.out[0], a.accumulate,
-                                       int64_t(b) * kQuadRows);
+  if (b < a.first_block[1])
+    gemv_4bit_rows<C, kThreads>(x, a.w[0], a.out[0], a.accumulate, int64_t(b) * kQuadRows);
   else if (b < a.first_block[2])
-    gemv_4bit_rows<C, kThreads, false>(x, a.w[1], a.w[1], a.out[1], a.accumulate,
-                                       int64_t(b - a.first_block[1]) * kQuadRows);
+    gemv_4bit_rows<C, kThreads>(x, a.w[1], a.out[1], a.accumulate,
+                                int64_t(b - a.first_block[1]) * kQuadRows);
   else
-    gemv_4bit_rows<C, kThreads, false>(x, a.w[2], a.w[2], a.out[2], a.accumulate,
-                                       int64_t(b - a.first_block[2]) * kQuadRows);
+    gemv_4bit_rows<C, kThreads>(x, a.w[2], a.out[2], a.accumulate,
+                                int64_t(b - a.first_block[2]) * kQuadRows);
 }
 
-template <ComputeDType C, bool kSwiglu>
-cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTargets& a, unsigned blocks,
-                             bool narrow) {
+template <ComputeDType C>
+cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTargets& a, bool narrow) {
   // 64 threads where rows have at most 64 chunks (2 048-wide), so that none idles.
-  return narrow ? launch(gemv_4bit<C, 64, kSwiglu>, blocks, 64, s, x, a)
-                : launch(gemv_4bit<C, 128, kSwiglu>, blocks, 128, s, x, a);
+  const unsigned blocks = a.first_block[kMaxGemvTargets];
+  return narrow ? launch(gemv_4bit<C, 64>, blocks, 64, s, x, a)
+                : launch(gemv_4bit<C, 128>, blocks, 128, s, x, a);
 }
 
 // All 4-bit types share the DType::NF4 instantiation: only their code table differs.
@@ -463,10 +443,7 @@ bool gemv_4bit_fits(const float* x, const WeightArgs& w) {
 
 cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTarget* targets,
                              size_t count, GemvEpilogue epilogue) {
-  const bool swiglu = epilogue == GemvEpilogue::kSwiglu;
-  if (count < 1 || count > kMaxGemvTargets ||
-      (swiglu && (count != 2 || targets[0].w.rows != targets[1].w.rows)))
-    return cudaErrorInvalidValue;
+  if (count < 1 || count > kMaxGemvTargets) return cudaErrorInvalidValue;
   GemvTargets a{};
   a.accumulate = epilogue == GemvEpilogue::kAdd;
   a.first_block[0] = 0;
@@ -480,18 +457,14 @@ cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTarget* t
   }
   // One compute dtype and width for all (the model's q/k/v and gate/up share x).
   const WeightArgs& w = targets[0].w;
-  const unsigned blocks = swiglu ? blocks_for(w.rows, 2) : a.first_block[kMaxGemvTargets];
   const bool narrow = w.cols <= 64 * 32;
   switch (w.compute) {
     case ComputeDType::F16:
-      return swiglu ? launch_gemv_4bit<ComputeDType::F16, true>(s, x, a, blocks, narrow)
-                    : launch_gemv_4bit<ComputeDType::F16, false>(s, x, a, blocks, narrow);
+      return launch_gemv_4bit<ComputeDType::F16>(s, x, a, narrow);
     case ComputeDType::BF16:
-      return swiglu ? launch_gemv_4bit<ComputeDType::BF16, true>(s, x, a, blocks, narrow)
-                    : launch_gemv_4bit<ComputeDType::BF16, false>(s, x, a, blocks, narrow);
+      return launch_gemv_4bit<ComputeDType::BF16>(s, x, a, narrow);
     default:
-      return swiglu ? launch_gemv_4bit<ComputeDType::F32, true>(s, x, a, blocks, narrow)
-                    : launch_gemv_4bit<ComputeDType::F32, false>(s, x, a, blocks, narrow);
+      return launch_gemv_4bit<ComputeDType::F32>(s, x, a, narrow);
   }
 }
 
