@@ -700,17 +700,27 @@ void CudaBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache
           "attention", "shape mismatch");
   require(step_.pos0 >= 0 && step_.pos0 + q.rows <= k_cache.rows, "attention",
           "the step's positions are outside the cache");
-  // A recorded graph is replayed at later positions: size it for the whole cache.
-  const int64_t max_keys = recording_ ? k_cache.rows : step_.pos0 + q.rows;
-  float* partials = static_cast<float*>(scratch_memory(
-      size_t(cuda::attention_scratch_floats(q.rows, shape, max_keys)) * sizeof(float),
-      "attention"));
   float* o = ptr<float>(out);
   const float* qd = ptr<float>(q);
   const uint16_t* kc = ptr<uint16_t>(k_cache);
   const uint16_t* vc = ptr<uint16_t>(v_cache);
   const int64_t rows = q.rows, q_cols = q.cols, kv_cols = k_cache.cols;
   const int32_t* step = step_state_;
+  if (cuda::attention_prompt_fits(rows, q_cols, kv_cols, shape)) {  // on the tensor cores
+    enqueue("attention", {out, q, k_cache, v_cache},
+            {double(shape.n_heads), double(shape.n_kv_heads), double(shape.head_dim),
+             double(shape.sliding_window)},
+            [=](cudaStream_t s) {
+              return cuda::launch_attention_prompt(s, o, qd, rows, q_cols, kc, vc, kv_cols, shape,
+                                                   step);
+            });
+    return;
+  }
+  // A recorded graph is replayed at later positions: size it for the whole cache.
+  const int64_t max_keys = recording_ ? k_cache.rows : step_.pos0 + q.rows;
+  float* partials = static_cast<float*>(scratch_memory(
+      size_t(cuda::attention_scratch_floats(q.rows, shape, max_keys)) * sizeof(float),
+      "attention"));
   enqueue("attention", {out, q, k_cache, v_cache},
           {double(shape.n_heads), double(shape.n_kv_heads), double(shape.head_dim),
            double(shape.sliding_window), double(max_keys)},

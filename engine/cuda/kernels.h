@@ -88,6 +88,16 @@ cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t
                              int64_t kv_cols, const AttentionShape& shape, int64_t max_keys,
                              float* scratch, StepPtr step);
 
+// A prompt's attention on the tensor cores (attention_prompt.cu): for a 16-bit compute dtype, at
+// least 512 query rows x heads, heads of a multiple of 16 up to 128 wide; q and the probabilities
+// rounded to float16.
+bool attention_prompt_fits(int64_t rows, int64_t q_cols, int64_t kv_cols,
+                           const AttentionShape& shape);
+cudaError_t launch_attention_prompt(cudaStream_t s, float* out, const float* q, int64_t rows,
+                                    int64_t q_cols, const uint16_t* k_cache,
+                                    const uint16_t* v_cache, int64_t kv_cols,
+                                    const AttentionShape& shape, StepPtr step);
+
 cudaError_t launch_swiglu(cudaStream_t s, float* out, const float* gate, const float* up,
                           int64_t n);
 cudaError_t launch_add(cudaStream_t s, float* x, const float* y, int64_t n);

@@ -356,48 +356,99 @@ TEST_CASE("cuda: rope_kv_store (rope on q and k, k and v into the caches) matche
       }
 }
 
+namespace {
+
+// One attention case against the CPU: keys and values of the positions before pos0 stored by an
+// earlier step, then `rows` queries (q scaled by q_scale) at pos0 with the model's compute dtype.
+double attention_error(Backend& gpu, Heads h, int pos0, int64_t rows, int window,
+                       ComputeDType compute, float q_scale, uint64_t seed) {
+  const int64_t context = 700;
+  const AttentionShape shape{h.n_heads, h.n_kv_heads, h.head_dim, window, compute};
+  const int64_t q_cols = int64_t(h.n_heads) * h.head_dim;
+  const int64_t kv_cols = int64_t(h.n_kv_heads) * h.head_dim;
+  const int64_t keys = pos0 + rows;
+  // F16-representable keys and values: both caches then hold the same numbers.
+  const auto k = test::f16_rounded(test::random_floats(size_t(keys * kv_cols), ++seed));
+  const auto v = test::f16_rounded(test::random_floats(size_t(keys * kv_cols), ++seed));
+  const auto q = test::random_floats(size_t(rows * q_cols), ++seed, 0.5f * q_scale);
+  return gpu_error(gpu, [&](Backend& b) {
+    const Tensor kc = b.alloc_kv(context, kv_cols), vc = b.alloc_kv(context, kv_cols);
+    const Tensor kt = input(b, k, keys, kv_cols), vt = input(b, v, keys, kv_cols);
+    if (pos0 > 0) {  // the earlier positions, stored by an earlier step
+      b.begin_step({0, pos0});
+      b.kv_store(kc, vc, kt.slice_rows(0, pos0), vt.slice_rows(0, pos0));
+      b.end_step();
+    }
+    const Tensor qt = input(b, q, rows, q_cols);
+    const Tensor out = poisoned(b, rows, q_cols);
+    b.begin_step({pos0, int(rows)});
+    b.kv_store(kc, vc, kt.slice_rows(pos0, rows), vt.slice_rows(pos0, rows));
+    b.attention(out, qt, kc, vc, shape);
+    b.end_step();
+    return read_f32(b, out);
+  });
+}
+
+}  // namespace
+
 TEST_CASE("cuda: attention over the KV cache matches the CPU (GQA, windows, long contexts)") {
   auto gpu = test::cuda_or_skip();
   if (!gpu) return;
-  const int64_t context = 700;
   uint64_t seed = 500;
   for (Heads h : {Heads{4, 4, 16}, Heads{8, 2, 64}, Heads{4, 1, 128}, Heads{3, 3, 8}})
     for (int pos0 : {0, 3, 300, 600})  // 300 and 600: more than one 256-key split
       for (int64_t rows : {1, 7, 40})
         for (int window : {0, 5, 200}) {
-          if (pos0 + rows > context) continue;
+          if (pos0 + rows > 700) continue;
           CAPTURE(h.n_heads);
           CAPTURE(h.n_kv_heads);
           CAPTURE(h.head_dim);
           CAPTURE(pos0);
           CAPTURE(rows);
           CAPTURE(window);
-          const AttentionShape shape{h.n_heads, h.n_kv_heads, h.head_dim, window};
-          const int64_t q_cols = int64_t(h.n_heads) * h.head_dim;
-          const int64_t kv_cols = int64_t(h.n_kv_heads) * h.head_dim;
-          const int64_t keys = pos0 + rows;
-          // F16-representable keys and values: both caches then hold the same numbers.
-          const auto k = test::f16_rounded(test::random_floats(size_t(keys * kv_cols), ++seed));
-          const auto v = test::f16_rounded(test::random_floats(size_t(keys * kv_cols), ++seed));
-          const auto q = test::random_floats(size_t(rows * q_cols), ++seed, 0.5f);
-          const double err = gpu_error(*gpu, [&](Backend& b) {
-            const Tensor kc = b.alloc_kv(context, kv_cols), vc = b.alloc_kv(context, kv_cols);
-            const Tensor kt = input(b, k, keys, kv_cols), vt = input(b, v, keys, kv_cols);
-            if (pos0 > 0) {  // the earlier positions, stored by an earlier step
-              b.begin_step({0, pos0});
-              b.kv_store(kc, vc, kt.slice_rows(0, pos0), vt.slice_rows(0, pos0));
-              b.end_step();
-            }
-            const Tensor qt = input(b, q, rows, q_cols);
-            const Tensor out = poisoned(b, rows, q_cols);
-            b.begin_step({pos0, int(rows)});
-            b.kv_store(kc, vc, kt.slice_rows(pos0, rows), vt.slice_rows(pos0, rows));
-            b.attention(out, qt, kc, vc, shape);
-            b.end_step();
-            return read_f32(b, out);
-          });
-          CHECK(err < kSumOrderTolerance);
+          seed += 3;
+          CHECK(attention_error(*gpu, h, pos0, rows, window, ComputeDType::F32, 1.0f, seed) <
+                kSumOrderTolerance);
         }
+}
+
+// A prompt (rows x heads >= 512) of a model computing in 16 bits takes the tensor cores
+// (attention_prompt.cu), which round q (scaled) and the probabilities to float16: 3e-3, as for
+// Vulkan's matrix units (each rounding is at most 2^-11 relative; the CPU keeps float32). q is
+// larger than the keys, so that the softmax is peaked and its running max moves.
+TEST_CASE("cuda: prompt attention on the tensor cores matches the CPU") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  struct Case {
+    Heads h;
+    int pos0;
+    int64_t rows;
+    int window;
+  };
+  const Case cases[] = {
+      {{4, 4, 128}, 0, 130, 0},    // MHA, rows off the 64-query block and the 16-row fragments
+      {{8, 2, 64}, 37, 100, 0},    // GQA after a cached prefix (tiles start off the prefix)
+      {{4, 1, 64}, 0, 200, 48},    // MQA with a sliding window
+      {{8, 4, 32}, 300, 70, 64},   // a window inside a long prefix
+      {{4, 2, 80}, 3, 130, 0},     // 5 fragments along the head
+      {{16, 16, 48}, 10, 40, 0},   // 3 fragments, a block of fewer rows than one warp's
+      {{2, 1, 16}, 0, 300, 0},     // the smallest head for the fragments
+      {{8, 8, 8}, 0, 90, 0},       // a head of 8: the float32 kernel
+      {{4, 4, 112}, 500, 150, 0},  // 7 fragments, 650 keys: 11 tiles, the last one partial
+  };
+  uint64_t seed = 900;
+  for (ComputeDType compute : {ComputeDType::BF16, ComputeDType::F16})
+    for (const Case& c : cases) {
+      CAPTURE(compute_dtype_name(compute));
+      CAPTURE(c.h.n_heads);
+      CAPTURE(c.h.n_kv_heads);
+      CAPTURE(c.h.head_dim);
+      CAPTURE(c.pos0);
+      CAPTURE(c.rows);
+      CAPTURE(c.window);
+      seed += 3;
+      CHECK(attention_error(*gpu, c.h, c.pos0, c.rows, c.window, compute, 4.0f, seed) < 3e-3);
+    }
 }
 
 TEST_CASE("cuda: SwiGLU and the residual add match the CPU") {
