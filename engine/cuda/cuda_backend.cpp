@@ -71,7 +71,8 @@ class CudaBackend final : public Backend {
   void add(Tensor x, Tensor y) override;
   void argmax(Tensor ids, Tensor logits) override;
   // Fused ops (engine/backend.h). One token: the 4-bit products of one x in one launch, the
-  // residual add or the SwiGLU in its store. Any step: RoPE and the KV store in one kernel.
+  // residual add in its store. A prompt: x's operands converted once for the products of one x,
+  // the residual add in the GEMM's store. Any step: RoPE and the KV store in one kernel.
   void matmul_add(Tensor out, Tensor x, Tensor w, Tensor scratch) override;
   void norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
                     std::initializer_list<Projection> projections) override;
@@ -118,6 +119,12 @@ class CudaBackend final : public Backend {
   cuda::WeightArgs weight_args(Tensor t, const char* op) const;
   // Whether one launch of the 4-bit GEMV computes every projection of one row x.
   bool one_gemv_launch(Tensor x, std::initializer_list<Projection> projections) const;
+  // Whether the tensor cores compute every projection of a prompt's x (gemm_4bit.cu), and the
+  // products so: x's operands converted once for all of them, then each product (with
+  // `accumulate`, added to its output).
+  bool tensor_core_products_fit(Tensor x, std::initializer_list<Projection> projections) const;
+  void tensor_core_products(const char* op, Tensor x, std::initializer_list<Projection> projections,
+                            bool accumulate);
   void gemv_4bit(const char* op, Tensor x, std::initializer_list<Projection> projections,
                  cuda::GemvEpilogue epilogue);
   void require(bool ok, const char* op, const std::string& what) const;
@@ -558,17 +565,50 @@ void CudaBackend::matmul(Tensor out, Tensor x, Tensor wt) {
   float* o = ptr<float>(out);
   const float* in = ptr<float>(x);
   const int64_t rows = x.rows;
-  if (rows > 1 && cuda::gemm_4bit_fits(w)) {  // a prompt: x's operands, then the tensor cores
-    const int64_t n = rows * x.cols;
-    uint16_t* operands = static_cast<uint16_t*>(scratch_memory(size_t(n) * 2, "matmul"));
-    enqueue("matmul", {out, x, wt}, {}, [=](cudaStream_t s) {
-      const cudaError_t e = cuda::launch_operands(s, operands, in, n, w.compute);
-      return e != cudaSuccess ? e : cuda::launch_gemm_4bit(s, o, operands, rows, w);
-    });
-    return;
-  }
+  if (tensor_core_products_fit(x, {{out, wt}}))
+    return tensor_core_products("matmul", x, {{out, wt}}, false);
   enqueue("matmul", {out, x, wt}, {},
           [=](cudaStream_t s) { return cuda::launch_matmul(s, o, in, rows, w); });
+}
+
+bool CudaBackend::tensor_core_products_fit(Tensor x,
+                                           std::initializer_list<Projection> projections) const {
+  if (x.rows < 2 || projections.size() > cuda::kMaxGemvTargets) return false;
+  const ComputeDType compute = buffer(projections.begin()->w).weight.compute;
+  for (const Projection& p : projections) {
+    const cuda::WeightArgs& w = buffer(p.w).weight;
+    // One compute dtype for all: the operands are x rounded to it.
+    if (p.w.row_offset != 0 || p.w.rows != w.rows || w.compute != compute ||
+        !cuda::gemm_4bit_fits(w))
+      return false;
+  }
+  return true;
+}
+
+void CudaBackend::tensor_core_products(const char* op, Tensor x,
+                                       std::initializer_list<Projection> projections,
+                                       bool accumulate) {
+  require(projections.size() <= cuda::kMaxGemvTargets, op, "too many products for one op");
+  std::array<cuda::GemvTarget, cuda::kMaxGemvTargets> targets{};
+  std::array<Tensor, 1 + 2 * cuda::kMaxGemvTargets> tensors{x};  // the step's signature
+  size_t count = 0;
+  for (const Projection& p : projections) {
+    const cuda::WeightArgs w = weight_args(p.w, op);
+    require(x.cols == w.cols && p.out.cols == w.rows && p.out.rows == x.rows, op, "shape mismatch");
+    tensors[1 + 2 * count] = p.out;
+    tensors[2 + 2 * count] = p.w;
+    targets[count++] = {w, ptr<float>(p.out)};
+  }
+  const int64_t rows = x.rows, n = rows * x.cols;
+  const float* in = ptr<float>(x);
+  uint16_t* operands = static_cast<uint16_t*>(scratch_memory(size_t(n) * 2, op));
+  const ComputeDType compute = targets[0].w.compute;
+  enqueue(op, std::span(tensors.data(), 1 + 2 * count), {double(accumulate)}, [=](cudaStream_t s) {
+    cudaError_t e = cuda::launch_operands(s, operands, in, n, compute);
+    for (size_t i = 0; i < count && e == cudaSuccess; ++i)
+      e = cuda::launch_gemm_4bit(s, targets[i].out, operands, rows, targets[i].w, accumulate);
+    return e;
+  });
 }
 
 bool CudaBackend::one_gemv_launch(Tensor x, std::initializer_list<Projection> projections) const {
@@ -603,27 +643,36 @@ void CudaBackend::gemv_4bit(const char* op, Tensor x, std::initializer_list<Proj
 }
 
 void CudaBackend::matmul_add(Tensor out, Tensor x, Tensor w, Tensor scratch) {
-  if (!one_gemv_launch(x, {{out, w}})) return Backend::matmul_add(out, x, w, scratch);
-  gemv_4bit("matmul_add", x, {{out, w}}, cuda::GemvEpilogue::kAdd);
+  if (one_gemv_launch(x, {{out, w}}))
+    return gemv_4bit("matmul_add", x, {{out, w}}, cuda::GemvEpilogue::kAdd);
+  if (tensor_core_products_fit(x, {{out, w}}))
+    return tensor_core_products("matmul_add", x, {{out, w}}, true);
+  Backend::matmul_add(out, x, w, scratch);
 }
 
 void CudaBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
                                std::initializer_list<Projection> projections) {
-  if (!one_gemv_launch(xn, projections))
+  const bool gemv = one_gemv_launch(xn, projections);
+  if (!gemv && !tensor_core_products_fit(xn, projections))
     return Backend::norm_matmuls(x, norm, eps, xn, projections);
   rms_norm(xn, x, norm, eps);
-  gemv_4bit("norm_matmuls", xn, projections, cuda::GemvEpilogue::kStore);
+  if (gemv) return gemv_4bit("norm_matmuls", xn, projections, cuda::GemvEpilogue::kStore);
+  tensor_core_products("norm_matmuls", xn, projections, false);
 }
 
 void CudaBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float eps, Tensor xn,
                                      Tensor gate, Tensor up, Tensor scratch) {
-  // Both products in one launch, then the SwiGLU (in the GEMV's store it lost: TinyLlama tg128
-  // 693 -> 650 tok/s on the H100, docs/PERF.md "Decode", session 13).
+  // Both products of one x together, then the SwiGLU (in the GEMV's store it lost: TinyLlama
+  // tg128 693 -> 650 tok/s on the H100, docs/PERF.md "Decode", session 13).
   const std::initializer_list<Projection> both = {{out, gate}, {scratch, up}};
-  if (!one_gemv_launch(xn, both))
+  const bool gemv = one_gemv_launch(xn, both);
+  if (!gemv && !tensor_core_products_fit(xn, both))
     return Backend::norm_matmul_swiglu(out, x, norm, eps, xn, gate, up, scratch);
   rms_norm(xn, x, norm, eps);
-  gemv_4bit("norm_matmul_swiglu", xn, both, cuda::GemvEpilogue::kStore);
+  if (gemv)
+    gemv_4bit("norm_matmul_swiglu", xn, both, cuda::GemvEpilogue::kStore);
+  else
+    tensor_core_products("norm_matmul_swiglu", xn, both, false);
   swiglu(out, out, scratch);
 }
 

@@ -1,7 +1,8 @@
-// Prompt products (several tokens) of 4-bit weights on the tensor cores: out = x · wᵀ with x's
-// operands already rounded to the 16-bit compute dtype (launch_operands) and the weight
-// dequantized and rounded inside the kernel, so that the operands are exactly the values the CPU
-// reference multiplies and only the summation order differs.
+// Prompt products (several tokens) of 4-bit weights on the tensor cores: out = x · wᵀ (or, for
+// the residual connection, out += x · wᵀ in the store) with x's operands already rounded to the
+// 16-bit compute dtype (launch_operands) and the weight dequantized and rounded inside the
+// kernel, so that the operands are exactly the values the CPU reference multiplies and only the
+// summation order differs.
 //
 // A block of 256 threads owns a 128x128 output tile (tokens x weight rows) and walks k in slices
 // of 64. Each slice goes through shared memory in two buffers: x's operands by cp.async, the
@@ -122,7 +123,7 @@ __device__ __forceinline__ void store_codes(const Codes& c, const WeightArgs& w,
 template <ComputeDType C>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_4bit(float* __restrict__ out, const uint16_t* __restrict__ x, int64_t m,
-              const WeightArgs w) {
+              const WeightArgs w, bool accumulate) {
   extern __shared__ __align__(128) char tiles[];  // [buffer][x, w][kTileBytes]
   __shared__ CodeTables tables;
   allow_dependents();
@@ -208,18 +209,23 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int64_t col = n0 + wn + j * 8 + 2 * (lane & 3);
         if (row >= m || col >= n) continue;
         float* o = out + row * n + col;
+        float2 v = make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
         if (pairs) {
-          *reinterpret_cast<float2*>(o) = make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
+          if (accumulate) {
+            const float2 before = *reinterpret_cast<const float2*>(o);
+            v.x += before.x, v.y += before.y;
+          }
+          *reinterpret_cast<float2*>(o) = v;
         } else {
-          o[0] = acc[i][j][2 * h];
-          if (col + 1 < n) o[1] = acc[i][j][2 * h + 1];
+          o[0] = accumulate ? o[0] + v.x : v.x;
+          if (col + 1 < n) o[1] = accumulate ? o[1] + v.y : v.y;
         }
       }
 }
 
 template <ComputeDType C>
 cudaError_t launch_gemm_4bit(cudaStream_t s, float* out, const uint16_t* x, int64_t rows,
-                             const WeightArgs& w) {
+                             const WeightArgs& w, bool accumulate) {
   static const cudaError_t opt_in =
       cudaFuncSetAttribute(gemm_4bit<C>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes);
   if (opt_in != cudaSuccess) return opt_in;
@@ -229,7 +235,7 @@ cudaError_t launch_gemm_4bit(cudaStream_t s, float* out, const uint16_t* x, int6
   config.blockDim = kThreads;
   config.dynamicSmemBytes = kSharedBytes;
   config.stream = s;
-  return cudaLaunchKernelEx(&config, gemm_4bit<C>, out, x, rows, w);
+  return cudaLaunchKernelEx(&config, gemm_4bit<C>, out, x, rows, w, accumulate);
 }
 
 // Eight values of x per thread as four words of operand bits.
@@ -265,10 +271,11 @@ cudaError_t launch_operands(cudaStream_t s, uint16_t* out, const float* x, int64
 }
 
 cudaError_t launch_gemm_4bit(cudaStream_t s, float* out, const uint16_t* x, int64_t rows,
-                             const WeightArgs& w) {
+                             const WeightArgs& w, bool accumulate) {
   if (!gemm_4bit_fits(w)) return cudaErrorInvalidValue;
-  return w.compute == ComputeDType::BF16 ? launch_gemm_4bit<ComputeDType::BF16>(s, out, x, rows, w)
-                                         : launch_gemm_4bit<ComputeDType::F16>(s, out, x, rows, w);
+  return w.compute == ComputeDType::BF16
+             ? launch_gemm_4bit<ComputeDType::BF16>(s, out, x, rows, w, accumulate)
+             : launch_gemm_4bit<ComputeDType::F16>(s, out, x, rows, w, accumulate);
 }
 
 }  // namespace nibble::cuda

@@ -59,13 +59,14 @@ bool gemv_4bit_fits(const float* x, const WeightArgs& w);
 cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTarget* targets,
                              size_t count, GemvEpilogue epilogue);
 // Several tokens times a 4-bit weight of 16-bit compute dtype on the tensor cores (gemm_4bit.cu):
-// x16 holds x's rows already rounded to w.compute, as launch_operands writes them. Only for
-// weights that gemm_4bit_fits; launch_matmul takes the others.
+// out = x16 · wᵀ, or out += x16 · wᵀ with `accumulate`; x16 holds x's rows already rounded to
+// w.compute, as launch_operands writes them. Only for weights that gemm_4bit_fits;
+// launch_matmul takes the others.
 bool gemm_4bit_fits(const WeightArgs& w);
 cudaError_t launch_operands(cudaStream_t s, uint16_t* out, const float* x, int64_t n,
                             ComputeDType compute);  // n a multiple of 8
 cudaError_t launch_gemm_4bit(cudaStream_t s, float* out, const uint16_t* x16, int64_t rows,
-                             const WeightArgs& w);
+                             const WeightArgs& w, bool accumulate);
 cudaError_t launch_rope(cudaStream_t s, float* x, int64_t rows, int64_t cols, int n_heads,
                         int head_dim, const float* inv_freq, StepPtr step);
 // launch_rope on q (n_heads) and k (n_kv_heads, which fill its rows: kv_cols = n_kv_heads *

@@ -113,20 +113,22 @@ TEST_CASE("cuda: matmul of every weight dtype and compute dtype matches the CPU"
   }
 }
 
-// The fused decode products: one row takes one launch of the 4-bit GEMV for q, k and v (of
-// different heights), for gate and up with the SwiGLU (NF4 and FP4: two code tables), and for a
-// product added to the residual; other shapes the unfused ops. Where operands are rounded to 16
-// bits, the GPU's and the CPU's rms_norm may differ in the last bit of the scale and so move a
-// rounded operand by one ulp: 1e-3 (a wrong output, weight or scale gives > 1e-2); float32 compute:
-// the summation order only.
+// The fused products: one row takes one launch of the 4-bit GEMV for q, k and v (of different
+// heights), for gate and up (NF4 and FP4: two code tables), and for a product added to the
+// residual; several rows with a 16-bit compute dtype the tensor cores (x's operands converted
+// once per x, the residual added in the GEMM's store); other shapes the unfused ops. Where operands
+// are rounded to 16 bits, the GPU's and the CPU's rms_norm may differ in the last bit of the scale
+// and so move a rounded operand by one ulp: 1e-3 (a wrong output, weight or scale gives > 1e-2);
+// float32 compute: the summation order only.
 TEST_CASE("cuda: norm_matmuls, norm_matmul_swiglu and matmul_add match the CPU") {
   auto gpu = test::cuda_or_skip();
   if (!gpu) return;
   struct Shape {
     int64_t rows, n, k;
   };
-  const Shape shapes[] = {{1, 37, 64},   {1, 9, 4096}, {1, 66, 2048},
-                          {1, 130, 256}, {1, 33, 100}, {3, 70, 96}};
+  // 130 x 352: two row tiles of the tensor cores' GEMM, a last half k slice.
+  const Shape shapes[] = {{1, 37, 64},  {1, 9, 4096}, {1, 66, 2048},  {1, 130, 256},
+                          {1, 33, 100}, {3, 70, 96},  {130, 200, 352}};
   uint64_t seed = 500;
   for (test::Quant4 q : {test::Quant4{QuantType::NF4, 64, true, ComputeDType::BF16},
                          test::Quant4{QuantType::NF4, 64, false, ComputeDType::F16},
