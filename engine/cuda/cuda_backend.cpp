@@ -124,9 +124,14 @@ class CudaBackend final : public Backend {
   // `accumulate`, added to its output).
   bool tensor_core_products_fit(Tensor x, std::initializer_list<Projection> projections) const;
   void tensor_core_products(const char* op, Tensor x, std::initializer_list<Projection> projections,
-                            bool accumulate);
+                            bool accumulate, const uint16_t* x16 = nullptr);
+  // rms_norm, which with a 16-bit compute dtype also writes xn as the products' operands (in the
+  // scratch memory; returned, else null).
+  const uint16_t* rms_norm_operands(Tensor xn, Tensor x, Tensor norm, float eps,
+                                    ComputeDType compute);
+  // x16: x's operands where rms_norm_operands wrote them (else the kernels round x).
   void gemv_4bit(const char* op, Tensor x, std::initializer_list<Projection> projections,
-                 cuda::GemvEpilogue epilogue);
+                 cuda::GemvEpilogue epilogue, const uint16_t* x16 = nullptr);
   void require(bool ok, const char* op, const std::string& what) const;
   // kv_store's checks: F16 caches from alloc_kv, matching shapes, the step's rows inside them.
   void require_kv_store(const char* op, Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) const;
@@ -559,6 +564,28 @@ void CudaBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
           [=](cudaStream_t s) { return cuda::launch_rms_norm(s, o, in, rows, w, eps); });
 }
 
+const uint16_t* CudaBackend::rms_norm_operands(Tensor xn, Tensor x, Tensor norm, float eps,
+                                               ComputeDType compute) {
+  if (compute == ComputeDType::F32 || x.cols % 2 != 0) {
+    rms_norm(xn, x, norm, eps);
+    return nullptr;
+  }
+  cuda::WeightArgs w = weight_args(norm, "rms_norm");
+  require(w.rows * w.cols == x.cols && xn.rows == x.rows && xn.cols == x.cols, "rms_norm",
+          "shape mismatch");
+  w.rows = 1;
+  w.cols = x.cols;
+  uint16_t* operands =
+      static_cast<uint16_t*>(scratch_memory(size_t(x.rows * x.cols) * 2, "rms_norm"));
+  float* o = ptr<float>(xn);
+  const float* in = ptr<float>(x);
+  const int64_t rows = x.rows;
+  enqueue("rms_norm", {xn, x, norm}, {eps, double(compute)}, [=](cudaStream_t s) {
+    return cuda::launch_rms_norm(s, o, in, rows, w, eps, operands, compute);
+  });
+  return operands;
+}
+
 void CudaBackend::matmul(Tensor out, Tensor x, Tensor wt) {
   const cuda::WeightArgs w = weight_args(wt, "matmul");
   require(x.cols == w.cols && out.cols == w.rows && out.rows == x.rows, "matmul", "shape mismatch");
@@ -587,7 +614,7 @@ bool CudaBackend::tensor_core_products_fit(Tensor x,
 
 void CudaBackend::tensor_core_products(const char* op, Tensor x,
                                        std::initializer_list<Projection> projections,
-                                       bool accumulate) {
+                                       bool accumulate, const uint16_t* x16) {
   require(projections.size() <= cuda::kMaxGemvTargets, op, "too many products for one op");
   std::array<cuda::GemvTarget, cuda::kMaxGemvTargets> targets{};
   std::array<Tensor, 1 + 2 * cuda::kMaxGemvTargets> tensors{x};  // the step's signature
@@ -601,14 +628,17 @@ void CudaBackend::tensor_core_products(const char* op, Tensor x,
   }
   const int64_t rows = x.rows, n = rows * x.cols;
   const float* in = ptr<float>(x);
-  uint16_t* operands = static_cast<uint16_t*>(scratch_memory(size_t(n) * 2, op));
+  uint16_t* operands = x16 ? nullptr : static_cast<uint16_t*>(scratch_memory(size_t(n) * 2, op));
+  const uint16_t* from = x16 ? x16 : operands;
   const ComputeDType compute = targets[0].w.compute;
-  enqueue(op, std::span(tensors.data(), 1 + 2 * count), {double(accumulate)}, [=](cudaStream_t s) {
-    cudaError_t e = cuda::launch_operands(s, operands, in, n, compute);
-    for (size_t i = 0; i < count && e == cudaSuccess; ++i)
-      e = cuda::launch_gemm_4bit(s, targets[i].out, operands, rows, targets[i].w, accumulate);
-    return e;
-  });
+  enqueue(op, std::span(tensors.data(), 1 + 2 * count), {double(accumulate), double(!x16)},
+          [=](cudaStream_t s) {
+            cudaError_t e =
+                operands ? cuda::launch_operands(s, operands, in, n, compute) : cudaSuccess;
+            for (size_t i = 0; i < count && e == cudaSuccess; ++i)
+              e = cuda::launch_gemm_4bit(s, targets[i].out, from, rows, targets[i].w, accumulate);
+            return e;
+          });
 }
 
 bool CudaBackend::one_gemv_launch(Tensor x, std::initializer_list<Projection> projections) const {
@@ -624,7 +654,7 @@ bool CudaBackend::one_gemv_launch(Tensor x, std::initializer_list<Projection> pr
 }
 
 void CudaBackend::gemv_4bit(const char* op, Tensor x, std::initializer_list<Projection> projections,
-                            cuda::GemvEpilogue epilogue) {
+                            cuda::GemvEpilogue epilogue, const uint16_t* x16) {
   require(projections.size() <= cuda::kMaxGemvTargets, op, "too many products for one launch");
   std::array<cuda::GemvTarget, cuda::kMaxGemvTargets> targets{};
   std::array<Tensor, 1 + 2 * cuda::kMaxGemvTargets> tensors{x};  // the step's signature
@@ -637,9 +667,10 @@ void CudaBackend::gemv_4bit(const char* op, Tensor x, std::initializer_list<Proj
     targets[n++] = {w, ptr<float>(p.out)};
   }
   const float* in = ptr<float>(x);
-  enqueue(op, std::span(tensors.data(), 1 + 2 * n), {double(epilogue)}, [=](cudaStream_t s) {
-    return cuda::launch_gemv_4bit(s, in, targets.data(), n, epilogue);
-  });
+  enqueue(op, std::span(tensors.data(), 1 + 2 * n), {double(epilogue), double(!x16)},
+          [=](cudaStream_t s) {
+            return cuda::launch_gemv_4bit(s, in, x16, targets.data(), n, epilogue);
+          });
 }
 
 void CudaBackend::matmul_add(Tensor out, Tensor x, Tensor w, Tensor scratch) {
@@ -655,9 +686,10 @@ void CudaBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
   const bool gemv = one_gemv_launch(xn, projections);
   if (!gemv && !tensor_core_products_fit(xn, projections))
     return Backend::norm_matmuls(x, norm, eps, xn, projections);
-  rms_norm(xn, x, norm, eps);
-  if (gemv) return gemv_4bit("norm_matmuls", xn, projections, cuda::GemvEpilogue::kStore);
-  tensor_core_products("norm_matmuls", xn, projections, false);
+  const uint16_t* x16 =
+      rms_norm_operands(xn, x, norm, eps, buffer(projections.begin()->w).weight.compute);
+  if (gemv) return gemv_4bit("norm_matmuls", xn, projections, cuda::GemvEpilogue::kStore, x16);
+  tensor_core_products("norm_matmuls", xn, projections, false, x16);
 }
 
 void CudaBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float eps, Tensor xn,
@@ -668,11 +700,11 @@ void CudaBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float ep
   const bool gemv = one_gemv_launch(xn, both);
   if (!gemv && !tensor_core_products_fit(xn, both))
     return Backend::norm_matmul_swiglu(out, x, norm, eps, xn, gate, up, scratch);
-  rms_norm(xn, x, norm, eps);
+  const uint16_t* x16 = rms_norm_operands(xn, x, norm, eps, buffer(gate).weight.compute);
   if (gemv)
-    gemv_4bit("norm_matmul_swiglu", xn, both, cuda::GemvEpilogue::kStore);
+    gemv_4bit("norm_matmul_swiglu", xn, both, cuda::GemvEpilogue::kStore, x16);
   else
-    tensor_core_products("norm_matmul_swiglu", xn, both, false);
+    tensor_core_products("norm_matmul_swiglu", xn, both, false, x16);
   swiglu(out, out, scratch);
 }
 

@@ -41,6 +41,26 @@ __device__ __forceinline__ float2 round_pair(float a, float b) {
   return make_float2(a, b);
 }
 
+// Two values as one word of 16-bit compute-dtype bits (a product's operands), `lo` in the low
+// half (the lower k).
+template <ComputeDType C>
+__device__ __forceinline__ uint32_t pack_operands(float lo, float hi) {
+  if constexpr (C == ComputeDType::BF16) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+template <ComputeDType C>
+__device__ __forceinline__ float2 unpack_operands(uint32_t u) {
+  if constexpr (C == ComputeDType::BF16)
+    return make_float2(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
+  else
+    return __half22float2(*reinterpret_cast<const __half2*>(&u));
+}
+
 // The code tables of a 4-bit weight, copied to shared memory at the start of a kernel.
 struct CodeTables {
   float code[16];

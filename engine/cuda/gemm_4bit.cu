@@ -68,18 +68,6 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Two values as one word of compute-dtype bits, `lo` in the low half (the lower k).
-template <ComputeDType C>
-__device__ __forceinline__ uint32_t pack_operands(float lo, float hi) {
-  if constexpr (C == ComputeDType::BF16) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  } else {
-    const __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  }
-}
-
 // The 32 codes of one thread's part of a weight slice (row `row`, columns k..k+32, inside one
 // quantization block), as loaded, and their block's absmax before decoding.
 struct Codes {

@@ -40,8 +40,11 @@ void set_programmatic_launch(bool on);
 
 cudaError_t launch_embed(cudaStream_t s, float* out, int64_t rows, const WeightArgs& table,
                          const int32_t* ids);
+// With `operands` (and a 16-bit compute dtype), the output also as the next products' operands
+// (launch_operands' form), which spares them rounding x.
 cudaError_t launch_rms_norm(cudaStream_t s, float* out, const float* x, int64_t rows,
-                            const WeightArgs& weight, float eps);
+                            const WeightArgs& weight, float eps, uint16_t* operands = nullptr,
+                            ComputeDType compute = ComputeDType::F32);
 // out[rows, w.rows] = round(x)[rows, w.cols] · round(w)ᵀ: a GEMV for one row, a tiled GEMM else.
 cudaError_t launch_matmul(cudaStream_t s, float* out, const float* x, int64_t rows,
                           const WeightArgs& w);
@@ -56,8 +59,9 @@ struct GemvTarget {
 };
 enum class GemvEpilogue { kStore, kAdd };
 bool gemv_4bit_fits(const float* x, const WeightArgs& w);
-cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTarget* targets,
-                             size_t count, GemvEpilogue epilogue);
+// x16: x's operands (launch_rms_norm's), read instead of x where given (16-bit compute only).
+cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const uint16_t* x16,
+                             const GemvTarget* targets, size_t count, GemvEpilogue epilogue);
 // Several tokens times a 4-bit weight of 16-bit compute dtype on the tensor cores (gemm_4bit.cu):
 // out = x16 · wᵀ, or out += x16 · wᵀ with `accumulate`; x16 holds x's rows already rounded to
 // w.compute, as launch_operands writes them. Only for weights that gemm_4bit_fits;

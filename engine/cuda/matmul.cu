@@ -187,10 +187,12 @@ __device__ __forceinline__ float words_dot(uint32_t w0, uint32_t w1, const float
 // One token times a 4-bit weight whose rows are whole 16-byte chunks, each inside one
 // quantization block: kQuadRows rows (from row0) per block of kThreads; thread t takes chunks t,
 // t + kThreads, ... of every row. Each chunk's sum is multiplied by its block's absmax once. The
-// block stores (or with `accumulate` adds) its rows.
-template <ComputeDType C, int kThreads>
-__device__ __forceinline__ void gemv_4bit_rows(const float* x, const WeightArgs& w, float* out,
-                                               bool accumulate, int64_t row0) {
+// block stores (or with `accumulate` adds) its rows. kX16: x is read as its operands, already
+// rounded to C by the kernel that wrote them (x16, pairs packed: half the bytes, no rounding).
+template <ComputeDType C, int kThreads, bool kX16>
+__device__ __forceinline__ void gemv_4bit_rows(const float* x, const uint32_t* x16,
+                                               const WeightArgs& w, float* out, bool accumulate,
+                                               int64_t row0) {
   constexpr int kWarps = kThreads / 32;
   __shared__ CodeTables table;
   __shared__ float sums[kQuadRows][kWarps];
@@ -222,15 +224,30 @@ __device__ __forceinline__ void gemv_4bit_rows(const float* x, const WeightArgs&
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       float xs[16];
-      const float4* x4 = reinterpret_cast<const float4*>(x + c * 32 + half * 16);
+      if constexpr (kX16) {
+        const uint4* u4 = reinterpret_cast<const uint4*>(x16 + c * 16 + half * 8);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float4 v = x4[i];
-        const float2 a = round_pair<C>(v.x, v.y), b = round_pair<C>(v.z, v.w);
-        xs[4 * i] = a.x;
-        xs[4 * i + 1] = a.y;
-        xs[4 * i + 2] = b.x;
-        xs[4 * i + 3] = b.y;
+        for (int i = 0; i < 2; ++i) {
+          const uint4 u = u4[i];
+          const uint32_t words[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+          for (int h = 0; h < 4; ++h) {
+            const float2 v = unpack_operands<C>(words[h]);
+            xs[8 * i + 2 * h] = v.x;
+            xs[8 * i + 2 * h + 1] = v.y;
+          }
+        }
+      } else {
+        const float4* x4 = reinterpret_cast<const float4*>(x + c * 32 + half * 16);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const float4 v = x4[i];
+          const float2 a = round_pair<C>(v.x, v.y), b = round_pair<C>(v.z, v.w);
+          xs[4 * i] = a.x;
+          xs[4 * i + 1] = a.y;
+          xs[4 * i + 2] = b.x;
+          xs[4 * i + 3] = b.y;
+        }
       }
 #pragma unroll
       for (int r = 0; r < kQuadRows; ++r)
@@ -276,28 +293,30 @@ struct GemvTargets {
 
 // Each target's code inlined with a constant index, so that its arguments are read in place
 // rather than copied to registers (a dynamic index spilled them).
-template <ComputeDType C, int kThreads>
+template <ComputeDType C, int kThreads, bool kX16>
 __global__ void __launch_bounds__(kThreads, 1024 / kThreads)
-    gemv_4bit(const float* x, const GemvTargets a) {
+    gemv_4bit(const float* x, const uint32_t* x16, const GemvTargets a) {
   allow_dependents();
   const unsigned b = blockIdx.x;
   static_assert(kMaxGemvTargets == 3);
   if (b < a.first_block[1])
-    gemv_4bit_rows<C, kThreads>(x, a.w[0], a.out[0], a.accumulate, int64_t(b) * kQuadRows);
+    gemv_4bit_rows<C, kThreads, kX16>(x, x16, a.w[0], a.out[0], a.accumulate,
+                                      int64_t(b) * kQuadRows);
   else if (b < a.first_block[2])
-    gemv_4bit_rows<C, kThreads>(x, a.w[1], a.out[1], a.accumulate,
-                                int64_t(b - a.first_block[1]) * kQuadRows);
+    gemv_4bit_rows<C, kThreads, kX16>(x, x16, a.w[1], a.out[1], a.accumulate,
+                                      int64_t(b - a.first_block[1]) * kQuadRows);
   else
-    gemv_4bit_rows<C, kThreads>(x, a.w[2], a.out[2], a.accumulate,
-                                int64_t(b - a.first_block[2]) * kQuadRows);
+    gemv_4bit_rows<C, kThreads, kX16>(x, x16, a.w[2], a.out[2], a.accumulate,
+                                      int64_t(b - a.first_block[2]) * kQuadRows);
 }
 
-template <ComputeDType C>
-cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTargets& a, bool narrow) {
+template <ComputeDType C, bool kX16>
+cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const uint32_t* x16,
+                             const GemvTargets& a, bool narrow) {
   // 64 threads where rows have at most 64 chunks (2 048-wide), so that none idles.
   const unsigned blocks = a.first_block[kMaxGemvTargets];
-  return narrow ? launch(gemv_4bit<C, 64>, blocks, 64, s, x, a)
-                : launch(gemv_4bit<C, 128>, blocks, 128, s, x, a);
+  return narrow ? launch(gemv_4bit<C, 64, kX16>, blocks, 64, s, x, x16, a)
+                : launch(gemv_4bit<C, 128, kX16>, blocks, 128, s, x, x16, a);
 }
 
 // All 4-bit types share the DType::NF4 instantiation: only their code table differs.
@@ -306,7 +325,7 @@ cudaError_t launch_gemv(cudaStream_t s, float* out, const float* x, const Weight
   if constexpr (T == DType::NF4) {
     if (gemv_4bit_fits(x, w)) {
       const GemvTarget target{w, out};
-      return launch_gemv_4bit(s, x, &target, 1, GemvEpilogue::kStore);
+      return launch_gemv_4bit(s, x, nullptr, &target, 1, GemvEpilogue::kStore);
     }
   } else if (w.cols % chunk_elems<T>() == 0) {  // whole 16-byte loads per row
     return launch(gemv_staged<T, C>, blocks_for(w.rows, kGemvWarps * kGemvRows), kGemvWarps * 32, s,
@@ -441,8 +460,8 @@ bool gemv_4bit_fits(const float* x, const WeightArgs& w) {
          w.block_shift >= 5 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
 }
 
-cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTarget* targets,
-                             size_t count, GemvEpilogue epilogue) {
+cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const uint16_t* x16,
+                             const GemvTarget* targets, size_t count, GemvEpilogue epilogue) {
   if (count < 1 || count > kMaxGemvTargets) return cudaErrorInvalidValue;
   GemvTargets a{};
   a.accumulate = epilogue == GemvEpilogue::kAdd;
@@ -458,13 +477,17 @@ cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const GemvTarget* t
   // One compute dtype and width for all (the model's q/k/v and gate/up share x).
   const WeightArgs& w = targets[0].w;
   const bool narrow = w.cols <= 64 * 32;
+  const uint32_t* words = reinterpret_cast<const uint32_t*>(x16);
   switch (w.compute) {
     case ComputeDType::F16:
-      return launch_gemv_4bit<ComputeDType::F16>(s, x, a, narrow);
+      return x16 ? launch_gemv_4bit<ComputeDType::F16, true>(s, x, words, a, narrow)
+                 : launch_gemv_4bit<ComputeDType::F16, false>(s, x, words, a, narrow);
     case ComputeDType::BF16:
-      return launch_gemv_4bit<ComputeDType::BF16>(s, x, a, narrow);
+      return x16 ? launch_gemv_4bit<ComputeDType::BF16, true>(s, x, words, a, narrow)
+                 : launch_gemv_4bit<ComputeDType::BF16, false>(s, x, words, a, narrow);
     default:
-      return launch_gemv_4bit<ComputeDType::F32>(s, x, a, narrow);
+      if (x16) return cudaErrorInvalidValue;  // operands are 16-bit
+      return launch_gemv_4bit<ComputeDType::F32, false>(s, x, words, a, narrow);
   }
 }
 

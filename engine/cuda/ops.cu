@@ -22,7 +22,10 @@ __global__ void embed_kernel(float* out, const WeightArgs table, const int32_t* 
                             : __int_as_float(0x7fc00000);  // NaN: the host validates ids
 }
 
-__global__ void rms_norm_kernel(float* out, const float* x, const WeightArgs weight, float eps) {
+// kOperands: the output also as a product's operands (rounded to C, pairs packed; n even).
+template <bool kOperands, ComputeDType C>
+__global__ void rms_norm_kernel(float* out, const float* x, const WeightArgs weight, float eps,
+                                uint32_t* operands) {
   allow_dependents();
   wait_for_inputs();
   const int64_t r = blockIdx.x, n = weight.cols;
@@ -31,8 +34,19 @@ __global__ void rms_norm_kernel(float* out, const float* x, const WeightArgs wei
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
   ss = block_reduce<false>(ss);
   const float scale = 1.0f / sqrtf(ss / float(n) + eps);
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    out[r * n + i] = weight_at(weight, weight.code, weight.nested_code, i) * (xr[i] * scale);
+  const auto normed = [&](int64_t i) {
+    return weight_at(weight, weight.code, weight.nested_code, i) * (xr[i] * scale);
+  };
+  if constexpr (kOperands) {
+    for (int64_t i = threadIdx.x; i < n / 2; i += blockDim.x) {
+      const float lo = normed(2 * i), hi = normed(2 * i + 1);
+      out[r * n + 2 * i] = lo;
+      out[r * n + 2 * i + 1] = hi;
+      operands[r * (n / 2) + i] = pack_operands<C>(lo, hi);
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) out[r * n + i] = normed(i);
+  }
 }
 
 // Rotates the pair (i, i + half) of the head at `v` of the step's row r, as the CPU's rope.
@@ -147,8 +161,18 @@ cudaError_t launch_embed(cudaStream_t s, float* out, int64_t rows, const WeightA
 }
 
 cudaError_t launch_rms_norm(cudaStream_t s, float* out, const float* x, int64_t rows,
-                            const WeightArgs& weight, float eps) {
-  return launch(rms_norm_kernel, unsigned(rows), kRowThreads, s, out, x, weight, eps);
+                            const WeightArgs& weight, float eps, uint16_t* operands,
+                            ComputeDType compute) {
+  uint32_t* words = reinterpret_cast<uint32_t*>(operands);
+  if (!operands || compute == ComputeDType::F32)
+    return launch(rms_norm_kernel<false, ComputeDType::F32>, unsigned(rows), kRowThreads, s, out, x,
+                  weight, eps, words);
+  if (weight.cols % 2 != 0) return cudaErrorInvalidValue;
+  return compute == ComputeDType::BF16
+             ? launch(rms_norm_kernel<true, ComputeDType::BF16>, unsigned(rows), kRowThreads, s,
+                      out, x, weight, eps, words)
+             : launch(rms_norm_kernel<true, ComputeDType::F16>, unsigned(rows), kRowThreads, s, out,
+                      x, weight, eps, words);
 }
 
 cudaError_t launch_rope(cudaStream_t s, float* x, int64_t rows, int64_t cols, int n_heads,
