@@ -93,7 +93,7 @@ __global__ void __launch_bounds__(kThreads)
 
 // Block (head, row), one thread per output dimension: merges the partials of every split.
 __global__ void attention_merge(float* out, int64_t q_cols, const AttentionShape s,
-                                const float* scratch, int splits) {
+                                const float* scratch, int splits, uint16_t* operands) {
   allow_dependents();
   wait_for_inputs();
   const int h = blockIdx.x, hd = s.head_dim;
@@ -111,6 +111,7 @@ __global__ void attention_merge(float* out, int64_t q_cols, const AttentionShape
       o += p[2 + d] * w;
     }
     out[row * q_cols + h * hd + d] = o / l;
+    if (operands) operands[row * q_cols + h * hd + d] = operand_bits(s.compute, o / l);
   }
 }
 
@@ -123,7 +124,7 @@ int64_t attention_scratch_floats(int64_t rows, const AttentionShape& shape, int6
 cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t rows,
                              int64_t q_cols, const uint16_t* k_cache, const uint16_t* v_cache,
                              int64_t kv_cols, const AttentionShape& shape, int64_t max_keys,
-                             float* scratch, StepPtr step) {
+                             float* scratch, StepPtr step, uint16_t* operands) {
   if (shape.head_dim > kMaxHeadDim || shape.n_kv_heads <= 0 ||
       shape.n_heads % shape.n_kv_heads != 0)
     return cudaErrorInvalidValue;
@@ -137,7 +138,7 @@ cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t
     return e;
   const int threads = std::min(kMaxHeadDim, (shape.head_dim + 31) / 32 * 32);
   return launch(attention_merge, dim3(unsigned(shape.n_heads), unsigned(rows)), threads, s, out,
-                q_cols, shape, scratch, splits);
+                q_cols, shape, scratch, splits, operands);
 }
 
 }  // namespace nibble::cuda

@@ -7,7 +7,8 @@
 // product's operand fragments as they stand. The operands are float16: q (scaled by
 // 1/sqrt(head_dim) first) and the probabilities are rounded to it, as the keys and values already
 // are in the cache; sums are float32 (as shaders/attention_coopmat.comp on Vulkan). GQA: query
-// head h reads KV head h / (n_heads / n_kv_heads).
+// head h reads KV head h / (n_heads / n_kv_heads). With `operands`, the output also as the o
+// projection's operands (rounded to the model's compute dtype, pairs packed).
 #include <cstdint>
 
 #include "engine/cuda/device_math.cuh"
@@ -58,7 +59,7 @@ template <int kFrags>
 __global__ void __launch_bounds__(kThreads)
     attention_prompt(float* out, const float* q, int64_t rows, int64_t q_cols,
                      const __half* k_cache, const __half* v_cache, int64_t kv_cols,
-                     const AttentionShape s, StepPtr step) {
+                     const AttentionShape s, StepPtr step, uint32_t* operands) {
   constexpr int kHeadDim = 16 * kFrags, kRowChunks = 2 * kFrags + 1;
   __shared__ __align__(16) uint4 ks[kKeys * kRowChunks], vs[kKeys * kRowChunks];
   allow_dependents();
@@ -176,21 +177,26 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if (my_row[r] >= rows) continue;
-    float* dst = out + my_row[r] * q_cols + h * kHeadDim + 2 * c;
+    const int64_t at = my_row[r] * q_cols + h * kHeadDim + 2 * c;
 #pragma unroll
-    for (int j = 0; j < 2 * kFrags; ++j)
-      *reinterpret_cast<float2*>(dst + 8 * j) =
-          make_float2(o[j][2 * r] / l[r], o[j][2 * r + 1] / l[r]);
+    for (int j = 0; j < 2 * kFrags; ++j) {
+      const float lo = o[j][2 * r] / l[r], hi = o[j][2 * r + 1] / l[r];
+      *reinterpret_cast<float2*>(out + at + 8 * j) = make_float2(lo, hi);
+      if (operands)
+        operands[(at + 8 * j) / 2] = s.compute == ComputeDType::BF16
+                                         ? pack_operands<ComputeDType::BF16>(lo, hi)
+                                         : pack_operands<ComputeDType::F16>(lo, hi);
+    }
   }
 }
 
 template <int kFrags>
 cudaError_t launch_frags(cudaStream_t s, float* out, const float* q, int64_t rows, int64_t q_cols,
                          const __half* k_cache, const __half* v_cache, int64_t kv_cols,
-                         const AttentionShape& shape, StepPtr step) {
+                         const AttentionShape& shape, StepPtr step, uint32_t* operands) {
   const dim3 grid(blocks_for(rows, kQueries), unsigned(shape.n_heads));
   return launch(attention_prompt<kFrags>, grid, kThreads, s, out, q, rows, q_cols, k_cache, v_cache,
-                kv_cols, shape, step);
+                kv_cols, shape, step, operands);
 }
 
 }  // namespace
@@ -203,26 +209,27 @@ bool attention_prompt_fits(int64_t rows, int64_t q_cols, int64_t kv_cols, const 
 cudaError_t launch_attention_prompt(cudaStream_t s, float* out, const float* q, int64_t rows,
                                     int64_t q_cols, const uint16_t* k_cache,
                                     const uint16_t* v_cache, int64_t kv_cols,
-                                    const AttentionShape& shape, StepPtr step) {
+                                    const AttentionShape& shape, StepPtr step, uint16_t* operands) {
   const auto* k = reinterpret_cast<const __half*>(k_cache);
   const auto* v = reinterpret_cast<const __half*>(v_cache);
+  uint32_t* words = reinterpret_cast<uint32_t*>(operands);
   switch (shape.head_dim / 16) {
     case 1:
-      return launch_frags<1>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step);
+      return launch_frags<1>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
     case 2:
-      return launch_frags<2>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step);
+      return launch_frags<2>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
     case 3:
-      return launch_frags<3>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step);
+      return launch_frags<3>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
     case 4:
-      return launch_frags<4>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step);
+      return launch_frags<4>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
     case 5:
-      return launch_frags<5>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step);
+      return launch_frags<5>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
     case 6:
-      return launch_frags<6>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step);
+      return launch_frags<6>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
     case 7:
-      return launch_frags<7>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step);
+      return launch_frags<7>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
     case 8:
-      return launch_frags<8>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step);
+      return launch_frags<8>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
     default:
       return cudaErrorInvalidValue;
   }

@@ -129,7 +129,9 @@ class CudaBackend final : public Backend {
   // scratch memory; returned, else null).
   const uint16_t* rms_norm_operands(Tensor xn, Tensor x, Tensor norm, float eps,
                                     ComputeDType compute);
-  // x16: x's operands where rms_norm_operands wrote them (else the kernels round x).
+  // swiglu, which with a 16-bit compute dtype also keeps out's operands for the down projection.
+  void swiglu_operands(Tensor out, Tensor gate, Tensor up, ComputeDType compute);
+  // x16: x's operands where an op before wrote them (else the kernels round x).
   void gemv_4bit(const char* op, Tensor x, std::initializer_list<Projection> projections,
                  cuda::GemvEpilogue epilogue, const uint16_t* x16 = nullptr);
   void require(bool ok, const char* op, const std::string& what) const;
@@ -137,7 +139,15 @@ class CudaBackend final : public Backend {
   void require_kv_store(const char* op, Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) const;
   // Device memory for one op's intermediates (the attention's partials, a prompt GEMM's x
   // operands), shared by all ops: the stream runs them one after another.
-  void* scratch_memory(size_t bytes, const char* op);
+  // Device memory for intermediates, grown as needed: the attention's partials, and the operands
+  // (16-bit, rounded) that one op writes for the products after it. Each kind is shared by all
+  // ops, which the stream runs one after another.
+  enum class Scratch { kPartials, kOperands };
+  void* scratch_memory(Scratch which, size_t bytes, const char* op);
+  // The operands of `t` in `compute` where the op enqueued last wrote them beside it
+  // (keep_operands), else null: an op between the two may have changed t.
+  const uint16_t* operands_of(Tensor t, ComputeDType compute) const;
+  void keep_operands(Tensor t, const uint16_t* at, ComputeDType compute);
 
   // Runs `launch` now, or, while a decode step is being recorded, adds it to the step's graph.
   // The tensors and parameters form the step's signature: a graph is replayed only for a step
@@ -164,8 +174,19 @@ class CudaBackend final : public Backend {
   MemoryInfo memory_;
   StepInfo step_;
   int32_t* step_state_ = nullptr;  // {pos0, n_tokens, u} on the device: what kernels read
-  void* scratch_ = nullptr;
-  size_t scratch_bytes_ = 0;
+  struct ScratchBuffer {
+    void* ptr = nullptr;
+    size_t bytes = 0;
+  };
+  ScratchBuffer scratch_[2];  // by Scratch
+  struct KeptOperands {
+    Tensor of;
+    const uint16_t* at = nullptr;
+    ComputeDType compute = ComputeDType::F32;
+    uint64_t after = 0;  // ops_enqueued_ when they were kept
+  };
+  KeptOperands kept_;
+  uint64_t ops_enqueued_ = 0;
 
   bool recording_ = false;
   std::vector<PendingOp> pending_;
@@ -222,7 +243,7 @@ CudaBackend::~CudaBackend() {
   for (cudaEvent_t e : step_done_) cudaEventDestroy(e);
   for (Buffer& b : buffers_) b.host ? cudaFreeHost(b.host) : cudaFree(b.ptr);
   cudaFree(step_state_);
-  cudaFree(scratch_);
+  for (ScratchBuffer& b : scratch_) cudaFree(b.ptr);
   cudaStreamDestroy(stream_);
 }
 
@@ -393,20 +414,31 @@ double CudaBackend::measure_bandwidth() {
   return best;  // read + written bytes per second, as the other backends report
 }
 
-void* CudaBackend::scratch_memory(size_t bytes, const char* op) {
-  if (bytes <= scratch_bytes_) return scratch_;
+void* CudaBackend::scratch_memory(Scratch which, size_t bytes, const char* op) {
+  ScratchBuffer& b = scratch_[int(which)];
+  if (bytes <= b.bytes) return b.ptr;
   // Ops recorded or captured so far point at the old scratch: run them, then forget the graph.
   const std::string what = std::string(op) + " (scratch)";
   if (recording_) run_recorded_ops();
   destroy_graphs();
   check(cudaStreamSynchronize(stream_), what);
-  check(cudaFree(scratch_), what);
-  memory_.activations -= scratch_bytes_;
-  scratch_ = nullptr;
-  scratch_bytes_ = 0;
-  scratch_ = device_alloc(bytes, what, Usage::Activations);
-  scratch_bytes_ = bytes;
-  return scratch_;
+  check(cudaFree(b.ptr), what);
+  memory_.activations -= b.bytes;
+  b = {};
+  b.ptr = device_alloc(bytes, what, Usage::Activations);
+  b.bytes = bytes;
+  return b.ptr;
+}
+
+const uint16_t* CudaBackend::operands_of(Tensor t, ComputeDType compute) const {
+  const Tensor& k = kept_.of;
+  const bool same = k.buffer == t.buffer && k.dtype == t.dtype && k.rows == t.rows &&
+                    k.cols == t.cols && k.row_offset == t.row_offset;
+  return same && kept_.compute == compute && kept_.after == ops_enqueued_ ? kept_.at : nullptr;
+}
+
+void CudaBackend::keep_operands(Tensor t, const uint16_t* at, ComputeDType compute) {
+  kept_ = {t, at, compute, ops_enqueued_};
 }
 
 // --- transfers ----------------------------------------------------------------------------------
@@ -470,6 +502,7 @@ void CudaBackend::end_step() {
 
 void CudaBackend::enqueue(const char* op, std::span<const Tensor> tensors,
                           std::initializer_list<double> params, Launch launch) {
+  ++ops_enqueued_;
   if (!recording_) {
     check(launch(stream_), op);
     return;
@@ -575,8 +608,8 @@ const uint16_t* CudaBackend::rms_norm_operands(Tensor xn, Tensor x, Tensor norm,
           "shape mismatch");
   w.rows = 1;
   w.cols = x.cols;
-  uint16_t* operands =
-      static_cast<uint16_t*>(scratch_memory(size_t(x.rows * x.cols) * 2, "rms_norm"));
+  uint16_t* operands = static_cast<uint16_t*>(
+      scratch_memory(Scratch::kOperands, size_t(x.rows * x.cols) * 2, "rms_norm"));
   float* o = ptr<float>(xn);
   const float* in = ptr<float>(x);
   const int64_t rows = x.rows;
@@ -628,7 +661,8 @@ void CudaBackend::tensor_core_products(const char* op, Tensor x,
   }
   const int64_t rows = x.rows, n = rows * x.cols;
   const float* in = ptr<float>(x);
-  uint16_t* operands = x16 ? nullptr : static_cast<uint16_t*>(scratch_memory(size_t(n) * 2, op));
+  uint16_t* operands =
+      x16 ? nullptr : static_cast<uint16_t*>(scratch_memory(Scratch::kOperands, size_t(n) * 2, op));
   const uint16_t* from = x16 ? x16 : operands;
   const ComputeDType compute = targets[0].w.compute;
   enqueue(op, std::span(tensors.data(), 1 + 2 * count), {double(accumulate), double(!x16)},
@@ -674,10 +708,12 @@ void CudaBackend::gemv_4bit(const char* op, Tensor x, std::initializer_list<Proj
 }
 
 void CudaBackend::matmul_add(Tensor out, Tensor x, Tensor w, Tensor scratch) {
+  // x's operands where the op before wrote them (the attention's, the SwiGLU's).
+  const uint16_t* x16 = operands_of(x, buffer(w).weight.compute);
   if (one_gemv_launch(x, {{out, w}}))
-    return gemv_4bit("matmul_add", x, {{out, w}}, cuda::GemvEpilogue::kAdd);
+    return gemv_4bit("matmul_add", x, {{out, w}}, cuda::GemvEpilogue::kAdd, x16);
   if (tensor_core_products_fit(x, {{out, w}}))
-    return tensor_core_products("matmul_add", x, {{out, w}}, true);
+    return tensor_core_products("matmul_add", x, {{out, w}}, true, x16);
   Backend::matmul_add(out, x, w, scratch);
 }
 
@@ -705,7 +741,7 @@ void CudaBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float ep
     gemv_4bit("norm_matmul_swiglu", xn, both, cuda::GemvEpilogue::kStore, x16);
   else
     tensor_core_products("norm_matmul_swiglu", xn, both, false, x16);
-  swiglu(out, out, scratch);
+  swiglu_operands(out, out, scratch, buffer(gate).weight.compute);
 }
 
 void CudaBackend::rope(Tensor x, int n_heads, int head_dim, Tensor inv_freq) {
@@ -787,38 +823,56 @@ void CudaBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache
   const uint16_t* vc = ptr<uint16_t>(v_cache);
   const int64_t rows = q.rows, q_cols = q.cols, kv_cols = k_cache.cols;
   const int32_t* step = step_state_;
+  // The o projection's operands beside the output, where the model computes in 16 bits and the
+  // heads fill q's columns (so that every operand is written).
+  uint16_t* operands =
+      shape.compute != ComputeDType::F32 && int64_t(shape.n_heads) * shape.head_dim == q_cols
+          ? static_cast<uint16_t*>(
+                scratch_memory(Scratch::kOperands, size_t(rows * q_cols) * 2, "attention"))
+          : nullptr;
   if (cuda::attention_prompt_fits(rows, q_cols, kv_cols, shape)) {  // on the tensor cores
     enqueue("attention", {out, q, k_cache, v_cache},
             {double(shape.n_heads), double(shape.n_kv_heads), double(shape.head_dim),
-             double(shape.sliding_window)},
+             double(shape.sliding_window), double(shape.compute)},
             [=](cudaStream_t s) {
               return cuda::launch_attention_prompt(s, o, qd, rows, q_cols, kc, vc, kv_cols, shape,
-                                                   step);
+                                                   step, operands);
             });
-    return;
+    return keep_operands(out, operands, shape.compute);
   }
   // A recorded graph is replayed at later positions: size it for the whole cache.
   const int64_t max_keys = recording_ ? k_cache.rows : step_.pos0 + q.rows;
   float* partials = static_cast<float*>(scratch_memory(
+      Scratch::kPartials,
       size_t(cuda::attention_scratch_floats(q.rows, shape, max_keys)) * sizeof(float),
       "attention"));
   enqueue("attention", {out, q, k_cache, v_cache},
           {double(shape.n_heads), double(shape.n_kv_heads), double(shape.head_dim),
-           double(shape.sliding_window), double(max_keys)},
+           double(shape.sliding_window), double(max_keys), double(shape.compute)},
           [=](cudaStream_t s) {
             return cuda::launch_attention(s, o, qd, rows, q_cols, kc, vc, kv_cols, shape, max_keys,
-                                          partials, step);
+                                          partials, step, operands);
           });
+  keep_operands(out, operands, shape.compute);
 }
 
 void CudaBackend::swiglu(Tensor out, Tensor gate, Tensor up) {
+  swiglu_operands(out, gate, up, ComputeDType::F32);
+}
+
+void CudaBackend::swiglu_operands(Tensor out, Tensor gate, Tensor up, ComputeDType compute) {
   require(out.numel() == gate.numel() && out.numel() == up.numel(), "swiglu", "shape mismatch");
   float* o = ptr<float>(out);
   const float* g = ptr<float>(gate);
   const float* u = ptr<float>(up);
   const int64_t n = out.numel();
-  enqueue("swiglu", {out, gate, up}, {},
-          [=](cudaStream_t s) { return cuda::launch_swiglu(s, o, g, u, n); });
+  uint16_t* operands =
+      compute == ComputeDType::F32
+          ? nullptr
+          : static_cast<uint16_t*>(scratch_memory(Scratch::kOperands, size_t(n) * 2, "swiglu"));
+  enqueue("swiglu", {out, gate, up}, {double(compute)},
+          [=](cudaStream_t s) { return cuda::launch_swiglu(s, o, g, u, n, operands, compute); });
+  keep_operands(out, operands, compute);
 }
 
 void CudaBackend::add(Tensor x, Tensor y) {

@@ -53,6 +53,11 @@ __device__ __forceinline__ uint32_t pack_operands(float lo, float hi) {
     return *reinterpret_cast<const uint32_t*>(&v);
   }
 }
+// One operand's bits (C: F16 or BF16), rounded to nearest even.
+__device__ __forceinline__ uint16_t operand_bits(ComputeDType c, float v) {
+  return c == ComputeDType::BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(v))
+                                 : __half_as_ushort(__float2half_rn(v));
+}
 template <ComputeDType C>
 __device__ __forceinline__ float2 unpack_operands(uint32_t u) {
   if constexpr (C == ComputeDType::BF16)

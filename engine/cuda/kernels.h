@@ -86,12 +86,14 @@ cudaError_t launch_rope_kv_store(cudaStream_t s, float* q, float* k, const float
 cudaError_t launch_kv_store(cudaStream_t s, uint16_t* k_cache, uint16_t* v_cache, const float* k,
                             const float* v, int64_t rows, int64_t cols, StepPtr step);
 
-// Floats of scratch for `max_keys` keys (the most any query of the step can see).
+// Floats of scratch for `max_keys` keys (the most any query of the step can see). Both
+// attentions write, with `operands` (shape.compute 16-bit), the output also as the o
+// projection's operands.
 int64_t attention_scratch_floats(int64_t rows, const AttentionShape& shape, int64_t max_keys);
 cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t rows,
                              int64_t q_cols, const uint16_t* k_cache, const uint16_t* v_cache,
                              int64_t kv_cols, const AttentionShape& shape, int64_t max_keys,
-                             float* scratch, StepPtr step);
+                             float* scratch, StepPtr step, uint16_t* operands = nullptr);
 
 // A prompt's attention on the tensor cores (attention_prompt.cu): for a 16-bit compute dtype, at
 // least 512 query rows x heads, heads of a multiple of 16 up to 128 wide; q and the probabilities
@@ -101,10 +103,12 @@ bool attention_prompt_fits(int64_t rows, int64_t q_cols, int64_t kv_cols,
 cudaError_t launch_attention_prompt(cudaStream_t s, float* out, const float* q, int64_t rows,
                                     int64_t q_cols, const uint16_t* k_cache,
                                     const uint16_t* v_cache, int64_t kv_cols,
-                                    const AttentionShape& shape, StepPtr step);
+                                    const AttentionShape& shape, StepPtr step,
+                                    uint16_t* operands = nullptr);
 
-cudaError_t launch_swiglu(cudaStream_t s, float* out, const float* gate, const float* up,
-                          int64_t n);
+// With `operands` (16-bit compute), the output also as the next product's operands.
+cudaError_t launch_swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n,
+                          uint16_t* operands = nullptr, ComputeDType compute = ComputeDType::F32);
 cudaError_t launch_add(cudaStream_t s, float* x, const float* y, int64_t n);
 // ids[0] = engine/sampler.h draw_token of one row of logits, with the step's draw (sample.cu).
 cudaError_t launch_sample(cudaStream_t s, int32_t* ids, const float* logits, int64_t cols,

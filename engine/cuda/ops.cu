@@ -109,11 +109,16 @@ __global__ void kv_store_kernel(__half* k_cache, __half* v_cache, const float* k
   v_cache[at] = __float2half_rn(v[t]);
 }
 
-__global__ void swiglu_kernel(float* out, const float* gate, const float* up, int64_t n) {
+// With `operands`, the output also as the next product's operands (rounded to `compute`).
+__global__ void swiglu_kernel(float* out, const float* gate, const float* up, int64_t n,
+                              uint16_t* operands, ComputeDType compute) {
   allow_dependents();
   wait_for_inputs();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+  if (i >= n) return;
+  const float v = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+  out[i] = v;
+  if (operands) operands[i] = operand_bits(compute, v);
 }
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
@@ -198,9 +203,11 @@ cudaError_t launch_kv_store(cudaStream_t s, uint16_t* k_cache, uint16_t* v_cache
                 rows * cols, cols, step);
 }
 
-cudaError_t launch_swiglu(cudaStream_t s, float* out, const float* gate, const float* up,
-                          int64_t n) {
-  return launch(swiglu_kernel, blocks_for(n, kThreads), kThreads, s, out, gate, up, n);
+cudaError_t launch_swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n,
+                          uint16_t* operands, ComputeDType compute) {
+  if (operands && compute == ComputeDType::F32) return cudaErrorInvalidValue;
+  return launch(swiglu_kernel, blocks_for(n, kThreads), kThreads, s, out, gate, up, n, operands,
+                compute);
 }
 
 cudaError_t launch_add(cudaStream_t s, float* x, const float* y, int64_t n) {

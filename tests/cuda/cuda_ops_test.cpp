@@ -127,8 +127,8 @@ TEST_CASE("cuda: norm_matmuls, norm_matmul_swiglu and matmul_add match the CPU")
     int64_t rows, n, k;
   };
   // 130 x 352: two row tiles of the tensor cores' GEMM, a last half k slice.
-  const Shape shapes[] = {{1, 37, 64},  {1, 9, 4096}, {1, 66, 2048},  {1, 130, 256},
-                          {1, 33, 100}, {3, 70, 96},  {130, 200, 352}};
+  const Shape shapes[] = {{1, 37, 64}, {1, 9, 4096}, {1, 66, 2048},   {1, 130, 256}, {1, 33, 100},
+                          {3, 70, 96}, {1, 64, 96},  {130, 200, 352}, {130, 224, 96}};
   uint64_t seed = 500;
   for (test::Quant4 q : {test::Quant4{QuantType::NF4, 64, true, ComputeDType::BF16},
                          test::Quant4{QuantType::NF4, 64, false, ComputeDType::F16},
@@ -149,24 +149,29 @@ TEST_CASE("cuda: norm_matmuls, norm_matmul_swiglu and matmul_add match the CPU")
       up_q.type = q.type == QuantType::NF4 ? QuantType::FP4 : QuantType::NF4;
       const HostWeight up = test::random_4bit("up", up_q, s.n, s.k, ++seed, 0.1f);
       const HostWeight o = test::random_4bit("o", q, s.k, s.k, ++seed, 0.1f);
+      const HostWeight down = test::random_4bit("down", q, s.k, s.n, ++seed, 0.1f);
       const auto x = test::random_floats(size_t(s.rows * s.k), ++seed, 3.0f);
-      // q, k, v, silu(gate) * up and x + o · xn, each read back.
+      // q, k, v, silu(gate) * up, x + down · (silu(gate) * up) (right after the SwiGLU, which
+      // may hand the product its operands) and x + o · xn, each read back.
       auto run = [&](Backend& b) {
         const Tensor xt = input(b, x, s.rows, s.k), xn = poisoned(b, s.rows, s.k);
         std::vector<Tensor> outs;
         for (int64_t h : heights) outs.push_back(poisoned(b, s.rows, h));
         const Tensor sw = poisoned(b, s.rows, s.n), scratch = poisoned(b, s.rows, s.n);
         const Tensor res = input(b, x, s.rows, s.k), proj = poisoned(b, s.rows, s.k);
+        const Tensor res2 = input(b, x, s.rows, s.k);
         const Tensor nt = b.upload_weight(norm), gt = b.upload_weight(gate),
-                     ut = b.upload_weight(up), ot = b.upload_weight(o);
+                     ut = b.upload_weight(up), ot = b.upload_weight(o), dt = b.upload_weight(down);
         std::vector<Tensor> wt;
         for (const HostWeight& h : w) wt.push_back(b.upload_weight(h));
         b.begin_step({0, int(s.rows)});
         b.norm_matmuls(xt, nt, 1e-5f, xn, {{outs[0], wt[0]}, {outs[1], wt[1]}, {outs[2], wt[2]}});
         b.norm_matmul_swiglu(sw, xt, nt, 1e-5f, xn, gt, ut, scratch);
+        b.matmul_add(res2, sw, dt, proj);
         b.matmul_add(res, xn, ot, proj);
         b.end_step();
         outs.push_back(sw);
+        outs.push_back(res2);
         outs.push_back(res);
         std::vector<std::vector<float>> got;
         for (Tensor t : outs) got.push_back(read_f32(b, t));
@@ -177,7 +182,7 @@ TEST_CASE("cuda: norm_matmuls, norm_matmul_swiglu and matmul_add match the CPU")
       const auto got = run(*gpu);
       const double tol = q.compute == ComputeDType::F32 ? kSumOrderTolerance : 1e-3;
       for (size_t i = 0; i < want.size(); ++i) {
-        CAPTURE(i);  // q, k, v, SwiGLU, residual
+        CAPTURE(i);  // q, k, v, SwiGLU, down's residual, o's residual
         CHECK(rel_error(got[i], want[i]) < tol);
       }
     }
