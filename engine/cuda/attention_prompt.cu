@@ -11,47 +11,13 @@
 // projection's operands (rounded to the model's compute dtype, pairs packed).
 #include <cstdint>
 
-#include "engine/cuda/device_math.cuh"
+#include "engine/cuda/tensor_core.cuh"
 
 namespace nibble::cuda {
 namespace {
 
 constexpr int kWarps = 4, kThreads = 32 * kWarps, kQueries = 16 * kWarps;
 constexpr int kKeys = 64;  // positions per staged tile
-
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return uint32_t(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void copy16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void copies_wait() {
-  asm volatile("cp.async.commit_group;\ncp.async.wait_all;\n" ::: "memory");
-}
-template <bool kTransposed>
-__device__ __forceinline__ void load_fragments(uint32_t address, uint32_t (&r)[4]) {
-  if constexpr (kTransposed)
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(address));
-  else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(address));
-}
-__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                    uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t half2_bits(float lo, float hi) {
-  const __half2 v = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
 
 // kFrags: head_dim / 16. Staged rows are head_dim halves plus 16 bytes, so that the 8 rows an
 // ldmatrix reads start on different banks.
@@ -84,7 +50,7 @@ __global__ void __launch_bounds__(kThreads)
       const int d = 16 * f + 2 * c + 8 * (i >> 1);
       float2 v = make_float2(0.0f, 0.0f);
       if (row < rows) v = *reinterpret_cast<const float2*>(q + row * q_cols + h * kHeadDim + d);
-      qa[f][i] = half2_bits(v.x * scale, v.y * scale);
+      qa[f][i] = pack_operands<ComputeDType::F16>(v.x * scale, v.y * scale);
     }
 
   float o[2 * kFrags][4] = {};
@@ -101,6 +67,7 @@ __global__ void __launch_bounds__(kThreads)
       copy16(shared_address(&ks[r * kRowChunks + ch]), k_cache + at, valid);
       copy16(shared_address(&vs[r * kRowChunks + ch]), v_cache + at, valid);
     }
+    copies_commit();
     copies_wait();
     __syncthreads();
 
@@ -113,8 +80,8 @@ __global__ void __launch_bounds__(kThreads)
         uint32_t b[4];
         const int r = 8 * j + (lane & 7) + ((lane >> 4) << 3);
         load_fragments<false>(shared_address(&ks[r * kRowChunks + 2 * f + ((lane >> 3) & 1)]), b);
-        mma(sc[j], qa[f], b[0], b[1]);
-        mma(sc[j + 1], qa[f], b[2], b[3]);
+        mma<ComputeDType::F16>(sc[j], qa[f], b[0], b[1]);
+        mma<ComputeDType::F16>(sc[j + 1], qa[f], b[2], b[3]);
       }
 
     // The online softmax: mask, the rows' new maxima (over the quad), probabilities, correction.
@@ -146,8 +113,8 @@ __global__ void __launch_bounds__(kThreads)
       const float p2 = __expf(sc[j][2] - base[1]), p3 = __expf(sc[j][3] - base[1]);
       l[0] += p0 + p1;
       l[1] += p2 + p3;
-      pa[j / 2][2 * (j & 1)] = half2_bits(p0, p1);
-      pa[j / 2][2 * (j & 1) + 1] = half2_bits(p2, p3);
+      pa[j / 2][2 * (j & 1)] = pack_operands<ComputeDType::F16>(p0, p1);
+      pa[j / 2][2 * (j & 1) + 1] = pack_operands<ComputeDType::F16>(p2, p3);
     }
 #pragma unroll
     for (int j = 0; j < 2 * kFrags; ++j) {
@@ -163,8 +130,8 @@ __global__ void __launch_bounds__(kThreads)
         uint32_t b[4];
         const int r = 16 * kk + (lane & 7) + (((lane >> 3) & 1) << 3);
         load_fragments<true>(shared_address(&vs[r * kRowChunks + j + (lane >> 4)]), b);
-        mma(o[j], pa[kk], b[0], b[1]);
-        mma(o[j + 1], pa[kk], b[2], b[3]);
+        mma<ComputeDType::F16>(o[j], pa[kk], b[0], b[1]);
+        mma<ComputeDType::F16>(o[j + 1], pa[kk], b[2], b[3]);
       }
     __syncthreads();  // the tile is read before the next one is staged
   }
@@ -190,15 +157,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <int kFrags>
-cudaError_t launch_frags(cudaStream_t s, float* out, const float* q, int64_t rows, int64_t q_cols,
-                         const __half* k_cache, const __half* v_cache, int64_t kv_cols,
-                         const AttentionShape& shape, StepPtr step, uint32_t* operands) {
-  const dim3 grid(blocks_for(rows, kQueries), unsigned(shape.n_heads));
-  return launch(attention_prompt<kFrags>, grid, kThreads, s, out, q, rows, q_cols, k_cache, v_cache,
-                kv_cols, shape, step, operands);
-}
-
 }  // namespace
 
 bool attention_prompt_fits(int64_t rows, int64_t q_cols, int64_t kv_cols, const AttentionShape& s) {
@@ -210,29 +168,16 @@ cudaError_t launch_attention_prompt(cudaStream_t s, float* out, const float* q, 
                                     int64_t q_cols, const uint16_t* k_cache,
                                     const uint16_t* v_cache, int64_t kv_cols,
                                     const AttentionShape& shape, StepPtr step, uint16_t* operands) {
-  const auto* k = reinterpret_cast<const __half*>(k_cache);
-  const auto* v = reinterpret_cast<const __half*>(v_cache);
-  uint32_t* words = reinterpret_cast<uint32_t*>(operands);
-  switch (shape.head_dim / 16) {
-    case 1:
-      return launch_frags<1>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
-    case 2:
-      return launch_frags<2>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
-    case 3:
-      return launch_frags<3>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
-    case 4:
-      return launch_frags<4>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
-    case 5:
-      return launch_frags<5>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
-    case 6:
-      return launch_frags<6>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
-    case 7:
-      return launch_frags<7>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
-    case 8:
-      return launch_frags<8>(s, out, q, rows, q_cols, k, v, kv_cols, shape, step, words);
-    default:
-      return cudaErrorInvalidValue;
-  }
+  // One kernel per head size: kFrags is the fragments' count along the head.
+  static constexpr decltype(&attention_prompt<1>) kernels[] = {
+      attention_prompt<1>, attention_prompt<2>, attention_prompt<3>, attention_prompt<4>,
+      attention_prompt<5>, attention_prompt<6>, attention_prompt<7>, attention_prompt<8>};
+  const int frags = shape.head_dim / 16;
+  if (shape.head_dim % 16 != 0 || frags < 1 || frags > 8) return cudaErrorInvalidValue;
+  const dim3 grid(blocks_for(rows, kQueries), unsigned(shape.n_heads));
+  return launch(kernels[frags - 1], grid, kThreads, s, out, q, rows, q_cols,
+                reinterpret_cast<const __half*>(k_cache), reinterpret_cast<const __half*>(v_cache),
+                kv_cols, shape, step, reinterpret_cast<uint32_t*>(operands));
 }
 
 }  // namespace nibble::cuda

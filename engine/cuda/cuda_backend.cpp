@@ -117,6 +117,15 @@ class CudaBackend final : public Backend {
                                 t.row_offset * t.cols * int64_t(dtype_size(t.dtype)));
   }
   cuda::WeightArgs weight_args(Tensor t, const char* op) const;
+  // The launch arguments of products of one x, and the tensors of their step signature (x, then
+  // each output and weight).
+  struct Products {
+    std::array<cuda::GemvTarget, cuda::kMaxGemvTargets> targets{};
+    std::array<Tensor, 1 + 2 * cuda::kMaxGemvTargets> tensors{};
+    size_t count = 0;
+    std::span<const Tensor> signature() const { return {tensors.data(), 1 + 2 * count}; }
+  };
+  Products products(const char* op, Tensor x, std::initializer_list<Projection> projections) const;
   // Whether one launch of the 4-bit GEMV computes every projection of one row x.
   bool one_gemv_launch(Tensor x, std::initializer_list<Projection> projections) const;
   // Whether the tensor cores compute every projection of a prompt's x (gemm_4bit.cu), and the
@@ -631,6 +640,21 @@ void CudaBackend::matmul(Tensor out, Tensor x, Tensor wt) {
           [=](cudaStream_t s) { return cuda::launch_matmul(s, o, in, rows, w); });
 }
 
+CudaBackend::Products CudaBackend::products(const char* op, Tensor x,
+                                            std::initializer_list<Projection> projections) const {
+  require(projections.size() <= cuda::kMaxGemvTargets, op, "too many products for one launch");
+  Products pr;
+  pr.tensors[0] = x;
+  for (const Projection& p : projections) {
+    const cuda::WeightArgs w = weight_args(p.w, op);
+    require(x.cols == w.cols && p.out.cols == w.rows && p.out.rows == x.rows, op, "shape mismatch");
+    pr.tensors[1 + 2 * pr.count] = p.out;
+    pr.tensors[2 + 2 * pr.count] = p.w;
+    pr.targets[pr.count++] = {w, ptr<float>(p.out)};
+  }
+  return pr;
+}
+
 bool CudaBackend::tensor_core_products_fit(Tensor x,
                                            std::initializer_list<Projection> projections) const {
   if (x.rows < 2 || projections.size() > cuda::kMaxGemvTargets) return false;
@@ -648,31 +672,21 @@ bool CudaBackend::tensor_core_products_fit(Tensor x,
 void CudaBackend::tensor_core_products(const char* op, Tensor x,
                                        std::initializer_list<Projection> projections,
                                        bool accumulate, const uint16_t* x16) {
-  require(projections.size() <= cuda::kMaxGemvTargets, op, "too many products for one op");
-  std::array<cuda::GemvTarget, cuda::kMaxGemvTargets> targets{};
-  std::array<Tensor, 1 + 2 * cuda::kMaxGemvTargets> tensors{x};  // the step's signature
-  size_t count = 0;
-  for (const Projection& p : projections) {
-    const cuda::WeightArgs w = weight_args(p.w, op);
-    require(x.cols == w.cols && p.out.cols == w.rows && p.out.rows == x.rows, op, "shape mismatch");
-    tensors[1 + 2 * count] = p.out;
-    tensors[2 + 2 * count] = p.w;
-    targets[count++] = {w, ptr<float>(p.out)};
-  }
+  const Products pr = products(op, x, projections);
+  const std::array<cuda::GemvTarget, cuda::kMaxGemvTargets> targets = pr.targets;
+  const size_t count = pr.count;
   const int64_t rows = x.rows, n = rows * x.cols;
   const float* in = ptr<float>(x);
   uint16_t* operands =
       x16 ? nullptr : static_cast<uint16_t*>(scratch_memory(Scratch::kOperands, size_t(n) * 2, op));
   const uint16_t* from = x16 ? x16 : operands;
   const ComputeDType compute = targets[0].w.compute;
-  enqueue(op, std::span(tensors.data(), 1 + 2 * count), {double(accumulate), double(!x16)},
-          [=](cudaStream_t s) {
-            cudaError_t e =
-                operands ? cuda::launch_operands(s, operands, in, n, compute) : cudaSuccess;
-            for (size_t i = 0; i < count && e == cudaSuccess; ++i)
-              e = cuda::launch_gemm_4bit(s, targets[i].out, from, rows, targets[i].w, accumulate);
-            return e;
-          });
+  enqueue(op, pr.signature(), {double(accumulate), double(!x16)}, [=](cudaStream_t s) {
+    cudaError_t e = operands ? cuda::launch_operands(s, operands, in, n, compute) : cudaSuccess;
+    for (size_t i = 0; i < count && e == cudaSuccess; ++i)
+      e = cuda::launch_gemm_4bit(s, targets[i].out, from, rows, targets[i].w, accumulate);
+    return e;
+  });
 }
 
 bool CudaBackend::one_gemv_launch(Tensor x, std::initializer_list<Projection> projections) const {
@@ -689,22 +703,13 @@ bool CudaBackend::one_gemv_launch(Tensor x, std::initializer_list<Projection> pr
 
 void CudaBackend::gemv_4bit(const char* op, Tensor x, std::initializer_list<Projection> projections,
                             cuda::GemvEpilogue epilogue, const uint16_t* x16) {
-  require(projections.size() <= cuda::kMaxGemvTargets, op, "too many products for one launch");
-  std::array<cuda::GemvTarget, cuda::kMaxGemvTargets> targets{};
-  std::array<Tensor, 1 + 2 * cuda::kMaxGemvTargets> tensors{x};  // the step's signature
-  size_t n = 0;
-  for (const Projection& p : projections) {
-    const cuda::WeightArgs w = weight_args(p.w, op);
-    require(x.cols == w.cols && p.out.cols == w.rows && p.out.rows == 1, op, "shape mismatch");
-    tensors[1 + 2 * n] = p.out;
-    tensors[2 + 2 * n] = p.w;
-    targets[n++] = {w, ptr<float>(p.out)};
-  }
+  const Products pr = products(op, x, projections);
+  const std::array<cuda::GemvTarget, cuda::kMaxGemvTargets> targets = pr.targets;
+  const size_t n = pr.count;
   const float* in = ptr<float>(x);
-  enqueue(op, std::span(tensors.data(), 1 + 2 * n), {double(epilogue), double(!x16)},
-          [=](cudaStream_t s) {
-            return cuda::launch_gemv_4bit(s, in, x16, targets.data(), n, epilogue);
-          });
+  enqueue(op, pr.signature(), {double(epilogue), double(!x16)}, [=](cudaStream_t s) {
+    return cuda::launch_gemv_4bit(s, in, x16, targets.data(), n, epilogue);
+  });
 }
 
 void CudaBackend::matmul_add(Tensor out, Tensor x, Tensor w, Tensor scratch) {

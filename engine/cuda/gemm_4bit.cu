@@ -13,7 +13,7 @@
 // c ^ (r % 8) so that the 8 rows an ldmatrix reads fall on different banks.
 #include <cstdint>
 
-#include "engine/cuda/device_math.cuh"
+#include "engine/cuda/tensor_core.cuh"
 
 namespace nibble::cuda {
 namespace {
@@ -25,47 +25,9 @@ constexpr int kSharedBytes = 2 * 2 * kTileBytes;  // x and w, two buffers each (
 constexpr int kWarpM = 64, kWarpN = 32;           // each warp's part of the tile
 constexpr int kFragsM = kWarpM / 16, kFragsN = kWarpN / 8;
 
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return uint32_t(__cvta_generic_to_shared(p));
-}
 // Byte offset of 16-byte chunk c of row r in a tile.
 __device__ __forceinline__ uint32_t chunk_at(int r, int c) {
   return uint32_t(r * kTileK * 2 + ((c ^ (r & 7)) << 4));
-}
-
-// 16 bytes from global to shared memory, or zeros where `valid` is false.
-__device__ __forceinline__ void copy16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void copies_commit() {
-  asm volatile("cp.async.commit_group;\n");
-}
-__device__ __forceinline__ void copies_wait() {
-  asm volatile("cp.async.wait_all;\n" ::: "memory");
-}
-
-__device__ __forceinline__ void load_fragments(uint32_t address, uint32_t (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
-
-template <ComputeDType C>
-__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                    uint32_t b1) {
-  if constexpr (C == ComputeDType::BF16)
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-        "{%8, %9}, {%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  else
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-        "{%8, %9}, {%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 // The 32 codes of one thread's part of a weight slice (row `row`, columns k..k+32, inside one
