@@ -146,8 +146,6 @@ class CudaBackend final : public Backend {
   void require(bool ok, const char* op, const std::string& what) const;
   // kv_store's checks: F16 caches from alloc_kv, matching shapes, the step's rows inside them.
   void require_kv_store(const char* op, Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) const;
-  // Device memory for one op's intermediates (the attention's partials, a prompt GEMM's x
-  // operands), shared by all ops: the stream runs them one after another.
   // Device memory for intermediates, grown as needed: the attention's partials, and the operands
   // (16-bit, rounded) that one op writes for the products after it. Each kind is shared by all
   // ops, which the stream runs one after another.
@@ -454,6 +452,7 @@ void CudaBackend::keep_operands(Tensor t, const uint16_t* at, ComputeDType compu
 
 void CudaBackend::write(Tensor dst, const void* src) {
   if (!pending_.empty()) run_recorded_ops();  // keep the write after the ops issued before it
+  kept_ = {};  // the write may change the tensor whose operands were kept
   check(cudaMemcpyAsync(ptr<char>(dst), src, size_t(dst.numel()) * dtype_size(dst.dtype),
                         cudaMemcpyHostToDevice, stream_),
         "write");

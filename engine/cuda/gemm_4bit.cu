@@ -72,8 +72,7 @@ __device__ __forceinline__ void store_codes(const Codes& c, const WeightArgs& w,
 
 template <ComputeDType C>
 __global__ void __launch_bounds__(kThreads, 1)
-    gemm_4bit(float* __restrict__ out, const uint16_t* __restrict__ x, int64_t m,
-              const WeightArgs w, bool accumulate) {
+    gemm_4bit(float* out, const uint16_t* x, int64_t m, const WeightArgs w, bool accumulate) {
   extern __shared__ __align__(128) char tiles[];  // [buffer][x, w][kTileBytes]
   __shared__ CodeTables tables;
   allow_dependents();
@@ -126,9 +125,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       uint32_t a[kFragsM][4], b[kFragsN][2];
       // x: matrices (rows 0-7, k 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15) of each 16x16.
 #pragma unroll
-      for (int i = 0; i < kFragsM; ++i)
+      for (int i = 0; i < kFragsM; ++i) {
         load_fragments(xs + chunk_at(wm + i * 16 + (lane & 15), kk * 2 + (lane >> 4)), a[i]);
-        // w: matrices (rows 0-7, k 0-7), (0-7, 8-15), (8-15, 0-7), (8-15, 8-15): two n8 fragments.
+      }
+      // w: matrices (rows 0-7, k 0-7), (0-7, 8-15), (8-15, 0-7), (8-15, 8-15): two n8 fragments.
 #pragma unroll
       for (int j = 0; j < kFragsN; j += 2) {
         uint32_t r[4];
@@ -179,6 +179,8 @@ cudaError_t launch_gemm_4bit(cudaStream_t s, float* out, const uint16_t* x, int6
   static const cudaError_t opt_in =
       cudaFuncSetAttribute(gemm_4bit<C>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes);
   if (opt_in != cudaSuccess) return opt_in;
+  // A plain launch (prompt steps are not programmatic, device_math.cuh `launch`) with the
+  // dynamic shared memory.
   const dim3 grid(blocks_for(w.rows, kTileN), blocks_for(rows, kTileM));
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
@@ -190,8 +192,7 @@ cudaError_t launch_gemm_4bit(cudaStream_t s, float* out, const uint16_t* x, int6
 
 // Eight values of x per thread as four words of operand bits.
 template <ComputeDType C>
-__global__ void operands_kernel(uint32_t* __restrict__ out, const float* __restrict__ x,
-                                int64_t n) {
+__global__ void operands_kernel(uint32_t* out, const float* x, int64_t n) {
   allow_dependents();
   wait_for_inputs();
   const int64_t i = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * 8;

@@ -59,7 +59,8 @@ struct GemvTarget {
 };
 enum class GemvEpilogue { kStore, kAdd };
 bool gemv_4bit_fits(const float* x, const WeightArgs& w);
-// x16: x's operands (launch_rms_norm's), read instead of x where given (16-bit compute only).
+// x16: x's operands (written by launch_rms_norm, launch_swiglu or an attention), read instead of
+// x where given (16-bit compute only).
 cudaError_t launch_gemv_4bit(cudaStream_t s, const float* x, const uint16_t* x16,
                              const GemvTarget* targets, size_t count, GemvEpilogue epilogue);
 // Several tokens times a 4-bit weight of 16-bit compute dtype on the tensor cores (gemm_4bit.cu):
