@@ -149,7 +149,8 @@ class CudaBackend final : public Backend {
   // Device memory for intermediates, grown as needed: the attention's partials, and the operands
   // (16-bit, rounded) that one op writes for the products after it. Each kind is shared by all
   // ops, which the stream runs one after another.
-  enum class Scratch { kPartials, kOperands };
+  // kCounts starts zero and every op leaves it so (the attention's counts of finished splits).
+  enum class Scratch { kPartials, kOperands, kCounts };
   void* scratch_memory(Scratch which, size_t bytes, const char* op);
   // The operands of `t` in `compute` where the op enqueued last wrote them beside it
   // (keep_operands), else null: an op between the two may have changed t.
@@ -185,7 +186,7 @@ class CudaBackend final : public Backend {
     void* ptr = nullptr;
     size_t bytes = 0;
   };
-  ScratchBuffer scratch_[2];  // by Scratch
+  ScratchBuffer scratch_[3];  // by Scratch
   struct KeptOperands {
     Tensor of;
     const uint16_t* at = nullptr;
@@ -434,6 +435,7 @@ void* CudaBackend::scratch_memory(Scratch which, size_t bytes, const char* op) {
   b = {};
   b.ptr = device_alloc(bytes, what, Usage::Activations);
   b.bytes = bytes;
+  if (which == Scratch::kCounts) check(cudaMemsetAsync(b.ptr, 0, bytes, stream_), what);
   return b.ptr;
 }
 
@@ -850,12 +852,14 @@ void CudaBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache
       Scratch::kPartials,
       size_t(cuda::attention_scratch_floats(q.rows, shape, max_keys)) * sizeof(float),
       "attention"));
+  unsigned* counts = static_cast<unsigned*>(scratch_memory(
+      Scratch::kCounts, size_t(rows * shape.n_heads) * sizeof(unsigned), "attention"));
   enqueue("attention", {out, q, k_cache, v_cache},
           {double(shape.n_heads), double(shape.n_kv_heads), double(shape.head_dim),
            double(shape.sliding_window), double(max_keys), double(shape.compute)},
           [=](cudaStream_t s) {
             return cuda::launch_attention(s, o, qd, rows, q_cols, kc, vc, kv_cols, shape, max_keys,
-                                          partials, step, operands);
+                                          partials, counts, step, operands);
           });
   keep_operands(out, operands, shape.compute);
 }

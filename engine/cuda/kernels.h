@@ -87,14 +87,16 @@ cudaError_t launch_rope_kv_store(cudaStream_t s, float* q, float* k, const float
 cudaError_t launch_kv_store(cudaStream_t s, uint16_t* k_cache, uint16_t* v_cache, const float* k,
                             const float* v, int64_t rows, int64_t cols, StepPtr step);
 
-// Floats of scratch for `max_keys` keys (the most any query of the step can see). Both
+// Floats of scratch for `max_keys` keys (the most any query of the step can see); `counts`:
+// rows * n_heads words, zero before the first launch (each launch leaves them zero). Both
 // attentions write, with `operands` (shape.compute 16-bit), the output also as the o
 // projection's operands.
 int64_t attention_scratch_floats(int64_t rows, const AttentionShape& shape, int64_t max_keys);
 cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t rows,
                              int64_t q_cols, const uint16_t* k_cache, const uint16_t* v_cache,
                              int64_t kv_cols, const AttentionShape& shape, int64_t max_keys,
-                             float* scratch, StepPtr step, uint16_t* operands = nullptr);
+                             float* scratch, unsigned* counts, StepPtr step,
+                             uint16_t* operands = nullptr);
 
 // A prompt's attention on the tensor cores (attention_prompt.cu): for a 16-bit compute dtype, at
 // least 512 query rows x heads, heads of a multiple of 16 up to 128 wide; q and the probabilities
