@@ -480,6 +480,7 @@ void CudaBackend::read(Tensor src, void* dst) {
 
 void CudaBackend::begin_step(const StepInfo& step) {
   step_ = step;
+  kept_ = {};  // operands are handed on within a step only
   const int32_t state[3] = {step.pos0, step.n_tokens, std::bit_cast<int32_t>(step.u)};
   // Pageable source: the copy is staged before this returns, so `state` may go out of scope.
   check(cudaMemcpyAsync(step_state_, state, sizeof state, cudaMemcpyHostToDevice, stream_),
