@@ -1,9 +1,7 @@
 #include "loader/bnb_checkpoint.h"
 
 #include <charconv>
-#include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "engine/error.h"
 #include "loader/json_text.h"
@@ -34,15 +32,6 @@ int block_size(const json& v, const std::string& what) {
   const int64_t n = json_integer(v, what);
   if (n < 1 || n > (int64_t(1) << 20)) fail(what + " is out of range (" + v.dump() + ")");
   return int(n);
-}
-
-// A float32 from the JSON: a number that a float holds (converting a larger double is undefined).
-float finite_float(const json& v, const std::string& what) {
-  if (!v.is_number()) fail(what + " must be a number (it is " + v.dump() + ")");
-  const double d = v.get<double>();
-  if (!(std::fabs(d) <= double(std::numeric_limits<float>::max())))
-    fail(what + " is out of range (" + v.dump() + ")");
-  return float(d);
 }
 
 // The original weight's shape: positive integers whose product stays below 2^48 elements, checked
@@ -171,7 +160,7 @@ QuantState read_bnb_quant_state(const TensorLookup& find, const std::string& wei
     s.nested = j.contains("nested_offset");
     if (s.nested) {
       s.nested_blocksize = block_size(j.at("nested_blocksize"), where(st) + ": nested_blocksize");
-      s.offset = finite_float(j.at("nested_offset"), where(st) + ": nested_offset");
+      s.offset = json_float(j.at("nested_offset"), where(st) + ": nested_offset");
       if (j.value("nested_dtype", "float32") != "float32")
         fail(where(st) + ": nested_dtype must be float32");
     }

@@ -2,8 +2,10 @@
 
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "engine/error.h"
@@ -37,6 +39,14 @@ int64_t json_integer(const nlohmann::json& v, const std::string& what) {
     fail(what + " is out of range (" + v.dump() + ")");
   if (!v.is_number_integer()) fail(what + " must be an integer (it is " + v.dump() + ")");
   return v.get<int64_t>();
+}
+
+float json_float(const nlohmann::json& v, const std::string& what) {
+  if (!v.is_number()) fail(what + " must be a number (it is " + v.dump() + ")");
+  const double d = v.get<double>();
+  if (!(std::fabs(d) <= double(std::numeric_limits<float>::max())))
+    fail(what + " is out of range (" + v.dump() + ")");
+  return float(d);
 }
 
 }  // namespace nibble

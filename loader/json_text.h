@@ -18,6 +18,10 @@ nlohmann::json parse_json(std::string_view text, const std::string& origin, cons
 // behaviour when out of range, found by fuzz_tokenizer_json) fails naming `what`.
 int64_t json_integer(const nlohmann::json& v, const std::string& what);
 
+// A JSON number that a float holds (converting a larger double is undefined behaviour); anything
+// else fails naming `what`.
+float json_float(const nlohmann::json& v, const std::string& what);
+
 // Reads a whole text file; errors name the file.
 std::string read_text_file(const std::string& path);
 

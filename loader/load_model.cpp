@@ -9,6 +9,7 @@
 
 #include "engine/error.h"
 #include "loader/folder_weights.h"
+#include "loader/json_text.h"
 #include "loader/memory_estimate.h"
 #include "loader/placement.h"
 
@@ -54,18 +55,24 @@ GenerationDefaults read_generation_defaults(const fs::path& dir, const ModelFold
     if (j.is_discarded() || !j.is_object()) fail(path.string() + ": not a valid JSON object");
     if (j.contains("eos_token_id")) add_ids(j["eos_token_id"], d.eos_ids);
     const bool sample = j.value("do_sample", false);
+    // A number beyond float's range is an error; counts are clamped as doubles before their
+    // conversion (a value beyond int's range would be undefined behaviour).
     auto number = [&](const char* key, float fallback) {
-      return j.contains(key) && j[key].is_number() ? j[key].get<float>() : fallback;
+      return j.contains(key) && j[key].is_number() ? json_float(j[key], path.string() + ": " + key)
+                                                   : fallback;
+    };
+    auto count = [&](const char* key, int fallback) {
+      return j.contains(key) && j[key].is_number() ? int(std::clamp(j[key].get<double>(), 0.0, 1e9))
+                                                   : fallback;
     };
     if (sample) {
       d.sampling.temperature = number("temperature", 1.0f);
       d.sampling.top_p = number("top_p", 1.0f);
-      // Clamped before the conversion: a float beyond int's range would be undefined behaviour.
-      d.sampling.top_k = int(std::clamp(number("top_k", 50.0f), 0.0f, 1e9f));
+      d.sampling.top_k = count("top_k", 50);
       d.sampling.min_p = number("min_p", 0.0f);
     }
     d.sampling.repetition_penalty = number("repetition_penalty", 1.0f);
-    d.max_new_tokens = int(number("max_new_tokens", 0.0f));
+    d.max_new_tokens = count("max_new_tokens", 0);
   }
   if (tokenizer.eos_id() >= 0) add_ids(tokenizer.eos_id(), d.eos_ids);
   return d;

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "engine/cpu/cpu_backend.h"
+#include "loader/load_model.h"
 #include "loader/model_folder.h"
 #include "tests/loader_test_util.h"
 
@@ -213,4 +215,25 @@ TEST_CASE("model folder: bad weights and bad shard indexes fail naming the file"
     CHECK(message.find(dir.path().string()) != std::string::npos);
     for (const std::string& part : c.expected) CHECK(message.find(part) != std::string::npos);
   }
+}
+
+// generation_config.json's numbers: counts beyond int are clamped before their conversion, a
+// number beyond float's range is an error naming the file and the key (converting it would be
+// undefined behaviour).
+TEST_CASE("generation_config: huge counts are clamped, numbers beyond a float are errors") {
+  TempDir dir;
+  for (const auto& f : fs::directory_iterator("tests/fixtures/models/llama-gqa"))
+    fs::copy_file(f.path(), dir / f.path().filename().string());
+  QuantConfig none;
+  none.enabled = false;
+  CpuBackend cpu(1);
+  write_file(dir / "generation_config.json",
+             R"({"do_sample": true, "top_k": 1e30, "max_new_tokens": 1e300, "top_p": 0.5})");
+  const LoadedModel m = load_model(dir.path(), cpu, none, {.context = 16});
+  CHECK(m.defaults.sampling.top_k == 1000000000);
+  CHECK(m.defaults.max_new_tokens == 1000000000);
+  CHECK(m.defaults.sampling.top_p == 0.5f);
+  write_file(dir / "generation_config.json", R"({"do_sample": true, "temperature": 1e300})");
+  const std::string e = error_of([&] { load_model(dir.path(), cpu, none, {.context = 16}); });
+  CHECK(e.find("generation_config.json: temperature is out of range") != std::string::npos);
 }

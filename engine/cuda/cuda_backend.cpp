@@ -129,20 +129,18 @@ class CudaBackend final : public Backend {
   // Whether one launch of the 4-bit GEMV computes every projection of one row x.
   bool one_gemv_launch(Tensor x, std::initializer_list<Projection> projections) const;
   // Whether the tensor cores compute every projection of a prompt's x (gemm_4bit.cu), and the
-  // products so: x's operands converted once for all of them, then each product (with
-  // `accumulate`, added to its output).
+  // products so: x's operands converted once for all of them (or those the op right before kept,
+  // operands_of), then each product (with `accumulate`, added to its output). gemv_4bit reads
+  // kept operands the same way, else float32 x.
   bool tensor_core_products_fit(Tensor x, std::initializer_list<Projection> projections) const;
   void tensor_core_products(const char* op, Tensor x, std::initializer_list<Projection> projections,
-                            bool accumulate, const uint16_t* x16 = nullptr);
-  // rms_norm, which with a 16-bit compute dtype also writes xn as the products' operands (in the
-  // scratch memory; returned, else null).
-  const uint16_t* rms_norm_operands(Tensor xn, Tensor x, Tensor norm, float eps,
-                                    ComputeDType compute);
+                            bool accumulate);
+  // rms_norm, which with a 16-bit compute dtype also keeps xn's operands for the products after it.
+  void rms_norm_operands(Tensor xn, Tensor x, Tensor norm, float eps, ComputeDType compute);
   // swiglu, which with a 16-bit compute dtype also keeps out's operands for the down projection.
   void swiglu_operands(Tensor out, Tensor gate, Tensor up, ComputeDType compute);
-  // x16: x's operands where an op before wrote them (else the kernels round x).
   void gemv_4bit(const char* op, Tensor x, std::initializer_list<Projection> projections,
-                 cuda::GemvEpilogue epilogue, const uint16_t* x16 = nullptr);
+                 cuda::GemvEpilogue epilogue);
   void require(bool ok, const char* op, const std::string& what) const;
   // kv_store's checks: F16 caches from alloc_kv, matching shapes, the step's rows inside them.
   void require_kv_store(const char* op, Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) const;
@@ -608,12 +606,9 @@ void CudaBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
           [=](cudaStream_t s) { return cuda::launch_rms_norm(s, o, in, rows, w, eps); });
 }
 
-const uint16_t* CudaBackend::rms_norm_operands(Tensor xn, Tensor x, Tensor norm, float eps,
-                                               ComputeDType compute) {
-  if (compute == ComputeDType::F32 || x.cols % 2 != 0) {
-    rms_norm(xn, x, norm, eps);
-    return nullptr;
-  }
+void CudaBackend::rms_norm_operands(Tensor xn, Tensor x, Tensor norm, float eps,
+                                    ComputeDType compute) {
+  if (compute == ComputeDType::F32 || x.cols % 2 != 0) return rms_norm(xn, x, norm, eps);
   cuda::WeightArgs w = weight_args(norm, "rms_norm");
   require(w.rows * w.cols == x.cols && xn.rows == x.rows && xn.cols == x.cols, "rms_norm",
           "shape mismatch");
@@ -627,7 +622,7 @@ const uint16_t* CudaBackend::rms_norm_operands(Tensor xn, Tensor x, Tensor norm,
   enqueue("rms_norm", {xn, x, norm}, {eps, double(compute)}, [=](cudaStream_t s) {
     return cuda::launch_rms_norm(s, o, in, rows, w, eps, operands, compute);
   });
-  return operands;
+  keep_operands(xn, operands, compute);
 }
 
 void CudaBackend::matmul(Tensor out, Tensor x, Tensor wt) {
@@ -673,10 +668,11 @@ bool CudaBackend::tensor_core_products_fit(Tensor x,
 
 void CudaBackend::tensor_core_products(const char* op, Tensor x,
                                        std::initializer_list<Projection> projections,
-                                       bool accumulate, const uint16_t* x16) {
+                                       bool accumulate) {
   const Products pr = products(op, x, projections);
   const std::array<cuda::GemvTarget, cuda::kMaxGemvTargets> targets = pr.targets;
   const size_t count = pr.count;
+  const uint16_t* x16 = operands_of(x, targets[0].w.compute);  // else converted here
   const int64_t rows = x.rows, n = rows * x.cols;
   const float* in = ptr<float>(x);
   uint16_t* operands =
@@ -704,10 +700,11 @@ bool CudaBackend::one_gemv_launch(Tensor x, std::initializer_list<Projection> pr
 }
 
 void CudaBackend::gemv_4bit(const char* op, Tensor x, std::initializer_list<Projection> projections,
-                            cuda::GemvEpilogue epilogue, const uint16_t* x16) {
+                            cuda::GemvEpilogue epilogue) {
   const Products pr = products(op, x, projections);
   const std::array<cuda::GemvTarget, cuda::kMaxGemvTargets> targets = pr.targets;
   const size_t n = pr.count;
+  const uint16_t* x16 = operands_of(x, targets[0].w.compute);  // else the kernel rounds x
   const float* in = ptr<float>(x);
   enqueue(op, pr.signature(), {double(epilogue), double(!x16)}, [=](cudaStream_t s) {
     return cuda::launch_gemv_4bit(s, in, x16, targets.data(), n, epilogue);
@@ -715,12 +712,10 @@ void CudaBackend::gemv_4bit(const char* op, Tensor x, std::initializer_list<Proj
 }
 
 void CudaBackend::matmul_add(Tensor out, Tensor x, Tensor w, Tensor scratch) {
-  // x's operands where the op before wrote them (the attention's, the SwiGLU's).
-  const uint16_t* x16 = operands_of(x, buffer(w).weight.compute);
   if (one_gemv_launch(x, {{out, w}}))
-    return gemv_4bit("matmul_add", x, {{out, w}}, cuda::GemvEpilogue::kAdd, x16);
+    return gemv_4bit("matmul_add", x, {{out, w}}, cuda::GemvEpilogue::kAdd);
   if (tensor_core_products_fit(x, {{out, w}}))
-    return tensor_core_products("matmul_add", x, {{out, w}}, true, x16);
+    return tensor_core_products("matmul_add", x, {{out, w}}, true);
   Backend::matmul_add(out, x, w, scratch);
 }
 
@@ -729,10 +724,9 @@ void CudaBackend::norm_matmuls(Tensor x, Tensor norm, float eps, Tensor xn,
   const bool gemv = one_gemv_launch(xn, projections);
   if (!gemv && !tensor_core_products_fit(xn, projections))
     return Backend::norm_matmuls(x, norm, eps, xn, projections);
-  const uint16_t* x16 =
-      rms_norm_operands(xn, x, norm, eps, buffer(projections.begin()->w).weight.compute);
-  if (gemv) return gemv_4bit("norm_matmuls", xn, projections, cuda::GemvEpilogue::kStore, x16);
-  tensor_core_products("norm_matmuls", xn, projections, false, x16);
+  rms_norm_operands(xn, x, norm, eps, buffer(projections.begin()->w).weight.compute);
+  if (gemv) return gemv_4bit("norm_matmuls", xn, projections, cuda::GemvEpilogue::kStore);
+  tensor_core_products("norm_matmuls", xn, projections, false);
 }
 
 void CudaBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float eps, Tensor xn,
@@ -743,11 +737,11 @@ void CudaBackend::norm_matmul_swiglu(Tensor out, Tensor x, Tensor norm, float ep
   const bool gemv = one_gemv_launch(xn, both);
   if (!gemv && !tensor_core_products_fit(xn, both))
     return Backend::norm_matmul_swiglu(out, x, norm, eps, xn, gate, up, scratch);
-  const uint16_t* x16 = rms_norm_operands(xn, x, norm, eps, buffer(gate).weight.compute);
+  rms_norm_operands(xn, x, norm, eps, buffer(gate).weight.compute);
   if (gemv)
-    gemv_4bit("norm_matmul_swiglu", xn, both, cuda::GemvEpilogue::kStore, x16);
+    gemv_4bit("norm_matmul_swiglu", xn, both, cuda::GemvEpilogue::kStore);
   else
-    tensor_core_products("norm_matmul_swiglu", xn, both, false, x16);
+    tensor_core_products("norm_matmul_swiglu", xn, both, false);
   swiglu_operands(out, out, scratch, buffer(gate).weight.compute);
 }
 
