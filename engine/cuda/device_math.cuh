@@ -169,6 +169,25 @@ __device__ __forceinline__ void wait_for_inputs() {
 #endif
 }
 
+// Asks for the 128-byte lines of [p, p + bytes) ahead of their loads, one line per thread of
+// the block at a time: into this SM's L1 cache (kL1; only for data that no kernel of the step
+// writes, as the L1 caches are not coherent), else into the L2 cache. Kernels issue it before
+// wait_for_inputs for what they will read, so that its way from memory overlaps the kernel
+// before.
+template <bool kL1>
+__device__ __forceinline__ void prefetch_line(const void* p) {
+  if constexpr (kL1)
+    asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
+  else
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+template <bool kL1>
+__device__ __forceinline__ void prefetch_lines(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t o = int64_t(threadIdx.x) * 128; o < bytes; o += int64_t(blockDim.x) * 128)
+    prefetch_line<kL1>(c + o);
+}
+
 // Launches `kernel` on stream `s`, programmatically dependent on the kernel before it where the
 // device allows; returns the launch's error.
 template <class... Params, class... Args>

@@ -27,8 +27,12 @@ template <bool kOperands, ComputeDType C>
 __global__ void rms_norm_kernel(float* out, const float* x, const WeightArgs weight, float eps,
                                 uint32_t* operands) {
   allow_dependents();
-  wait_for_inputs();
   const int64_t r = blockIdx.x, n = weight.cols;
+  // The norm's weight: read by every row, written by no kernel.
+  prefetch_lines<true>(weight.data, weight.dtype == DType::F32 ? 4 * n
+                                    : is_4bit(weight)          ? n / 2
+                                                               : 2 * n);
+  wait_for_inputs();
   const float* xr = x + r * n;
   float ss = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];

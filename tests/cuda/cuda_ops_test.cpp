@@ -402,7 +402,9 @@ TEST_CASE("cuda: attention over the KV cache matches the CPU (GQA, windows, long
   auto gpu = test::cuda_or_skip();
   if (!gpu) return;
   uint64_t seed = 500;
-  for (Heads h : {Heads{4, 4, 16}, Heads{8, 2, 64}, Heads{4, 1, 128}, Heads{3, 3, 8}})
+  // Head sizes of 16-byte segments (8 to 256, 80 not a power of two) and of 4-byte ones (6, 100).
+  for (Heads h : {Heads{4, 4, 16}, Heads{8, 2, 64}, Heads{4, 1, 128}, Heads{3, 3, 8},
+                  Heads{5, 5, 80}, Heads{2, 1, 256}, Heads{2, 2, 6}, Heads{2, 1, 100}})
     for (int pos0 : {0, 3, 300, 600})  // 300 and 600: more than one 256-key split
       for (int64_t rows : {1, 7, 40})
         for (int window : {0, 5, 200}) {
