@@ -96,6 +96,22 @@ struct KeyLanes {
     slot = threadIdx.x / lanes;
   }
 };
+// The newest position's key and value where this block rotated and rounded them itself (the
+// fused RoPE): key j of the split reads them from shared memory, as another block may still be
+// writing them to the caches.
+// kFresh: only the fused RoPE has such a row.
+template <bool kFresh>
+struct NewRow {
+  const __half *k = nullptr, *v = nullptr;
+  int j = -1;  // the split's key that is the new position, or -1
+  __device__ const __half* row(const __half* fresh, const __half* cache, int64_t begin, int key,
+                               int64_t kv_cols, int64_t head) const {
+    const __half* at = cache + (begin + key) * kv_cols + head;
+    if constexpr (kFresh) return key == j ? fresh : at;
+    return at;
+  }
+};
+
 constexpr int kMaxSegmentsPerLane = 4;  // kVec 2 and head dimensions up to 256
 constexpr int kKeysInFlight = 8;        // keys per lane whose loads are in flight together
 
@@ -104,11 +120,11 @@ constexpr int kKeysInFlight = 8;        // keys per lane whose loads are in flig
 // the value sum (each key group sums its keys for every dimension, 16 bytes of a value row per
 // load; the groups meet in shared memory). All loops have block-uniform trip counts, so the
 // shuffles and barriers are reached by every thread.
-template <int kVec>
+template <int kVec, bool kFresh>
 __device__ __forceinline__ void split_partial(float* part, const float* qs, const __half* k_cache,
                                               const __half* v_cache, int64_t kv_cols, int kvh,
                                               int hd, int64_t begin, int n, float* scores,
-                                              float* sums) {
+                                              float* sums, const NewRow<kFresh>& fresh) {
   const KeyLanes<kVec> kl(hd);
   const float scale = 1.0f / sqrtf(float(hd));
   const int64_t head = int64_t(kvh) * hd;
@@ -119,7 +135,7 @@ __device__ __forceinline__ void split_partial(float* part, const float* qs, cons
 #pragma unroll
       for (int i = 0; i < kKeysInFlight; ++i) {
         const int j = min(j0 + i * kl.keys_per_pass + kl.slot, n - 1);  // past n: not stored
-        load_halves<kVec>(k_cache + (begin + j) * kv_cols + head + g * kVec, kv[i]);
+        load_halves<kVec>(fresh.row(fresh.k, k_cache, begin, j, kv_cols, head) + g * kVec, kv[i]);
       }
 #pragma unroll
       for (int i = 0; i < kKeysInFlight; ++i)
@@ -156,7 +172,7 @@ __device__ __forceinline__ void split_partial(float* part, const float* qs, cons
 #pragma unroll
       for (int i = 0; i < kKeysInFlight; ++i) {
         const int j = min(j0 + i * kl.keys_per_pass, n - 1);
-        load_halves<kVec>(v_cache + (begin + j) * kv_cols + head + g * kVec, vv[i]);
+        load_halves<kVec>(fresh.row(fresh.v, v_cache, begin, j, kv_cols, head) + g * kVec, vv[i]);
       }
 #pragma unroll
       for (int i = 0; i < kKeysInFlight; ++i) {
@@ -184,11 +200,16 @@ __device__ __forceinline__ void split_partial(float* part, const float* qs, cons
   if (threadIdx.x == 0) part[0] = m, part[1] = l;
 }
 
-template <int kVec>
+// kRope (one query; decode): q, k and v are the products' rows before RoPE. Every block rotates
+// its query head; the blocks whose split holds the new position rotate its key and round key and
+// value to float16 in shared memory, and the first query head of each KV head stores them in the
+// caches (what launch_rope_kv_store does, without its launch).
+template <int kVec, bool kRope>
 __global__ void __launch_bounds__(kThreads)
     attention_split(float* out, const float* q, int64_t q_cols, const __half* k_cache,
                     const __half* v_cache, int64_t kv_cols, const AttentionShape s, float* scratch,
-                    unsigned* counts, int splits, int chunk, StepPtr step, uint16_t* operands) {
+                    unsigned* counts, int splits, int chunk, StepPtr step, uint16_t* operands,
+                    const AttentionRope rope) {
   allow_dependents();
   __shared__ float qs[kMaxHeadDim];
   __shared__ float scores[kMaxChunk];
@@ -214,10 +235,39 @@ __global__ void __launch_bounds__(kThreads)
                          min(128 * (line % row_lines), 2 * hd - 1));
   }
   wait_for_inputs();
-  for (int d = threadIdx.x; d < hd; d += kThreads) qs[d] = q[row * q_cols + h * hd + d];
+  NewRow<kRope> fresh;
+  if constexpr (kRope) {
+    __shared__ __align__(16) __half new_k[kMaxHeadDim], new_v[kMaxHeadDim];
+    const int half = hd / 2;
+    const bool holds_new = range.pos < end;  // uniform
+    const bool writer = holds_new && h % (s.n_heads / s.n_kv_heads) == 0;
+    const float* qh = q + row * q_cols + h * hd;
+    const int64_t e = row * kv_cols + int64_t(kvh) * hd, at = range.pos * kv_cols + kvh * hd;
+    for (int i = threadIdx.x; i < half; i += kThreads) {
+      const float angle = float(range.pos) * rope.inv_freq[i];
+      const float2 qr = rotated_pair(qh[i], qh[i + half], angle);
+      qs[i] = qr.x;
+      qs[i + half] = qr.y;
+      if (!holds_new) continue;
+      const float2 kr = rotated_pair(rope.k[e + i], rope.k[e + i + half], angle);
+      const __half k_lo = __float2half_rn(kr.x), k_hi = __float2half_rn(kr.y);
+      const __half v_lo = __float2half_rn(rope.v[e + i]),
+                   v_hi = __float2half_rn(rope.v[e + i + half]);
+      new_k[i] = k_lo, new_k[i + half] = k_hi, new_v[i] = v_lo, new_v[i + half] = v_hi;
+      if (writer) {
+        __half* kc = reinterpret_cast<__half*>(rope.k_cache);
+        __half* vc = reinterpret_cast<__half*>(rope.v_cache);
+        kc[at + i] = k_lo, kc[at + i + half] = k_hi;
+        vc[at + i] = v_lo, vc[at + i + half] = v_hi;
+      }
+    }
+    if (holds_new) fresh = {new_k, new_v, int(range.pos - begin)};
+  } else {
+    for (int d = threadIdx.x; d < hd; d += kThreads) qs[d] = q[row * q_cols + h * hd + d];
+  }
   __syncthreads();
-  split_partial<kVec>(parts + split * (hd + 2), qs, k_cache, v_cache, kv_cols, kvh, hd, begin,
-                      int(end - begin), scores, sums);
+  split_partial<kVec, kRope>(parts + split * (hd + 2), qs, k_cache, v_cache, kv_cols, kvh, hd,
+                             begin, int(end - begin), scores, sums, fresh);
 
   // Every writer fences its partial before the count; the last live split merges.
   __shared__ bool last;
@@ -234,6 +284,10 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
+bool attention_rows_wide(int64_t kv_cols, const AttentionShape& shape) {
+  return shape.head_dim % 8 == 0 && kv_cols % 8 == 0;
+}
+
 int64_t attention_scratch_floats(int64_t rows, const AttentionShape& shape, int64_t max_keys) {
   return rows * shape.n_heads * split_count(rows, shape, max_keys) * (shape.head_dim + 2);
 }
@@ -241,17 +295,21 @@ int64_t attention_scratch_floats(int64_t rows, const AttentionShape& shape, int6
 cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t rows,
                              int64_t q_cols, const uint16_t* k_cache, const uint16_t* v_cache,
                              int64_t kv_cols, const AttentionShape& shape, int64_t max_keys,
-                             float* scratch, unsigned* counts, StepPtr step, uint16_t* operands) {
+                             float* scratch, unsigned* counts, StepPtr step, uint16_t* operands,
+                             const AttentionRope* rope) {
   if (shape.head_dim > kMaxHeadDim || shape.head_dim % 2 != 0 || shape.n_kv_heads <= 0 ||
       shape.n_heads % shape.n_kv_heads != 0)
     return cudaErrorInvalidValue;
   const int splits = int(split_count(rows, shape, max_keys));
   const dim3 grid(unsigned(shape.n_heads), unsigned(rows), unsigned(splits));
-  // 16-byte loads where every head's rows start 16-byte aligned.
-  const bool wide = shape.head_dim % 8 == 0 && kv_cols % 8 == 0;
-  return launch(wide ? attention_split<8> : attention_split<2>, grid, kThreads, s, out, q, q_cols,
-                reinterpret_cast<const __half*>(k_cache), reinterpret_cast<const __half*>(v_cache),
-                kv_cols, shape, scratch, counts, splits, chunk_size(rows), step, operands);
+  const bool wide = attention_rows_wide(kv_cols, shape);
+  if (rope && (rows != 1 || !wide)) return cudaErrorInvalidValue;
+  const auto kernel = rope   ? attention_split<8, true>
+                      : wide ? attention_split<8, false>
+                             : attention_split<2, false>;
+  return launch(kernel, grid, kThreads, s, out, q, q_cols, reinterpret_cast<const __half*>(k_cache),
+                reinterpret_cast<const __half*>(v_cache), kv_cols, shape, scratch, counts, splits,
+                chunk_size(rows), step, operands, rope ? *rope : AttentionRope{});
 }
 
 }  // namespace nibble::cuda

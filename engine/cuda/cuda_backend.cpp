@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -80,6 +81,9 @@ class CudaBackend final : public Backend {
                           Tensor up, Tensor scratch) override;
   void rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
                      const AttentionShape& shape, Tensor inv_freq) override;
+  // One token: RoPE and the KV store inside the attention's launch (one launch fewer per layer).
+  void rope_kv_attention(Tensor out, Tensor q, Tensor k, Tensor v, Tensor k_cache, Tensor v_cache,
+                         const AttentionShape& shape, Tensor inv_freq) override;
   bool can_sample() const override { return true; }
   void sample(Tensor ids, Tensor logits, const SamplerConfig& config) override;
 
@@ -144,6 +148,9 @@ class CudaBackend final : public Backend {
   void require(bool ok, const char* op, const std::string& what) const;
   // kv_store's checks: F16 caches from alloc_kv, matching shapes, the step's rows inside them.
   void require_kv_store(const char* op, Tensor k_cache, Tensor v_cache, Tensor k, Tensor v) const;
+  // The attention's launch; with `rope` ({k, v, inv_freq}), rope_kv_attention's fused form.
+  void attention(const char* op, Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
+                 const AttentionShape& shape, std::optional<std::array<Tensor, 3>> rope);
   // Device memory for intermediates, grown as needed: the attention's partials, and the operands
   // (16-bit, rounded) that one op writes for the products after it. Each kind is shared by all
   // ops, which the stream runs one after another.
@@ -808,15 +815,35 @@ void CudaBackend::rope_kv_store(Tensor q, Tensor k, Tensor v, Tensor k_cache, Te
 
 void CudaBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
                             const AttentionShape& shape) {
+  attention("attention", out, q, k_cache, v_cache, shape, std::nullopt);
+}
+
+void CudaBackend::rope_kv_attention(Tensor out, Tensor q, Tensor k, Tensor v, Tensor k_cache,
+                                    Tensor v_cache, const AttentionShape& shape, Tensor inv_freq) {
+  // One query whose heads fill q, k and v, with 16-byte aligned cache rows; else unfused.
+  const bool fused = q.rows == 1 && q.cols == int64_t(shape.n_heads) * shape.head_dim &&
+                     k.cols == int64_t(shape.n_kv_heads) * shape.head_dim &&
+                     cuda::attention_rows_wide(k_cache.cols, shape);
+  if (!fused) return Backend::rope_kv_attention(out, q, k, v, k_cache, v_cache, shape, inv_freq);
+  require_kv_store("rope_kv_attention", k_cache, v_cache, k, v);
+  require(inv_freq.numel() >= shape.head_dim / 2 && q.rows == k.rows, "rope_kv_attention",
+          "shape mismatch");
+  attention("rope_kv_attention", out, q, k_cache, v_cache, shape,
+            std::array<Tensor, 3>{k, v, inv_freq});
+}
+
+void CudaBackend::attention(const char* op, Tensor out, Tensor q, Tensor k_cache, Tensor v_cache,
+                            const AttentionShape& shape,
+                            std::optional<std::array<Tensor, 3>> rope) {
   require(shape.n_kv_heads > 0 && shape.n_heads % shape.n_kv_heads == 0 &&
               shape.head_dim % 2 == 0 && shape.head_dim <= 256,
-          "attention", "unsupported head configuration");
+          op, "unsupported head configuration");
   require(int64_t(shape.n_heads) * shape.head_dim <= q.cols &&
               int64_t(shape.n_kv_heads) * shape.head_dim <= k_cache.cols &&
               k_cache.cols == v_cache.cols && out.rows == q.rows && out.cols == q.cols &&
               k_cache.dtype == DType::F16 && v_cache.dtype == DType::F16,
-          "attention", "shape mismatch");
-  require(step_.pos0 >= 0 && step_.pos0 + q.rows <= k_cache.rows, "attention",
+          op, "shape mismatch");
+  require(step_.pos0 >= 0 && step_.pos0 + q.rows <= k_cache.rows, op,
           "the step's positions are outside the cache");
   float* o = ptr<float>(out);
   const float* qd = ptr<float>(q);
@@ -829,9 +856,9 @@ void CudaBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache
   uint16_t* operands =
       shape.compute != ComputeDType::F32 && int64_t(shape.n_heads) * shape.head_dim == q_cols
           ? static_cast<uint16_t*>(
-                scratch_memory(Scratch::kOperands, size_t(rows * q_cols) * 2, "attention"))
+                scratch_memory(Scratch::kOperands, size_t(rows * q_cols) * 2, op))
           : nullptr;
-  if (cuda::attention_prompt_fits(rows, q_cols, kv_cols, shape)) {  // on the tensor cores
+  if (!rope && cuda::attention_prompt_fits(rows, q_cols, kv_cols, shape)) {  // on the tensor cores
     enqueue("attention", {out, q, k_cache, v_cache},
             {double(shape.n_heads), double(shape.n_kv_heads), double(shape.head_dim),
              double(shape.sliding_window), double(shape.compute)},
@@ -845,16 +872,29 @@ void CudaBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache
   const int64_t max_keys = recording_ ? k_cache.rows : step_.pos0 + q.rows;
   float* partials = static_cast<float*>(scratch_memory(
       Scratch::kPartials,
-      size_t(cuda::attention_scratch_floats(q.rows, shape, max_keys)) * sizeof(float),
-      "attention"));
-  unsigned* counts = static_cast<unsigned*>(scratch_memory(
-      Scratch::kCounts, size_t(rows * shape.n_heads) * sizeof(unsigned), "attention"));
-  enqueue("attention", {out, q, k_cache, v_cache},
+      size_t(cuda::attention_scratch_floats(q.rows, shape, max_keys)) * sizeof(float), op));
+  unsigned* counts = static_cast<unsigned*>(
+      scratch_memory(Scratch::kCounts, size_t(rows * shape.n_heads) * sizeof(unsigned), op));
+  std::optional<cuda::AttentionRope> fused;
+  if (rope) {
+    const auto [k, v, inv_freq] = *rope;
+    fused = cuda::AttentionRope{ptr<float>(k), ptr<float>(v), ptr<float>(inv_freq),
+                                ptr<uint16_t>(k_cache), ptr<uint16_t>(v_cache)};
+  }
+  const std::array<Tensor, 7> tensors{out,
+                                      q,
+                                      k_cache,
+                                      v_cache,
+                                      rope ? (*rope)[0] : Tensor{},
+                                      rope ? (*rope)[1] : Tensor{},
+                                      rope ? (*rope)[2] : Tensor{}};
+  enqueue(op, tensors,
           {double(shape.n_heads), double(shape.n_kv_heads), double(shape.head_dim),
            double(shape.sliding_window), double(max_keys), double(shape.compute)},
           [=](cudaStream_t s) {
             return cuda::launch_attention(s, o, qd, rows, q_cols, kc, vc, kv_cols, shape, max_keys,
-                                          partials, counts, step, operands);
+                                          partials, counts, step, operands,
+                                          fused ? &*fused : nullptr);
           });
   keep_operands(out, operands, shape.compute);
 }

@@ -126,6 +126,14 @@ __device__ __forceinline__ float weight_at(const WeightArgs& w, const float* cod
   }
 }
 
+// RoPE: the pair (a, b) = (x[i], x[i + head_dim / 2]) of a head rotated by `angle` = position *
+// inv_freq[i], as the CPU's rope.
+__device__ __forceinline__ float2 rotated_pair(float a, float b, float angle) {
+  float s, c;
+  sincosf(angle, &s, &c);
+  return make_float2(a * c - b * s, b * c + a * s);
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;

@@ -91,12 +91,21 @@ cudaError_t launch_kv_store(cudaStream_t s, uint16_t* k_cache, uint16_t* v_cache
 // rows * n_heads words, zero before the first launch (each launch leaves them zero). Both
 // attentions write, with `operands` (shape.compute 16-bit), the output also as the o
 // projection's operands.
+// With `rope` (one query row, and attention_rows_wide), q, rope->k and rope->v are the
+// products' rows before RoPE: the launch also rotates q and k and stores k and v in the caches
+// (launch_rope_kv_store and then launch_attention, in one launch; q and k are left as they were).
+struct AttentionRope {
+  const float *k, *v, *inv_freq;
+  uint16_t *k_cache, *v_cache;  // the caches the attention reads, written at the new position
+};
+// Whether every head's cache rows start 16-byte aligned (the attention's wide loads).
+bool attention_rows_wide(int64_t kv_cols, const AttentionShape& shape);
 int64_t attention_scratch_floats(int64_t rows, const AttentionShape& shape, int64_t max_keys);
 cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t rows,
                              int64_t q_cols, const uint16_t* k_cache, const uint16_t* v_cache,
                              int64_t kv_cols, const AttentionShape& shape, int64_t max_keys,
                              float* scratch, unsigned* counts, StepPtr step,
-                             uint16_t* operands = nullptr);
+                             uint16_t* operands = nullptr, const AttentionRope* rope = nullptr);
 
 // A prompt's attention on the tensor cores (attention_prompt.cu): for a 16-bit compute dtype, at
 // least 512 query rows x heads, heads of a multiple of 16 up to 128 wide; q and the probabilities

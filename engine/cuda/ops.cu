@@ -56,12 +56,9 @@ __global__ void rms_norm_kernel(float* out, const float* x, const WeightArgs wei
 // Rotates the pair (i, i + half) of the head at `v` of the step's row r, as the CPU's rope.
 __device__ __forceinline__ void rotate_pair(float* v, int i, int half, int64_t r,
                                             const float* inv_freq, StepPtr step) {
-  const float angle = float(step[0] + r) * inv_freq[i];
-  float s, c;
-  sincosf(angle, &s, &c);
-  const float a = v[i], b = v[i + half];
-  v[i] = a * c - b * s;
-  v[i + half] = b * c + a * s;
+  const float2 rotated = rotated_pair(v[i], v[i + half], float(step[0] + r) * inv_freq[i]);
+  v[i] = rotated.x;
+  v[i + half] = rotated.y;
 }
 
 // One thread per rotated pair (i, i + half) of one head of one row.

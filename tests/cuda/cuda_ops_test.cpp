@@ -421,6 +421,83 @@ TEST_CASE("cuda: attention over the KV cache matches the CPU (GQA, windows, long
         }
 }
 
+// One decode step's rope_kv_attention (the CUDA attention rotates q and k and stores the new
+// row itself, reading that row from shared memory, where its heads allow 16-byte loads; head
+// size 6 takes the unfused ops): the output and both caches, after earlier positions stored by
+// an earlier step, against the same GPU's unfused rope_kv_store and attention (the same
+// arithmetic: 1e-5) and the CPU's (whose cache keeps the new row in float32, not float16: 1e-3).
+// Positions around the 64-key splits of a decode step, windows, GQA and MQA.
+TEST_CASE("cuda: rope_kv_attention of one token matches the CPU (RoPE and the KV store fused)") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  const int64_t context = 400;
+  uint64_t seed = 900;
+  for (Heads h :
+       {Heads{4, 4, 16}, Heads{8, 2, 64}, Heads{4, 1, 128}, Heads{5, 5, 80}, Heads{2, 2, 6}})
+    for (int pos0 : {0, 3, 63, 64, 130, 399})
+      for (int window : {0, 5, 100})
+        for (ComputeDType compute : {ComputeDType::F32, ComputeDType::BF16}) {
+          CAPTURE(h.n_heads);
+          CAPTURE(h.n_kv_heads);
+          CAPTURE(h.head_dim);
+          CAPTURE(pos0);
+          CAPTURE(window);
+          const int64_t q_cols = int64_t(h.n_heads) * h.head_dim,
+                        kv_cols = int64_t(h.n_kv_heads) * h.head_dim;
+          const AttentionShape shape{h.n_heads, h.n_kv_heads, h.head_dim, window, compute};
+          const std::vector<float> inv = test::rope_inv_freq(h.head_dim);
+          const auto old_k = test::f16_rounded(test::random_floats(size_t(pos0 * kv_cols), ++seed));
+          const auto old_v = test::f16_rounded(test::random_floats(size_t(pos0 * kv_cols), ++seed));
+          const auto q = test::random_floats(size_t(q_cols), ++seed);
+          const auto k = test::random_floats(size_t(kv_cols), ++seed);
+          const auto v = test::random_floats(size_t(kv_cols), ++seed);
+          auto run = [&](Backend& b, bool fused) {
+            const Tensor kc = b.alloc_kv(context, kv_cols), vc = b.alloc_kv(context, kv_cols);
+            if (pos0 > 0) {  // the earlier positions, stored by an earlier step
+              b.begin_step({0, pos0});
+              b.kv_store(kc, vc, input(b, old_k, pos0, kv_cols), input(b, old_v, pos0, kv_cols));
+              b.end_step();
+            }
+            const Tensor freq = input(b, inv, 1, int64_t(inv.size()));
+            const Tensor qt = input(b, q, 1, q_cols), kt = input(b, k, 1, kv_cols),
+                         vt = input(b, v, 1, kv_cols), out = poisoned(b, 1, q_cols);
+            b.begin_step({pos0, 1});
+            if (fused) {
+              b.rope_kv_attention(out, qt, kt, vt, kc, vc, shape, freq);
+            } else {
+              b.rope_kv_store(qt, kt, vt, kc, vc, shape, freq);
+              b.attention(out, qt, kc, vc, shape);
+            }
+            b.end_step();
+            std::vector<std::vector<float>> got{read_f32(b, out)};
+            for (Tensor cache : {kc, vc}) {
+              std::vector<float> values(size_t(context * kv_cols));
+              if (cache.dtype == DType::F32) {
+                b.read(cache, values.data());
+                values = test::f16_rounded(values);
+              } else {
+                std::vector<uint16_t> half(values.size());
+                b.read(cache, half.data());
+                for (size_t i = 0; i < half.size(); ++i) values[i] = f16_to_f32(half[i]);
+              }
+              values.resize(size_t((pos0 + 1) * kv_cols));  // the rows written so far
+              got.push_back(values);
+            }
+            return got;
+          };
+          CpuBackend cpu(2);
+          const auto want = run(cpu, true);
+          const auto unfused = run(*gpu, false);
+          const auto got = run(*gpu, true);
+          CHECK(rel_error(got[0], unfused[0]) < kSumOrderTolerance);  // the attention's output
+          CHECK(rel_error(got[1], unfused[1]) < 1e-6);                // k cache (rotated)
+          CHECK(rel_error(got[2], unfused[2]) == 0);                  // v cache
+          CHECK(rel_error(got[0], want[0]) < 1e-3);
+          CHECK(rel_error(got[1], want[1]) < 1e-4);
+          CHECK(rel_error(got[2], want[2]) == 0);
+        }
+}
+
 // A prompt (rows x heads >= 512) of a model computing in 16 bits takes the tensor cores
 // (attention_prompt.cu), which round q (scaled) and the probabilities to float16: 3e-3, as for
 // Vulkan's matrix units (each rounding is at most 2^-11 relative; the CPU keeps float32). q is
