@@ -41,6 +41,19 @@ std::vector<float> read_f32(Backend& b, Tensor t) {
   return v;
 }
 
+// A KV cache's values as the GPU's F16 cache holds them (the CPU's float32 cache rounded so).
+std::vector<float> cache_values(Backend& b, Tensor cache) {
+  std::vector<float> values(size_t(cache.numel()));
+  if (cache.dtype == DType::F32) {
+    b.read(cache, values.data());
+    return test::f16_rounded(values);
+  }
+  std::vector<uint16_t> half(values.size());
+  b.read(cache, half.data());
+  for (size_t i = 0; i < half.size(); ++i) values[i] = f16_to_f32(half[i]);
+  return values;
+}
+
 // Runs `run` (which builds its inputs, runs one op and reads the output) on the CPU and on the
 // GPU, and returns the relative error of the GPU's result.
 template <class Run>
@@ -340,17 +353,7 @@ TEST_CASE("cuda: rope_kv_store (rope on q and k, k and v into the caches) matche
           b.rope_kv_store(qt, kt, vt, kc, vc, shape, freq);
           b.end_step();
           std::vector<std::vector<float>> out{read_f32(b, qt), read_f32(b, kt)};
-          for (Tensor cache : {kc, vc}) {
-            std::vector<float> values(size_t(context * kv_cols));
-            if (cache.dtype == DType::F32) {
-              b.read(cache, values.data());
-            } else {
-              std::vector<uint16_t> half(values.size());
-              b.read(cache, half.data());
-              for (size_t i = 0; i < half.size(); ++i) values[i] = f16_to_f32(half[i]);
-            }
-            out.push_back(cache.dtype == DType::F32 ? test::f16_rounded(values) : values);
-          }
+          for (Tensor cache : {kc, vc}) out.push_back(cache_values(b, cache));
           return out;
         };
         CpuBackend cpu(2);
@@ -471,15 +474,7 @@ TEST_CASE("cuda: rope_kv_attention of one token matches the CPU (RoPE and the KV
             b.end_step();
             std::vector<std::vector<float>> got{read_f32(b, out)};
             for (Tensor cache : {kc, vc}) {
-              std::vector<float> values(size_t(context * kv_cols));
-              if (cache.dtype == DType::F32) {
-                b.read(cache, values.data());
-                values = test::f16_rounded(values);
-              } else {
-                std::vector<uint16_t> half(values.size());
-                b.read(cache, half.data());
-                for (size_t i = 0; i < half.size(); ++i) values[i] = f16_to_f32(half[i]);
-              }
+              std::vector<float> values = cache_values(b, cache);
               values.resize(size_t((pos0 + 1) * kv_cols));  // the rows written so far
               got.push_back(values);
             }
