@@ -112,10 +112,19 @@ struct NewRow {
   }
 };
 
+// Where a query's only live split writes its head's output (and operands) itself.
+struct Direct {
+  float* out = nullptr;  // null: the block writes its partial
+  uint16_t* operands = nullptr;
+  ComputeDType compute = ComputeDType::F32;
+};
+
 constexpr int kMaxSegmentsPerLane = 4;  // kVec 2 and head dimensions up to 256
 constexpr int kKeysInFlight = 8;        // keys per lane whose loads are in flight together
 
-// The block's softmax partial over keys [begin, begin + n) for one query and head: the scores
+// The block's softmax partial over keys [begin, begin + n) for one query and head, or with
+// `direct` (the query's only live split) its output (and operands), as merge would write it: the
+// scores
 // (lanes of a key group over its segments, kKeysInFlight keys' loads in flight per lane), then
 // the value sum (each key group sums its keys for every dimension, 16 bytes of a value row per
 // load; the groups meet in shared memory). All loops have block-uniform trip counts, so the
@@ -124,7 +133,8 @@ template <int kVec, bool kFresh>
 __device__ __forceinline__ void split_partial(float* part, const float* qs, const __half* k_cache,
                                               const __half* v_cache, int64_t kv_cols, int kvh,
                                               int hd, int64_t begin, int n, float* scores,
-                                              float* sums, const NewRow<kFresh>& fresh) {
+                                              float* sums, const NewRow<kFresh>& fresh,
+                                              const Direct& direct) {
   const KeyLanes<kVec> kl(hd);
   const float scale = 1.0f / sqrtf(float(hd));
   const int64_t head = int64_t(kvh) * hd;
@@ -195,9 +205,14 @@ __device__ __forceinline__ void split_partial(float* part, const float* qs, cons
   for (int d = threadIdx.x; d < hd; d += kThreads) {
     float o = 0;
     for (int g = 0; g < kl.keys_per_pass; ++g) o += sums[g * hd + d];
-    part[2 + d] = o;
+    if (!direct.out) {
+      part[2 + d] = o;
+      continue;
+    }
+    direct.out[d] = o / l;
+    if (direct.operands) direct.operands[d] = operand_bits(direct.compute, o / l);
   }
-  if (threadIdx.x == 0) part[0] = m, part[1] = l;
+  if (threadIdx.x == 0 && !direct.out) part[0] = m, part[1] = l;
 }
 
 // kRope (one query; decode): q, k and v are the products' rows before RoPE. Every block rotates
@@ -266,15 +281,21 @@ __global__ void __launch_bounds__(kThreads)
     for (int d = threadIdx.x; d < hd; d += kThreads) qs[d] = q[row * q_cols + h * hd + d];
   }
   __syncthreads();
+  // A query with one live split needs no partials: its block writes the output (no fence, count
+  // and merge).
+  const int live = int((range.pos - range.first) / chunk) + 1;
+  const int64_t at = row * q_cols + h * hd;
+  const Direct direct =
+      live == 1 ? Direct{out + at, operands ? operands + at : nullptr, s.compute} : Direct{};
   split_partial<kVec, kRope>(parts + split * (hd + 2), qs, k_cache, v_cache, kv_cols, kvh, hd,
-                             begin, int(end - begin), scores, sums, fresh);
+                             begin, int(end - begin), scores, sums, fresh, direct);
+  if (direct.out) return;
 
   // Every writer fences its partial before the count; the last live split merges.
   __shared__ bool last;
   __threadfence();
   __syncthreads();
   unsigned* count = counts + row * s.n_heads + h;
-  const int live = int((range.pos - range.first) / chunk) + 1;
   if (threadIdx.x == 0) last = atomicAdd(count, 1u) == unsigned(live - 1);
   __syncthreads();
   if (!last) return;
