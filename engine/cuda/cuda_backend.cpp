@@ -859,7 +859,7 @@ void CudaBackend::attention(const char* op, Tensor out, Tensor q, Tensor k_cache
                 scratch_memory(Scratch::kOperands, size_t(rows * q_cols) * 2, op))
           : nullptr;
   if (!rope && cuda::attention_prompt_fits(rows, q_cols, kv_cols, shape)) {  // on the tensor cores
-    enqueue("attention", {out, q, k_cache, v_cache},
+    enqueue(op, {out, q, k_cache, v_cache},
             {double(shape.n_heads), double(shape.n_kv_heads), double(shape.head_dim),
              double(shape.sliding_window), double(shape.compute)},
             [=](cudaStream_t s) {
@@ -875,19 +875,14 @@ void CudaBackend::attention(const char* op, Tensor out, Tensor q, Tensor k_cache
       size_t(cuda::attention_scratch_floats(q.rows, shape, max_keys)) * sizeof(float), op));
   unsigned* counts = static_cast<unsigned*>(
       scratch_memory(Scratch::kCounts, size_t(rows * shape.n_heads) * sizeof(unsigned), op));
+  std::array<Tensor, 7> tensors{out, q, k_cache, v_cache};  // the step's signature
   std::optional<cuda::AttentionRope> fused;
   if (rope) {
     const auto [k, v, inv_freq] = *rope;
+    std::copy(rope->begin(), rope->end(), tensors.begin() + 4);
     fused = cuda::AttentionRope{ptr<float>(k), ptr<float>(v), ptr<float>(inv_freq),
                                 ptr<uint16_t>(k_cache), ptr<uint16_t>(v_cache)};
   }
-  const std::array<Tensor, 7> tensors{out,
-                                      q,
-                                      k_cache,
-                                      v_cache,
-                                      rope ? (*rope)[0] : Tensor{},
-                                      rope ? (*rope)[1] : Tensor{},
-                                      rope ? (*rope)[2] : Tensor{}};
   enqueue(op, tensors,
           {double(shape.n_heads), double(shape.n_kv_heads), double(shape.head_dim),
            double(shape.sliding_window), double(max_keys), double(shape.compute)},

@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <ostream>
 
 #include "engine/cpu/cpu_backend.h"
 #include "tests/cuda/cuda_test_util.h"
@@ -22,7 +23,13 @@ constexpr double kSumOrderTolerance = 1e-5;
 
 struct Heads {  // an attention's head counts and size
   int n_heads, n_kv_heads, head_dim;
+  int64_t q_cols() const { return int64_t(n_heads) * head_dim; }
+  int64_t kv_cols() const { return int64_t(n_kv_heads) * head_dim; }
 };
+// For CAPTURE: "8/2 heads of 64" (query heads / KV heads).
+std::ostream& operator<<(std::ostream& os, const Heads& h) {
+  return os << h.n_heads << "/" << h.n_kv_heads << " heads of " << h.head_dim;
+}
 
 Tensor input(Backend& b, const std::vector<float>& values, int64_t rows, int64_t cols) {
   Tensor t = b.alloc(DType::F32, rows, cols, Usage::Activations);
@@ -331,13 +338,10 @@ TEST_CASE("cuda: rope_kv_store (rope on q and k, k and v into the caches) matche
     for (int pos0 : {0, 5, 45})
       for (int64_t rows : {1, 3}) {
         if (pos0 + rows > context) continue;
-        CAPTURE(h.n_heads);
-        CAPTURE(h.n_kv_heads);
-        CAPTURE(h.head_dim);
+        CAPTURE(h);
         CAPTURE(pos0);
         CAPTURE(rows);
-        const int64_t q_cols = int64_t(h.n_heads) * h.head_dim,
-                      kv_cols = int64_t(h.n_kv_heads) * h.head_dim;
+        const int64_t q_cols = h.q_cols(), kv_cols = h.kv_cols();
         const AttentionShape shape{h.n_heads, h.n_kv_heads, h.head_dim, 0, ComputeDType::F32};
         const std::vector<float> inv = test::rope_inv_freq(h.head_dim);
         const auto q = test::random_floats(size_t(rows * q_cols), ++seed);
@@ -374,8 +378,7 @@ double attention_error(Backend& gpu, Heads h, int pos0, int64_t rows, int window
                        ComputeDType compute, float q_scale, uint64_t seed) {
   const int64_t context = 700;
   const AttentionShape shape{h.n_heads, h.n_kv_heads, h.head_dim, window, compute};
-  const int64_t q_cols = int64_t(h.n_heads) * h.head_dim;
-  const int64_t kv_cols = int64_t(h.n_kv_heads) * h.head_dim;
+  const int64_t q_cols = h.q_cols(), kv_cols = h.kv_cols();
   const int64_t keys = pos0 + rows;
   // F16-representable keys and values: both caches then hold the same numbers.
   const auto k = test::f16_rounded(test::random_floats(size_t(keys * kv_cols), ++seed));
@@ -412,9 +415,7 @@ TEST_CASE("cuda: attention over the KV cache matches the CPU (GQA, windows, long
       for (int64_t rows : {1, 7, 40})
         for (int window : {0, 5, 200}) {
           if (pos0 + rows > 700) continue;
-          CAPTURE(h.n_heads);
-          CAPTURE(h.n_kv_heads);
-          CAPTURE(h.head_dim);
+          CAPTURE(h);
           CAPTURE(pos0);
           CAPTURE(rows);
           CAPTURE(window);
@@ -440,13 +441,10 @@ TEST_CASE("cuda: rope_kv_attention of one token matches the CPU (RoPE and the KV
     for (int pos0 : {0, 3, 63, 64, 130, 399})
       for (int window : {0, 5, 100})
         for (ComputeDType compute : {ComputeDType::F32, ComputeDType::BF16}) {
-          CAPTURE(h.n_heads);
-          CAPTURE(h.n_kv_heads);
-          CAPTURE(h.head_dim);
+          CAPTURE(h);
           CAPTURE(pos0);
           CAPTURE(window);
-          const int64_t q_cols = int64_t(h.n_heads) * h.head_dim,
-                        kv_cols = int64_t(h.n_kv_heads) * h.head_dim;
+          const int64_t q_cols = h.q_cols(), kv_cols = h.kv_cols();
           const AttentionShape shape{h.n_heads, h.n_kv_heads, h.head_dim, window, compute};
           const std::vector<float> inv = test::rope_inv_freq(h.head_dim);
           const auto old_k = test::f16_rounded(test::random_floats(size_t(pos0 * kv_cols), ++seed));
@@ -521,9 +519,7 @@ TEST_CASE("cuda: prompt attention on the tensor cores matches the CPU") {
   for (ComputeDType compute : {ComputeDType::BF16, ComputeDType::F16})
     for (const Case& c : cases) {
       CAPTURE(compute_dtype_name(compute));
-      CAPTURE(c.h.n_heads);
-      CAPTURE(c.h.n_kv_heads);
-      CAPTURE(c.h.head_dim);
+      CAPTURE(c.h);
       CAPTURE(c.pos0);
       CAPTURE(c.rows);
       CAPTURE(c.window);
