@@ -31,23 +31,35 @@ struct BenchSettings {
   std::string dir;
   BackendOptions backend;
   int prompt = 512, generate = 128, repeats = 5;
+  int depth = 0;  // cache positions filled before each timed run (llama-bench's -d)
 };
 
 nlohmann::json bench_one(const BenchSettings& b, const QuantConfig& quant, double bandwidth_gbs) {
   std::unique_ptr<Backend> backend = make_backend(b.backend);
   ModelOptions mo;
-  mo.context = b.prompt + b.generate + 1;
-  mo.max_batch = std::clamp(b.prompt, 1, ModelOptions{}.max_batch);  // chunks as in real use
+  mo.context = b.depth + b.prompt + b.generate + 1;
+  // chunks as in real use
+  mo.max_batch = std::clamp(std::max(b.prompt, b.depth), 1, ModelOptions{}.max_batch);
   mo.on_progress = progress_callback("loading");
   LoadedModel m = load_model(b.dir, *backend, quant, mo);
   Model& model = *m.model;
   std::mt19937 rng(1);
-  std::vector<int> prompt(size_t(std::max(1, b.prompt)));
-  for (int& t : prompt) t = int(rng() % uint32_t(model.config().vocab_size));
+  auto random_tokens = [&](int n) {
+    std::vector<int> tokens(static_cast<size_t>(n));
+    for (int& t : tokens) t = int(rng() % uint32_t(model.config().vocab_size));
+    return tokens;
+  };
+  const std::vector<int> prompt = random_tokens(std::max(1, b.prompt));
+  // With a depth, positions [0, depth) hold a context once, untimed: every timed run starts at
+  // `depth` and writes only the positions after it, so the context stays the same for all.
+  if (b.depth > 0) {
+    model.forward(random_tokens(b.depth), 0);
+    model.pick();
+  }
 
   auto run_prompt = [&] {
     const auto t0 = Clock::now();
-    model.forward(prompt, 0);
+    model.forward(prompt, b.depth);
     model.pick();
     return std::chrono::duration<double>(Clock::now() - t0).count();
   };
@@ -58,9 +70,9 @@ nlohmann::json bench_one(const BenchSettings& b, const QuantConfig& quant, doubl
     const auto t0 = Clock::now();
     // Greedy decoding as `nibble generate` runs it: each step queued on the device's pick of the
     // one before, whose pick the host reads meanwhile (it needs every token to stream it).
-    model.forward(std::span<const int>(&first, 1), 0);
+    model.forward(std::span<const int>(&first, 1), b.depth);
     for (int i = 1; i < b.generate; ++i) {
-      model.forward_picked(i);
+      model.forward_picked(b.depth + i);
       model.pick(1);
     }
     model.pick();
@@ -87,11 +99,15 @@ nlohmann::json bench_one(const BenchSettings& b, const QuantConfig& quant, doubl
       {"device", backend->device_name()},
       {"quant", quant.describe()},
       {"load_seconds", m.load_seconds},
+      {"depth", b.depth},
       {"pp_tokens", b.prompt},
       {"pp_tps", {{"median", p.median}, {"min", p.min}, {"max", p.max}}},
       {"tg_tokens", b.generate},
       {"tg_tps", {{"median", g.median}, {"min", g.min}, {"max", g.max}}},
       {"weight_bytes_per_token", bytes},
+      // Each generated token reads the keys and values of every position before it.
+      {"kv_bytes_per_token",
+       double(mem.kv_cache) / model.context() * (b.depth + (b.generate + 1) / 2.0)},
       {"memory_bytes",
        {{"weights", mem.weights},
         {"kv_cache", mem.kv_cache},
@@ -127,6 +143,9 @@ void print_human(const nlohmann::json& j) {
               f("tg_tps", "median"), f("tg_tps", "min"), f("tg_tps", "max"));
   std::printf("  weights per token %8.1f MiB\n",
               j["weight_bytes_per_token"].get<double>() / (1 << 20));
+  if (j["depth"].get<int>() > 0)
+    std::printf("  depth             %8d tokens in the cache first; KV read per token %.1f MiB\n",
+                j["depth"].get<int>(), j["kv_bytes_per_token"].get<double>() / (1 << 20));
   if (j.contains("bandwidth_gbs"))
     std::printf(
         "  roofline          %8.1f tok/s at %.0f GB/s measured; tg reaches %.1f GB/s = %.1f%%\n",
@@ -153,6 +172,7 @@ int run_bench(Args& args) {
   b.prompt = args.get_int({"-p", "--n-prompt"}, 512);
   b.generate = args.get_int({"-n", "--n-gen"}, 128);
   b.repeats = args.get_int({"-r", "--repetitions"}, 5);
+  b.depth = args.get_int({"-d", "--depth"}, 0);
   b.backend.name = args.get_or({"--backend"}, "auto");
   b.backend.device = args.get_int({"--device"}, -1);
   b.backend.threads = args.get_int({"-t", "--threads"}, 0);
@@ -165,7 +185,8 @@ int run_bench(Args& args) {
   const int tokens = args.get_int({"--tokens"}, 1);
   const QuantConfig quant = quant_from_flags(args);
   args.finish();
-  if (b.prompt < 0 || b.generate < 0 || b.repeats < 1) fail("-p and -n must be >= 0, -r >= 1");
+  if (b.prompt < 0 || b.generate < 0 || b.depth < 0 || b.repeats < 1)
+    fail("-p, -n and -d must be >= 0, -r >= 1");
   if (calls < 1 || tokens < 1) fail("--calls and --tokens must be >= 1");
   if (kernels) {
     const nlohmann::json j = bench_kernels(b.backend, quant, shape, calls, tokens);
@@ -216,6 +237,8 @@ const RegisterCommand reg(
          "use\n"
          "  -n, --n-gen N          generated tokens (default 128)\n"
          "  -r, --repetitions N    repeats after a warm-up; median, min, max (default 5)\n"
+         "  -d, --depth N          N tokens in the cache before each timed prompt and\n"
+         "                         generation (default 0), as after a long conversation\n"
          "  --backend NAME         auto, vulkan, cuda, cpu\n"
          "  --device N             GPU index\n"
          "  -t, --threads N        CPU threads\n"

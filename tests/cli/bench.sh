@@ -17,5 +17,12 @@ k=$("$nibble" bench --backend cpu -t 2 --kernels --shape tinyllama-1.1b --calls 
 [ "$(jq '[.kernels[] | select(.us_per_call > 0 and .tflops > 0)] | length' <<<"$k")" = 6 ] ||
   { echo "FAIL: kernels: $k"; exit 1; }
 [ "$(jq .tokens <<<"$k")" = 2 ] || { echo "FAIL: kernels' tokens"; exit 1; }
+# -d fills the cache with that many positions first: reserved beside the prompt and generation
+# (depth + p + n + 1 positions), and the keys and values each generated token reads reported.
+d=$("$nibble" bench --backend cpu -t 2 -p 4 -n 2 -r 1 -d 8 --json 2>/dev/null)
+[ "$(jq .depth <<<"$d")" = 8 ] && [ "$(jq .depth <<<"$json")" = 0 ] || { echo "FAIL: depth: $d"; exit 1; }
+jq -e '(.memory_bytes.kv_cache / 15 * 9.5 - .kv_bytes_per_token | fabs) < 1 and .tg_tps.median > 0' \
+  <<<"$d" >/dev/null || { echo "FAIL: depth's cache: $d"; exit 1; }
+"$nibble" bench --backend cpu -d -1 2>&1 | grep -q -- "-d must be >= 0" || { echo "FAIL: -d -1"; exit 1; }
 "$nibble" bench --backend cpu --bandwidth | grep -q "copy bandwidth: [0-9]* GB/s" || { echo "FAIL: bandwidth"; exit 1; }
 echo ok
