@@ -26,7 +26,8 @@ layout(constant_id = 1) const uint GEMM_OPERANDS = 0;
 const uint SUBGROUPS = 4, WG = 32 * SUBGROUPS, QUERIES = 16 * SUBGROUPS;
 const uint TILE = 32;                    // positions per staged tile
 const uint DF = HEAD_DIM / 16, TF = TILE / 16;  // fragments along the head and the tile
-const uint KV_ROW = HEAD_DIM / 8 + 1;    // uvec4 per staged key/value row, +16 bytes: no conflicts
+const uint CHUNKS = HEAD_DIM / 8;        // 16-byte chunks of a key or value row
+const uint KV_ROW = CHUNKS + 1;          // uvec4 per staged key/value row, +16 bytes: no conflicts
 const uint P_ROW = TILE / 8 + 1;         // uvec4 per staged probability row
 const float NO_SCORE = -3.0e38;          // finite, so exp(NO_SCORE - m) is 0 without inf - inf
 layout(local_size_x = WG) in;
@@ -55,6 +56,8 @@ shared uvec4 vs[TILE * KV_ROW];
 shared float scores[SUBGROUPS * 16 * TILE];
 shared uvec4 probs[SUBGROUPS * 16 * P_ROW];
 shared float row_factor[SUBGROUPS][16];
+
+#include "kv_tile.glsl"
 
 #define ACC fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
 #define OPERAND fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
@@ -111,17 +114,14 @@ void main() {
   // Positions any query of the block sees, in whole tiles.
   const uint begin = uint(first_visible(p.step.pos0 + int(row0))) / TILE * TILE;
   const uint end = uint(p.step.pos0 + int(last_row)) + 1;
-  const uint head_chunk = kv_head * (HEAD_DIM / 8);
+  const uint head_chunk = kv_head * CHUNKS;
   // The subgroup's own rows see positions up to this one (uniform over the subgroup).
   const uint sg_end = uint(p.step.pos0 + int(min(sg_row0 + 15, p.rows - 1))) + 1;
+  kv_tile_load(begin, end, head_chunk);
   for (uint tile = begin; tile < end; tile += TILE) {
-    for (uint i = t; i < TILE * (HEAD_DIM / 8); i += WG) {
-      const uint j = tile + i / (HEAD_DIM / 8), c = i % (HEAD_DIM / 8);
-      const uint at = j * (p.kv_cols / 8) + head_chunk + c;
-      ks[(i / (HEAD_DIM / 8)) * KV_ROW + c] = j < end ? UVec4s(p.k_cache).v[at] : uvec4(0);
-      vs[(i / (HEAD_DIM / 8)) * KV_ROW + c] = j < end ? UVec4s(p.v_cache).v[at] : uvec4(0);
-    }
+    kv_tile_store();
     barrier();
+    if (tile + TILE < end) kv_tile_load(tile + TILE, end, head_chunk);
     if (sg_row0 < p.rows && tile < sg_end) {
       // S = q·kᵀ: the staged key rows are the columns of the B fragments.
       [[unroll]] for (uint j = 0; j < TF; ++j) {

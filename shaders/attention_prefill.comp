@@ -20,6 +20,7 @@
 layout(constant_id = 0) const uint HEAD_DIM = 128;
 const uint WG = 128, QUERIES = WG / 4, TILE = 32, CHUNK = 16;
 const uint CHUNKS = HEAD_DIM / 8;          // 16-byte chunks of a key or value row
+const uint KV_ROW = CHUNKS;                // uvec4 per staged row
 const uint PER_PART = (CHUNKS + 3) / 4;    // chunks part, part + 4, ... of an invocation
 const float NO_SCORE = -3.0e38;        // finite, so exp(NO_SCORE - m) is 0 without inf - inf
 layout(local_size_x = WG) in;
@@ -42,6 +43,8 @@ layout(push_constant) uniform Push {
 
 shared uvec4 ks[TILE * CHUNKS];
 shared uvec4 vs[TILE * CHUNKS];
+
+#include "kv_tile.glsl"
 
 // Visible cache positions of a prompt row: [first, pos].
 int first_visible(int pos) { return p.window > 0 ? max(0, pos - int(p.window) + 1) : 0; }
@@ -76,13 +79,11 @@ void main() {
   const uint begin = uint(first_visible(p.step.pos0 + int(row0))) / TILE * TILE;
   const uint end = uint(p.step.pos0 + int(last_row)) + 1;
   const uint head_chunk = kv_head * CHUNKS;
+  kv_tile_load(begin, end, head_chunk);
   for (uint tile = begin; tile < end; tile += TILE) {
-    for (uint i = t; i < TILE * CHUNKS; i += WG) {
-      const uint j = tile + i / CHUNKS, at = j * (p.kv_cols / 8) + head_chunk + i % CHUNKS;
-      ks[i] = j < end ? UVec4s(p.k_cache).v[at] : uvec4(0);
-      vs[i] = j < end ? UVec4s(p.v_cache).v[at] : uvec4(0);
-    }
+    kv_tile_store();
     barrier();
+    if (tile + TILE < end) kv_tile_load(tile + TILE, end, head_chunk);
     for (uint c = 0; c < TILE; c += CHUNK) {
       float s[CHUNK];
       float chunk_max = NO_SCORE;

@@ -45,14 +45,15 @@ void sweep(std::span<const AttentionCase> cases, ComputeDType compute, float q_s
 
 TEST_CASE("vulkan: prompt attention, many queries per workgroup") {
   const AttentionCase cases[] = {
-      {4, 4, 128, 0, 130, 0},   // MHA, rows off the 32-query block
-      {8, 2, 64, 37, 100, 0},   // GQA after a cached prefix
-      {4, 1, 64, 0, 200, 48},   // MQA with a sliding window
-      {8, 4, 32, 300, 70, 64},  // a window inside a long prefix
-      {32, 32, 8, 5, 16, 0},    // the smallest head
-      {4, 2, 80, 3, 130, 0},    // 10 chunks of 8 dimensions: 3 or 2 per invocation of a quad
-      {2, 2, 256, 0, 300, 0},   // a head too large for the block kernel: attention.comp
-      {64, 8, 12, 0, 9, 0},     // head_dim not a multiple of 8: attention.comp
+      {4, 4, 128, 0, 130, 0},    // MHA, rows off the 32-query block
+      {8, 2, 64, 37, 100, 0},    // GQA after a cached prefix
+      {4, 1, 64, 0, 200, 48},    // MQA with a sliding window
+      {8, 4, 32, 300, 70, 64},   // a window inside a long prefix
+      {32, 32, 8, 5, 16, 0},     // the smallest head
+      {4, 2, 80, 3, 130, 0},     // 10 chunks of 8 dimensions: 3 or 2 per invocation of a quad
+      {2, 2, 256, 0, 300, 0},    // a head too large for the block kernel: attention.comp
+      {64, 8, 12, 0, 9, 0},      // head_dim not a multiple of 8: attention.comp
+      {4, 2, 128, 1000, 70, 0},  // a long prefix: 34 tiles, each loaded while the one before runs
   };
   sweep(cases, ComputeDType::F32, 1.0f, 1e-5, 23);
 }
@@ -60,14 +61,15 @@ TEST_CASE("vulkan: prompt attention, many queries per workgroup") {
 TEST_CASE(
     "vulkan: prompt attention for 16-bit compute (on the matrix units where the device has them)") {
   const AttentionCase cases[] = {
-      {4, 4, 128, 0, 130, 0},   // MHA, rows off the 64-query block and the 16-row fragments
-      {8, 2, 64, 37, 100, 0},   // GQA after a cached prefix (tiles start off the prefix)
-      {4, 1, 64, 0, 200, 48},   // MQA with a sliding window
-      {8, 4, 32, 300, 70, 64},  // a window inside a long prefix
-      {4, 2, 80, 3, 130, 0},    // 5 fragments along the head
-      {16, 16, 48, 10, 40, 0},  // 3 fragments, a block of fewer rows than one subgroup's
-      {2, 1, 16, 0, 300, 0},    // the smallest head for the fragments
-      {8, 8, 8, 0, 90, 0},      // a head of 8: attention_prefill.comp
+      {4, 4, 128, 0, 130, 0},    // MHA, rows off the 64-query block and the 16-row fragments
+      {8, 2, 64, 37, 100, 0},    // GQA after a cached prefix (tiles start off the prefix)
+      {4, 1, 64, 0, 200, 48},    // MQA with a sliding window
+      {8, 4, 32, 300, 70, 64},   // a window inside a long prefix
+      {4, 2, 80, 3, 130, 0},     // 5 fragments along the head
+      {16, 16, 48, 10, 40, 0},   // 3 fragments, a block of fewer rows than one subgroup's
+      {2, 1, 16, 0, 300, 0},     // the smallest head for the fragments
+      {8, 8, 8, 0, 90, 0},       // a head of 8: attention_prefill.comp
+      {4, 2, 128, 1000, 70, 0},  // a long prefix: 34 tiles, each loaded while the one before runs
   };
   // q larger than the keys, so that the softmax is peaked and its running max moves.
   sweep(cases, ComputeDType::BF16, 4.0f, 3e-3, 29);
