@@ -5,7 +5,8 @@
 // more per decode layer: H100 tg128 7B -5 %). The grid is sized for the most keys a query may
 // see, so a captured decode graph stays valid as the sequence grows; splits past the query's
 // position exit at once. Decode (one query) uses short chunks, so that even a
-// short context spreads over many blocks; a prompt has parallelism enough in its queries.
+// short context spreads over many blocks, growing with the query's keys (decode_chunk); a prompt
+// has parallelism enough in its queries.
 // A decode step's attention is a chain of latencies more than work (a 7B layer's reads 64 KB at
 // 128 positions), so a block asks for its keys and values before it waits for the kernel
 // before, and keeps 8 keys' 16-byte loads in flight per thread (one warp per key, 2-byte loads,
@@ -19,16 +20,27 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kMaxHeadDim = 256;
-constexpr int kMaxChunk = 256;
+constexpr int kPromptChunk = 256;  // keys per split of a prompt's query
+constexpr int kDecodeChunkMin = 64, kDecodeChunkMax = 1024;
 
-int chunk_size(int64_t rows) {
-  return rows == 1 ? 64 : kMaxChunk;
+// Keys per split of a decode query that sees `keys` keys: a power of two near keys / 16, from 64
+// to 1 024, so that a long context takes about 16 splits instead of one per 64 keys, whose
+// blocks' fixed costs and merge then outweighed their parallelism (H100 tg128 after 4 096
+// tokens with 64 / 256 / 512 keys per split: 7B 250.9 / 284.5 / 247.2 tok/s, TinyLlama 683.8 /
+// 943.2 / 928.2; after 512 and 1 024 tokens 64 stays best for the 7B; docs/PERF.md "Decode",
+// session 15). The kernel takes it from the step's position, so a replayed graph follows it.
+__host__ __device__ __forceinline__ int decode_chunk(int64_t keys) {
+  int chunk = kDecodeChunkMin;
+  while (chunk < kDecodeChunkMax && 32 * int64_t(chunk) <= keys) chunk *= 2;
+  return chunk;
 }
 
+// Splits in the grid: enough for the shortest chunk over max_keys.
 int64_t split_count(int64_t rows, const AttentionShape& shape, int64_t max_keys) {
   const int64_t keys =
       shape.sliding_window > 0 ? std::min<int64_t>(max_keys, shape.sliding_window) : max_keys;
-  return std::max<int64_t>(1, (keys + chunk_size(rows) - 1) / chunk_size(rows));
+  const int chunk = rows == 1 ? kDecodeChunkMin : kPromptChunk;
+  return std::max<int64_t>(1, (keys + chunk - 1) / chunk);
 }
 
 struct Range {
@@ -223,11 +235,11 @@ template <int kVec, bool kRope>
 __global__ void __launch_bounds__(kThreads)
     attention_split(float* out, const float* q, int64_t q_cols, const __half* k_cache,
                     const __half* v_cache, int64_t kv_cols, const AttentionShape s, float* scratch,
-                    unsigned* counts, int splits, int chunk, StepPtr step, uint16_t* operands,
+                    unsigned* counts, int splits, StepPtr step, uint16_t* operands,
                     const AttentionRope rope) {
   allow_dependents();
   __shared__ float qs[kMaxHeadDim];
-  __shared__ float scores[kMaxChunk];
+  __shared__ float scores[kDecodeChunkMax > kPromptChunk ? kDecodeChunkMax : kPromptChunk];
   // Each key group's value sums: at most (kThreads / lanes) * hd <= kThreads * 8 floats.
   __shared__ float sums[kThreads * 8];
   const int h = blockIdx.x, split = blockIdx.z, hd = s.head_dim;
@@ -235,6 +247,7 @@ __global__ void __launch_bounds__(kThreads)
   const int kvh = h / (s.n_heads / s.n_kv_heads);
   // The step state is written before the step's first kernel: it may be read before the wait.
   const Range range = key_range(s, step, row);
+  const int chunk = gridDim.y == 1 ? decode_chunk(range.pos - range.first + 1) : kPromptChunk;
   const int64_t begin = range.first + int64_t(split) * chunk;
   const int64_t end = min(range.pos + 1, begin + chunk);
   float* parts = scratch + (row * s.n_heads + h) * splits * (hd + 2);
@@ -330,7 +343,7 @@ cudaError_t launch_attention(cudaStream_t s, float* out, const float* q, int64_t
                              : attention_split<2, false>;
   return launch(kernel, grid, kThreads, s, out, q, q_cols, reinterpret_cast<const __half*>(k_cache),
                 reinterpret_cast<const __half*>(v_cache), kv_cols, shape, scratch, counts, splits,
-                chunk_size(rows), step, operands, rope ? *rope : AttentionRope{});
+                step, operands, rope ? *rope : AttentionRope{});
 }
 
 }  // namespace nibble::cuda

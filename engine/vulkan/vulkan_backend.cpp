@@ -176,9 +176,12 @@ struct SamplePush {
 };
 
 // The attention splits the context of a step whose rows x heads are fewer than this (decode,
-// short prompts) over up to 64 workgroups per (row, head), each covering whole 128-position tiles.
+// short prompts) over up to 16 workgroups per (row, head), each covering whole 128-position
+// tiles: past 2 048 positions a split loops over several (H100 tg128 after 4 096 tokens with at
+// most 64 / 16 / 8 splits: 7B 236.3 / 246.7 / 242.4 tok/s, TinyLlama 740.6 / 743.1 / 709.2;
+// docs/PERF.md "Decode", session 15).
 constexpr uint64_t kSplitItems = 512;
-constexpr int64_t kSplitTile = 128, kMaxSplits = 64;
+constexpr int64_t kSplitTile = 128, kMaxSplits = 16;
 struct AttentionSplit {
   uint32_t count, len;  // workgroups per (row, head), positions each
 };

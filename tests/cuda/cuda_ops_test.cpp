@@ -376,7 +376,7 @@ namespace {
 // earlier step, then `rows` queries (q scaled by q_scale) at pos0 with the model's compute dtype.
 double attention_error(Backend& gpu, Heads h, int pos0, int64_t rows, int window,
                        ComputeDType compute, float q_scale, uint64_t seed) {
-  const int64_t context = 700;
+  const int64_t context = std::max<int64_t>(700, pos0 + rows);
   const AttentionShape shape{h.n_heads, h.n_kv_heads, h.head_dim, window, compute};
   const int64_t q_cols = h.q_cols(), kv_cols = h.kv_cols();
   const int64_t keys = pos0 + rows;
@@ -489,6 +489,25 @@ TEST_CASE("cuda: rope_kv_attention of one token matches the CPU (RoPE and the KV
           CHECK(rel_error(got[1], want[1]) < 1e-4);
           CHECK(rel_error(got[2], want[2]) == 0);
         }
+}
+
+// One decode query over contexts long enough for longer splits (64 keys each up to 2 047 keys,
+// 128 up to 4 095, then 256, ...; decode_chunk in attention.cu): positions on both sides of each
+// change, a window that shortens the keys a query sees, GQA and MHA.
+TEST_CASE("cuda: decode attention over long contexts matches the CPU (splits grow with it)") {
+  auto gpu = test::cuda_or_skip();
+  if (!gpu) return;
+  uint64_t seed = 700;
+  for (Heads h : {Heads{8, 2, 64}, Heads{4, 4, 128}})
+    for (int pos0 : {2046, 2047, 4094, 4095, 5000, 8500})
+      for (int window : {0, 3000}) {
+        CAPTURE(h);
+        CAPTURE(pos0);
+        CAPTURE(window);
+        seed += 3;
+        CHECK(attention_error(*gpu, h, pos0, 1, window, ComputeDType::F32, 1.0f, seed) <
+              kSumOrderTolerance);
+      }
 }
 
 // A prompt (rows x heads >= 512) of a model computing in 16 bits takes the tensor cores

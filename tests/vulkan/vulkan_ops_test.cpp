@@ -210,6 +210,7 @@ TEST_CASE("vulkan: kv_store and attention (GQA, causal, sliding window, prefill 
       {4, 1, 8, 130, 1, 50},   // decode with a window inside a long context
       {32, 8, 128, 70, 1, 0},  // decode, Llama-3 heads: 16 invocations per value row
       {4, 2, 96, 201, 1, 0},   // 12 invocations per value row: 10 row groups, 8 idle
+      {4, 2, 64, 2500, 1, 0},  // 20 tiles: 10 splits of two
   };
   for (const AttentionCase& c : cases) {
     CAPTURE(c.heads);

@@ -83,15 +83,15 @@ TEST_CASE("vulkan: replayed decode steps give the recorded steps' logits, across
 
 // Op level, against the CPU: each step writes new q, k, v (bytes copied inside the step, so a
 // replay must see the new ones) and poisons the output, stores k and v at its position and
-// attends over the cache. Around 128 positions the split grows from one tile to two; past 64
-// tiles (8192 positions) each split covers two tiles.
-TEST_CASE("vulkan: replayed decode attention at tile boundaries and past 64 splits") {
+// attends over the cache. Around 128 positions the split grows from one tile to two; past 16
+// tiles (2048 positions) each split covers two tiles.
+TEST_CASE("vulkan: replayed decode attention at tile boundaries and past 16 splits") {
   auto gpu = vulkan_or_skip();
   if (!gpu) return;
   Pair p(std::move(gpu));
   std::mt19937 rng(29);
   const AttentionShape shape{4, 2, 16, 0};
-  const int64_t q_cols = 4 * 16, kv_cols = 2 * 16, context = 8200;
+  const int64_t q_cols = 4 * 16, kv_cols = 2 * 16, context = 2060;
   const auto k_all = f16_rounded(random_floats(rng, size_t(context * kv_cols)));
   const auto v_all = f16_rounded(random_floats(rng, size_t(context * kv_cols)));
   const std::vector<float> nan(size_t(q_cols), std::numeric_limits<float>::quiet_NaN());
@@ -115,7 +115,7 @@ TEST_CASE("vulkan: replayed decode attention at tile boundaries and past 64 spli
     b.end_step();
   }
   const StepStats before = p.gpu->step_stats();
-  for (int pos : {126, 127, 128, 129, 130, 8190, 8191, 8192, 8193, 8194}) {
+  for (int pos : {126, 127, 128, 129, 130, 2046, 2047, 2048, 2049, 2050}) {
     CAPTURE(pos);
     const auto q = random_floats(rng, size_t(q_cols));
     const auto k = f16_rounded(random_floats(rng, size_t(kv_cols)));
@@ -135,8 +135,8 @@ TEST_CASE("vulkan: replayed decode attention at tile boundaries and past 64 spli
     }
     CHECK(checked_error(io.out[1], io.out[0]) < 1e-5);
   }
-  // Recorded in each of the two slots: 126 and 127 (first), 128 and 129 (two tiles), 8190 and
-  // 8191 (64 tiles), 8192 and 8193 (65: 33 splits of two).
+  // Recorded in each of the two slots: 126 and 127 (first), 128 and 129 (two tiles), 2046 and
+  // 2047 (16 tiles), 2048 and 2049 (17: 9 splits of two).
   const StepStats s = p.gpu->step_stats() - before;
   CHECK(s.steps == 10);
   CHECK(s.replayed == 2);
