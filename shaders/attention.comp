@@ -3,16 +3,17 @@
 // Causal attention over the float16 KV cache, split over the context (flash-decoding): workgroup
 // (split, row * n_heads + head) covers cache positions [split * split_len, (split + 1) * split_len)
 // of that row's visible range, WG positions per tile with an online softmax, and writes its
-// running max m, sum l and unnormalized output o to `partial`; attention_combine merges splits.
-// With FINAL (a single split) there is nothing to merge: the workgroup writes o / l straight to
-// the output (`partial` is then the output), saving the combine's dispatch and barrier.
+// running max m, sum l and unnormalized output o to `partial`; the last workgroup of a (row,
+// head) to finish (counted in `counts`) merges them into the output, which spares a merge
+// dispatch and its barrier (H100 tg128, docs/PERF.md "Decode", session 15). With FINAL (a
+// single split) there is nothing to merge: the workgroup writes o / l straight to the output.
 // GQA: query head h reads KV head h / (n_heads / n_kv_heads).
 // ROPE (decode, K_VEC) fuses rope_kv.comp in front, saving its dispatch and barrier: every
 // workgroup rotates its own query head; those whose split holds the new position rotate its key
 // and round key and value to float16 in shared memory, using them in place of the cache's row,
 // and the first query head of each KV head writes that row to the caches. q and k stay as they were.
-// OUT16 (FINAL) also writes the output as the next matmul's packed operands (rounded to float16
-// for 1, bfloat16 for 2: shaders/matvec.glsl's X16) to `out16`.
+// OUT16 also writes the output as the next matmul's packed operands (rounded to float16 for 1,
+// bfloat16 for 2: shaders/matvec.glsl's X16) to `out16`.
 #include "common.glsl"
 
 // HEAD_DIM: even, at most 256. K_VEC: cache rows and heads start on 16-byte boundaries
@@ -34,7 +35,7 @@ layout(push_constant) uniform Push {
   Floats q;
   Words k_cache;
   Words v_cache;
-  Floats partial;  // [row * n_heads + head][split][2 + head_dim]
+  Floats partial;  // several splits: [row * n_heads + head][split][2 + head_dim]
   StepData step;
   Floats k;         // ROPE: the new position's key and value rows (not yet rotated) and
   Floats v;         // the rotary frequencies
@@ -46,9 +47,16 @@ layout(push_constant) uniform Push {
   uint window;    // 0: none
   uint split_len;
   float scale;
-  uint out_cols;  // FINAL: the output's row stride
+  uint out_cols;  // the output's row stride
   Words out16;    // OUT16
+  Floats out_;
+  Words counts;  // several splits: per row * n_heads + head, its splits done (0 between dispatches)
 } p;
+
+// The partials, written and read past the L1 caches: another workgroup merges them.
+layout(buffer_reference, std430, buffer_reference_align = 4) coherent buffer Partials {
+  float v[];
+};
 
 shared float qs[HEAD_DIM];
 shared float acc[HEAD_DIM];
@@ -60,6 +68,7 @@ const uint LANES = K_VEC ? HEAD_DIM / 8 : 1;  // invocations per value row (K_VE
 const uint ROW_GROUPS = WG / LANES;
 const uint PREFETCH = !K_VEC ? 1 : LANES < 16 ? LANES : 16;  // value rows per group loaded early
 shared float part[K_VEC ? WG * 8 : 1];  // [ROW_GROUPS][HEAD_DIM] partial value sums
+shared bool merges;                     // this workgroup is the last of its (row, head)
 
 // 16 bytes (lane's) of the value row of tile position jj, the new position's from shared memory.
 uvec4 value_row(uint first, uint jj, uint row_step, uint tile, uint lane, bool holds_new, int pos) {
@@ -220,19 +229,45 @@ void main() {
     barrier();
   }
 
+  const uint out_base = row * p.out_cols + head * HEAD_DIM;
   if (FINAL) {
-    const uint out_base = row * p.out_cols + head * HEAD_DIM;
-    for (uint d = t; d < HEAD_DIM; d += WG) p.partial.v[out_base + d] = acc[d] / l;
+    for (uint d = t; d < HEAD_DIM; d += WG) p.out_.v[out_base + d] = acc[d] / l;
     if (OUT16 != 0)
       for (uint d = 2 * t; d < HEAD_DIM; d += 2 * WG)
-        p.out16.v[(out_base + d) / 2] =
-            operand_pair(acc[d] / l, acc[d + 1] / l, OUT16);
+        p.out16.v[(out_base + d) / 2] = operand_pair(acc[d] / l, acc[d + 1] / l, OUT16);
     return;
   }
-  const uint out_base = (item * gl_NumWorkGroups.x + split) * (2 + HEAD_DIM);
+  const uint splits = gl_NumWorkGroups.x, stride = 2 + HEAD_DIM, first_part = item * splits * stride;
+  Partials parts = Partials(p.partial);
+  const uint mine = first_part + split * stride;
   if (t == 0) {
-    p.partial.v[out_base] = m;
-    p.partial.v[out_base + 1] = l;
+    parts.v[mine] = m;
+    parts.v[mine + 1] = l;
   }
-  for (uint d = t; d < HEAD_DIM; d += WG) p.partial.v[out_base + 2 + d] = acc[d];
+  for (uint d = t; d < HEAD_DIM; d += WG) parts.v[mine + 2 + d] = acc[d];
+  // The partial before the count; the last to count merges every split's (those past a row's
+  // position hold m = NO_SCORE, l = 0) and leaves the count at 0 for the next dispatch.
+  memoryBarrierBuffer();
+  barrier();
+  if (t == 0) merges = atomicAdd(p.counts.v[item], 1u) == splits - 1;
+  barrier();
+  if (!merges) return;
+  memoryBarrierBuffer();
+  float m_all = NO_SCORE;
+  for (uint s = 0; s < splits; ++s) m_all = max(m_all, parts.v[first_part + s * stride]);
+  float l_all = 0.0;
+  for (uint s = 0; s < splits; ++s)
+    l_all += parts.v[first_part + s * stride + 1] * exp(parts.v[first_part + s * stride] - m_all);
+  // A pair of values per invocation (HEAD_DIM is even), for OUT16's words.
+  for (uint d = 2 * t; d < HEAD_DIM; d += 2 * WG) {
+    vec2 o = vec2(0.0);
+    for (uint s = 0; s < splits; ++s) {
+      const uint at = first_part + s * stride;
+      o += vec2(parts.v[at + 2 + d], parts.v[at + 3 + d]) * exp(parts.v[at] - m_all);
+    }
+    p.out_.v[out_base + d] = o.x / l_all;
+    p.out_.v[out_base + d + 1] = o.y / l_all;
+    if (OUT16 != 0) p.out16.v[(out_base + d) / 2] = operand_pair(o.x / l_all, o.y / l_all, OUT16);
+  }
+  if (t == 0) p.counts.v[item] = 0;
 }

@@ -140,6 +140,7 @@ struct AttentionPush {
   float scale;
   uint32_t out_cols;
   uint64_t out16 = 0;  // OUT16 only
+  uint64_t out = 0, counts = 0;
 };
 // shaders/attention_prefill.comp, attention_coopmat.comp
 struct AttentionPrefillPush {
@@ -147,11 +148,6 @@ struct AttentionPrefillPush {
   uint32_t rows, q_cols, kv_cols, out_cols, n_heads, n_kv_heads, window;
   float scale;
   uint64_t x16 = 0;  // attention_coopmat.comp's GEMM_OPERANDS only
-};
-struct CombinePush {
-  uint64_t out, partial;
-  uint32_t items, n_heads, head_dim, out_cols, n_splits, pad = 0;
-  uint64_t out16 = 0;  // OUT16 only
 };
 struct ElementwisePush {
   uint64_t out, a, b;
@@ -488,13 +484,18 @@ class VulkanBackend final : public Backend {
   // start.
   vk::Allocation norm_sums_;
   uint32_t norm_sums_used_ = 0;
+  // The split attention's counts of finished splits per (row, head) (shaders/attention.comp):
+  // zeroed once, by the first step after they are allocated; then the merging workgroup leaves
+  // its count at zero for the next dispatch.
+  vk::Allocation attention_counts_;
+  bool zero_attention_counts_ = false;
   // The rounding of the step's last normalized operands (norm_matmuls), which the attention's
   // output takes for the o projection: every model rounds all its 4-bit products alike (and
   // operands_of checks that the consumer does).
   uint32_t step_round_ = 0;
   // The work buffers' sizes for a model (scratch_bytes, reserve_scratch).
   struct Scratch {
-    uint64_t partial = 0, coopmat_x = 0, coopmat_w = 0, coopmat_parts = 0, operands = 0,
+    uint64_t partial = 0, counts = 0, coopmat_x = 0, coopmat_w = 0, coopmat_parts = 0, operands = 0,
              norm_sums = 0;
   };
   Scratch scratch_for(const ModelConfig& c, int context, int max_batch) const;
@@ -517,6 +518,7 @@ constexpr uint32_t kCoopMatW[2] = {0xfffffffdu, 0xfffffffbu};      // coopmat_w_
 constexpr uint32_t kOperands = 0xfffffffcu;                        // operands_
 constexpr uint32_t kCoopMatParts[2] = {0xfffffffau, 0xfffffff9u};  // coopmat_parts_
 constexpr uint32_t kNormSums = 0xfffffff8u;                        // norm_sums_
+constexpr uint32_t kAttentionCounts = 0xfffffff7u;                 // attention_counts_
 // One folded norm's fixed-point sum: 16 copies of 4 words, 128 bytes apart (shaders/matvec.glsl).
 constexpr uint64_t kNormSumBytes = 16 * 128;
 
@@ -844,6 +846,11 @@ void VulkanBackend::begin_step(const StepInfo& step) {
   if (norm_sums_.size) {  // the sums start from zero; a barrier precedes any product before them
     step_commands_.zero(norm_sums_.buffer, norm_sums_.offset, norm_sums_.size);
     written_.push_back(kNormSums);
+  }
+  if (zero_attention_counts_) {
+    step_commands_.zero(attention_counts_.buffer, attention_counts_.offset, attention_counts_.size);
+    written_.push_back(kAttentionCounts);
+    zero_attention_counts_ = false;
   }
   recording_ = true;
 }
@@ -1496,10 +1503,16 @@ void VulkanBackend::split_attention(Tensor out, Tensor q, Tensor k_cache, Tensor
   if (!final && partial_.size < items * splits * (2 + s.head_dim) * sizeof(float))
     partial_ = memory_.device(attention_partial_bytes(k_cache.rows, s.head_dim), Usage::Activations,
                               "attention scratch");
+  if (!final && !attention_counts_.size) {  // a model reserved them; an op test did not
+    attention_counts_ =
+        memory_.device(kSplitItems * sizeof(uint32_t), Usage::Activations, "attention scratch");
+    access({}, {kAttentionCounts});
+    step_commands_.zero(attention_counts_.buffer, attention_counts_.offset, attention_counts_.size);
+  }
   AttentionPush p{address(q),
                   address(k_cache),
                   address(v_cache),
-                  final ? address(out) : partial_.address,
+                  final ? 0 : partial_.address,
                   slot().data.address,
                   rope ? address(rope->k) : 0,
                   rope ? address(rope->v) : 0,
@@ -1512,29 +1525,25 @@ void VulkanBackend::split_attention(Tensor out, Tensor q, Tensor k_cache, Tensor
                   split.len,
                   1.0f / std::sqrt(float(s.head_dim)),
                   uint32_t(out.cols)};
+  p.out = address(out);
+  p.counts = final ? 0 : attention_counts_.address;
   const bool k_vec = vec_caches(k_cache, v_cache, s);
-  const uint32_t target = final ? out.buffer : kScratchBuffer;
+  // (A single split touches neither the partials nor the counts; declaring them costs nothing.)
   if (rope)
     access({q.buffer, rope->k.buffer, rope->v.buffer, rope->inv_freq.buffer, k_cache.buffer,
             v_cache.buffer},
-           {target, k_cache.buffer, v_cache.buffer});
+           {out.buffer, kScratchBuffer, kAttentionCounts, k_cache.buffer, v_cache.buffer});
   else
-    access({q.buffer, k_cache.buffer, v_cache.buffer}, {target});
+    access({q.buffer, k_cache.buffer, v_cache.buffer},
+           {out.buffer, kScratchBuffer, kAttentionCounts});
   // A decode step's output also as the o projection's operands (whose rounding norm_matmuls
-  // gave), written by whichever dispatch writes the output.
+  // gave).
   const uint32_t round = q.rows == 1 ? step_round_ : 0;
-  const uint64_t out16 = final ? keep_operands(out, round) : 0;
-  p.out16 = out16;
+  p.out16 = keep_operands(out, round);
   dispatch("attention",
            {uint32_t(s.head_dim), uint32_t(k_vec), uint32_t(final), uint32_t(rope != nullptr),
-            out16 ? round : 0},
+            p.out16 ? round : 0},
            p, splits, uint32_t(items));
-  if (final) return;
-  CombinePush c{address(out),         partial_.address,   uint32_t(items), uint32_t(s.n_heads),
-                uint32_t(s.head_dim), uint32_t(out.cols), splits};
-  access({kScratchBuffer}, {out.buffer});
-  c.out16 = keep_operands(out, round);
-  dispatch("attention_combine", {c.out16 ? round : 0}, c, items);
 }
 
 void VulkanBackend::elementwise(uint32_t op, Tensor out, Tensor a, Tensor b, uint32_t gemm_round) {
@@ -1587,6 +1596,7 @@ VulkanBackend::Scratch VulkanBackend::scratch_for(const ModelConfig& c, int cont
                                                   int max_batch) const {
   Scratch s;
   s.partial = attention_partial_bytes(context, c.head_dim);
+  s.counts = s.partial > 0 ? kSplitItems * sizeof(uint32_t) : 0;
   s.operands =
       (uint64_t(std::max({c.hidden_size, c.q_dim(), c.intermediate_size})) * 2 + 15) / 16 * 16;
   s.norm_sums = 2 * uint64_t(c.num_hidden_layers) * kNormSumBytes;
@@ -1616,7 +1626,8 @@ VulkanBackend::Scratch VulkanBackend::scratch_for(const ModelConfig& c, int cont
 
 uint64_t VulkanBackend::scratch_bytes(const ModelConfig& c, int context, int max_batch) const {
   const Scratch s = scratch_for(c, context, max_batch);
-  return s.partial + s.coopmat_x + 2 * (s.coopmat_w + s.coopmat_parts) + s.operands + s.norm_sums;
+  return s.partial + s.counts + s.coopmat_x + 2 * (s.coopmat_w + s.coopmat_parts) + s.operands +
+         s.norm_sums;
 }
 
 // Allocated now at their bounds: growing them later would leave each smaller one behind (the
@@ -1625,6 +1636,10 @@ void VulkanBackend::reserve_scratch(const ModelConfig& c, int context, int max_b
   const Scratch s = scratch_for(c, context, max_batch);
   if (partial_.size < s.partial)
     partial_ = memory_.device(s.partial, Usage::Activations, "attention scratch");
+  if (attention_counts_.size < s.counts) {
+    attention_counts_ = memory_.device(s.counts, Usage::Activations, "attention scratch");
+    zero_attention_counts_ = true;
+  }
   if (coopmat_x_.size < s.coopmat_x)
     coopmat_x_ = memory_.device(s.coopmat_x, Usage::Activations, "prompt matmul scratch");
   for (vk::Allocation& buf : coopmat_w_)
