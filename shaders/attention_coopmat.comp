@@ -6,10 +6,11 @@
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 // Causal attention for a prompt on the matrix units (flash-style): workgroup (row block, head)
-// runs 16 query rows per subgroup over the float16 KV cache, TILE positions at a time staged in
-// shared memory. Per tile each subgroup computes its scores S = q·kᵀ in float32 16x16x16
-// fragments, takes them through shared memory for the online softmax (two lanes per row), and
-// adds P·v to its output fragments after scaling their rows by the softmax's correction.
+// runs 16 query rows per subgroup (WG / 32 subgroups: 4 or 8, the host's choice) over the
+// float16 KV cache, TILE positions at a time staged in shared memory. Per tile each subgroup
+// computes its scores S = q·kᵀ in float32 16x16x16 fragments, takes them through shared memory
+// for the online softmax (two lanes per row), and adds P·v to its output fragments after scaling
+// their rows by the softmax's correction.
 // The operands are float16: q (scaled by 1/sqrt(head_dim) first) and the probabilities are
 // rounded to it, as the keys and values already are in the cache; sums are float32. The host
 // takes this path only for models whose products compute in a 16-bit dtype (their own rounding
@@ -23,14 +24,15 @@
 // HEAD_DIM: a multiple of 16, at most 128 (the host checks).
 layout(constant_id = 0) const uint HEAD_DIM = 128;
 layout(constant_id = 1) const uint GEMM_OPERANDS = 0;
-const uint SUBGROUPS = 4, WG = 32 * SUBGROUPS, QUERIES = 16 * SUBGROUPS;
+layout(constant_id = 2) const uint WG = 128;  // 32 * subgroups (16 query rows each)
+const uint SUBGROUPS = WG / 32, QUERIES = 16 * SUBGROUPS;
 const uint TILE = 32;                    // positions per staged tile
 const uint DF = HEAD_DIM / 16, TF = TILE / 16;  // fragments along the head and the tile
 const uint CHUNKS = HEAD_DIM / 8;        // 16-byte chunks of a key or value row
 const uint KV_ROW = CHUNKS + 1;          // uvec4 per staged key/value row, +16 bytes: no conflicts
 const uint P_ROW = TILE / 8 + 1;         // uvec4 per staged probability row
 const float NO_SCORE = -3.0e38;          // finite, so exp(NO_SCORE - m) is 0 without inf - inf
-layout(local_size_x = WG) in;
+layout(local_size_x_id = 2) in;
 
 layout(push_constant) uniform Push {
   Floats q;

@@ -1456,8 +1456,8 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
   // 16-byte loads of the caches).
   if (items >= 512 && s.head_dim <= 128 && vec_caches(k_cache, v_cache, s) &&
       ctx_.info.subgroup_shuffle && ctx_.info.subgroup_size % 4 == 0) {
-    // On the matrix units where the model computes in 16 bits (shaders/attention_coopmat.comp:
-    // 64 queries per workgroup), else in float32 (attention_prefill.comp: 32).
+    // On the matrix units where the model computes in 16 bits (shaders/attention_coopmat.comp),
+    // else in float32 (attention_prefill.comp: 32 queries per workgroup).
     const bool coopmat =
         ctx_.info.coopmat_f16 && s.compute != ComputeDType::F32 && s.head_dim % 16 == 0;
     AttentionPrefillPush a{address(q),
@@ -1478,8 +1478,14 @@ void VulkanBackend::attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cac
       // The o projection's operands too, rounded as the model computes.
       const uint32_t round = round_of(s.compute);
       a.x16 = keep_gemm_operands(out, round);
-      dispatch("attention_coopmat", {uint32_t(s.head_dim), a.x16 ? round : 0}, a,
-               (uint64_t(q.rows) + 63) / 64, uint32_t(s.n_heads));
+      // 16 queries per subgroup. Without GQA every query head reads its own keys and values, and
+      // each staged tile is shared by more queries with 8 subgroups than 4 (H100 7B pp512 after
+      // 2 048 / 4 096 tokens: 9 705 -> 10 196, 8 149 -> 8 938 tok/s); where query heads share a
+      // KV head, its tiles come from the L2 cache and 4 stay ahead (TinyLlama: 38 040 -> 37 332,
+      // 29 863 -> 29 715; docs/PERF.md "Prefill", session 15).
+      const uint32_t wg = s.n_heads == s.n_kv_heads ? 256 : 128, queries = wg / 2;
+      dispatch("attention_coopmat", {uint32_t(s.head_dim), a.x16 ? round : 0, wg}, a,
+               (uint64_t(q.rows) + queries - 1) / queries, uint32_t(s.n_heads));
     } else {
       dispatch("attention_prefill", {uint32_t(s.head_dim)}, a, (uint64_t(q.rows) + 31) / 32,
                uint32_t(s.n_heads));

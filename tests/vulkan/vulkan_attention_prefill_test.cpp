@@ -61,7 +61,7 @@ TEST_CASE("vulkan: prompt attention, many queries per workgroup") {
 TEST_CASE(
     "vulkan: prompt attention for 16-bit compute (on the matrix units where the device has them)") {
   const AttentionCase cases[] = {
-      {4, 4, 128, 0, 130, 0},    // MHA, rows off the 64-query block and the 16-row fragments
+      {4, 4, 128, 0, 130, 0},    // MHA (8 subgroups), rows off the 128-query block
       {8, 2, 64, 37, 100, 0},    // GQA after a cached prefix (tiles start off the prefix)
       {4, 1, 64, 0, 200, 48},    // MQA with a sliding window
       {8, 4, 32, 300, 70, 64},   // a window inside a long prefix
