@@ -1546,7 +1546,9 @@ void VulkanBackend::split_attention(Tensor out, Tensor q, Tensor k_cache, Tensor
   // gave).
   const uint32_t round = q.rows == 1 ? step_round_ : 0;
   p.out16 = keep_operands(out, round);
-  dispatch("attention",
+  // The softmax's reductions by subgroup arithmetic where the device has it (2 barriers each
+  // instead of 9; docs/PERF.md "Decode", session 15).
+  dispatch(ctx_.info.subgroup_arithmetic ? "attention_subgroup" : "attention",
            {uint32_t(s.head_dim), uint32_t(k_vec), uint32_t(final), uint32_t(rope != nullptr),
             p.out16 ? round : 0},
            p, splits, uint32_t(items));

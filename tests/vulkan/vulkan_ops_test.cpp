@@ -193,7 +193,11 @@ TEST_CASE("vulkan: rope at small and large positions") {
   }
 }
 
-TEST_CASE("vulkan: kv_store and attention (GQA, causal, sliding window, prefill and decode)") {
+namespace {
+
+// kv_store and attention against the CPU over the cases below, on a backend made now (so that
+// the caller's environment chooses its shaders).
+void attention_sweep() {
   auto gpu = vulkan_or_skip();
   if (!gpu) return;
   Pair p(std::move(gpu));
@@ -234,6 +238,20 @@ TEST_CASE("vulkan: kv_store and attention (GQA, causal, sliding window, prefill 
     CHECK(checked_error(caches.out[1], caches.out[0]) == 0.0);
     CHECK(checked_error(io.out[1], io.out[0]) < kTol);
   }
+}
+
+}  // namespace
+
+TEST_CASE("vulkan: kv_store and attention (GQA, causal, sliding window, prefill and decode)") {
+  attention_sweep();
+}
+
+// The split attention's softmax reduced through shared memory (attention.comp) rather than by
+// subgroup arithmetic (attention_subgroup.comp, which the devices here take otherwise).
+TEST_CASE("vulkan: kv_store and attention with the shared-memory reduction") {
+  setenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC", "1", 1);
+  attention_sweep();
+  unsetenv("NIBBLE_VK_NO_SUBGROUP_ARITHMETIC");
 }
 
 TEST_CASE("vulkan: swiglu and add") {
