@@ -2,7 +2,8 @@
 // kv_tile_load() issues the global loads of the next tile into registers right after the tile
 // before has been published, kv_tile_store() writes them to ks/vs once every subgroup is done
 // with that one, so that the loads' latency overlaps its arithmetic rather than following it
-// (each tile was a round trip to memory, then the arithmetic: the loop ran at the latency).
+// (H100 7B pp512 after 4 096 tokens +0.5-0.9 %: the loop was mostly not waiting on memory;
+// docs/PERF.md "Prefill", session 15).
 // The including shader declares TILE (positions per tile), WG, CHUNKS (16-byte chunks per
 // key/value row), KV_ROW (uvec4 per staged row) and the shared arrays ks, vs, and has the push
 // constants k_cache, v_cache and kv_cols (in halves; a multiple of 8, checked by the host).
