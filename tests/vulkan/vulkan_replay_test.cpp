@@ -114,8 +114,8 @@ TEST_CASE("vulkan: replayed decode attention at tile boundaries and past 16 spli
     b.kv_store(t[i].kc, t[i].vc, k, v);
     b.end_step();
   }
-  // One split attention first: it allocates the splits' scratch and zeroes the counts (an op test
-  // reserves none, as a model does), so every step after it records alike.
+  // One split attention first: it allocates the splits' scratch and zeroes the counts (a model
+  // reserves them up front, an op test does not), so every step after it records alike.
   p.gpu->begin_step({300, 1});
   p.gpu->attention(t[1].out, t[1].q, t[1].kc, t[1].vc, shape);
   p.gpu->end_step();
