@@ -1504,7 +1504,8 @@ void VulkanBackend::split_attention(Tensor out, Tensor q, Tensor k_cache, Tensor
   // Split the context when rows x heads alone would leave the GPU idle (decode, short prompts).
   const AttentionSplit split = attention_split(length, items >= kSplitItems ? 1 : kMaxSplits);
   const uint32_t splits = split.count;
-  // One split writes the output itself; several write partial results that a combine merges.
+  // One split writes the output itself; several write partial results, which the last of them
+  // to finish merges (shaders/attention.glsl).
   const bool final = splits == 1;
   if (!final && partial_.size < items * splits * (2 + s.head_dim) * sizeof(float))
     partial_ = memory_.device(attention_partial_bytes(k_cache.rows, s.head_dim), Usage::Activations,

@@ -463,7 +463,8 @@ std::vector<float> attention_block_on(Backend& be, const BlockWeights& w, const 
 }  // namespace
 
 // The attention writes its decode output also as the o projection's operands, from the
-// attention itself (one split) or from the combine (several: 1 500 positions).
+// attention itself (one split) or from the workgroup that merges the splits (several: 1 500
+// positions).
 TEST_CASE("vulkan: the o projection reads the operands the decode attention kept") {
   auto gpu = vulkan_or_skip();
   if (!gpu) return;
