@@ -77,6 +77,14 @@ uvec4 value_row(uint first, uint jj, uint row_step, uint tile, uint lane, bool h
   return UVec4s(p.v_cache).v[first + jj * row_step];
 }
 
+// Output values [at, at + 2) (a pair per invocation, HEAD_DIM being even, so that OUT16 writes
+// whole words), and with OUT16 their operands.
+void store_output_pair(uint at, vec2 o) {
+  p.out_.v[at] = o.x;
+  p.out_.v[at + 1] = o.y;
+  if (OUT16 != 0) p.out16.v[at / 2] = operand_pair(o.x, o.y, OUT16);
+}
+
 void main() {
   const uint t = gl_LocalInvocationID.x;
   const uint split = gl_WorkGroupID.x, item = gl_WorkGroupID.y;
@@ -231,10 +239,8 @@ void main() {
 
   const uint out_base = row * p.out_cols + head * HEAD_DIM;
   if (FINAL) {
-    for (uint d = t; d < HEAD_DIM; d += WG) p.out_.v[out_base + d] = acc[d] / l;
-    if (OUT16 != 0)
-      for (uint d = 2 * t; d < HEAD_DIM; d += 2 * WG)
-        p.out16.v[(out_base + d) / 2] = operand_pair(acc[d] / l, acc[d + 1] / l, OUT16);
+    for (uint d = 2 * t; d < HEAD_DIM; d += 2 * WG)
+      store_output_pair(out_base + d, vec2(acc[d], acc[d + 1]) / l);
     return;
   }
   const uint splits = gl_NumWorkGroups.x, stride = 2 + HEAD_DIM, first_part = item * splits * stride;
@@ -258,16 +264,13 @@ void main() {
   float l_all = 0.0;
   for (uint s = 0; s < splits; ++s)
     l_all += parts.v[first_part + s * stride + 1] * exp(parts.v[first_part + s * stride] - m_all);
-  // A pair of values per invocation (HEAD_DIM is even), for OUT16's words.
   for (uint d = 2 * t; d < HEAD_DIM; d += 2 * WG) {
     vec2 o = vec2(0.0);
     for (uint s = 0; s < splits; ++s) {
       const uint at = first_part + s * stride;
       o += vec2(parts.v[at + 2 + d], parts.v[at + 3 + d]) * exp(parts.v[at] - m_all);
     }
-    p.out_.v[out_base + d] = o.x / l_all;
-    p.out_.v[out_base + d + 1] = o.y / l_all;
-    if (OUT16 != 0) p.out16.v[(out_base + d) / 2] = operand_pair(o.x / l_all, o.y / l_all, OUT16);
+    store_output_pair(out_base + d, o / l_all);
   }
   if (t == 0) p.counts.v[item] = 0;
 }

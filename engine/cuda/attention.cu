@@ -29,7 +29,7 @@ constexpr int kDecodeChunkMin = 64, kDecodeChunkMax = 1024;
 // tokens with 64 / 256 / 512 keys per split: 7B 250.9 / 284.5 / 247.2 tok/s, TinyLlama 683.8 /
 // 943.2 / 928.2; after 512 and 1 024 tokens 64 stays best for the 7B; docs/PERF.md "Decode",
 // session 15). The kernel takes it from the step's position, so a replayed graph follows it.
-__host__ __device__ __forceinline__ int decode_chunk(int64_t keys) {
+__device__ __forceinline__ int decode_chunk(int64_t keys) {
   int chunk = kDecodeChunkMin;
   while (chunk < kDecodeChunkMax && 32 * int64_t(chunk) <= keys) chunk *= 2;
   return chunk;

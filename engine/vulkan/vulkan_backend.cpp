@@ -489,6 +489,7 @@ class VulkanBackend final : public Backend {
   // its count at zero for the next dispatch.
   vk::Allocation attention_counts_;
   bool zero_attention_counts_ = false;
+  void zero_attention_counts();  // in the step being recorded, before the next attention
   // The rounding of the step's last normalized operands (norm_matmuls), which the attention's
   // output takes for the o projection: every model rounds all its 4-bit products alike (and
   // operands_of checks that the consumer does).
@@ -847,11 +848,7 @@ void VulkanBackend::begin_step(const StepInfo& step) {
     step_commands_.zero(norm_sums_.buffer, norm_sums_.offset, norm_sums_.size);
     written_.push_back(kNormSums);
   }
-  if (zero_attention_counts_) {
-    step_commands_.zero(attention_counts_.buffer, attention_counts_.offset, attention_counts_.size);
-    written_.push_back(kAttentionCounts);
-    zero_attention_counts_ = false;
-  }
+  if (zero_attention_counts_) zero_attention_counts();
   recording_ = true;
 }
 
@@ -1513,8 +1510,7 @@ void VulkanBackend::split_attention(Tensor out, Tensor q, Tensor k_cache, Tensor
   if (!final && !attention_counts_.size) {  // a model reserved them; an op test did not
     attention_counts_ =
         memory_.device(kSplitItems * sizeof(uint32_t), Usage::Activations, "attention scratch");
-    access({}, {kAttentionCounts});
-    step_commands_.zero(attention_counts_.buffer, attention_counts_.offset, attention_counts_.size);
+    zero_attention_counts();
   }
   AttentionPush p{address(q),
                   address(k_cache),
@@ -1553,6 +1549,12 @@ void VulkanBackend::split_attention(Tensor out, Tensor q, Tensor k_cache, Tensor
            {uint32_t(s.head_dim), uint32_t(k_vec), uint32_t(final), uint32_t(rope != nullptr),
             p.out16 ? round : 0},
            p, splits, uint32_t(items));
+}
+
+void VulkanBackend::zero_attention_counts() {
+  access({}, {kAttentionCounts});
+  step_commands_.zero(attention_counts_.buffer, attention_counts_.offset, attention_counts_.size);
+  zero_attention_counts_ = false;
 }
 
 void VulkanBackend::elementwise(uint32_t op, Tensor out, Tensor a, Tensor b, uint32_t gemm_round) {

@@ -463,12 +463,10 @@ TEST_CASE("cuda: rope_kv_attention of one token matches the CPU (RoPE and the KV
             const Tensor qt = input(b, q, 1, q_cols), kt = input(b, k, 1, kv_cols),
                          vt = input(b, v, 1, kv_cols), out = poisoned(b, 1, q_cols);
             b.begin_step({pos0, 1});
-            if (fused) {
+            if (fused)
               b.rope_kv_attention(out, qt, kt, vt, kc, vc, shape, freq);
-            } else {
-              b.rope_kv_store(qt, kt, vt, kc, vc, shape, freq);
-              b.attention(out, qt, kc, vc, shape);
-            }
+            else  // Backend's own: rope_kv_store, then attention
+              b.Backend::rope_kv_attention(out, qt, kt, vt, kc, vc, shape, freq);
             b.end_step();
             std::vector<std::vector<float>> got{read_f32(b, out)};
             for (Tensor cache : {kc, vc}) {

@@ -294,12 +294,10 @@ DecodeAttention decode_attention(Backend& b, bool fused, const DecodeCase& c,
   const AttentionShape shape{c.heads, c.kv_heads, c.head_dim, c.window};
   const uint64_t dispatches = b.step_stats().dispatches;
   b.begin_step({c.pos, 1});
-  if (fused) {
+  if (fused)
     b.rope_kv_attention(out, qt, kt, vt, kc, vc, shape, it);
-  } else {
-    b.rope_kv_store(qt, kt, vt, kc, vc, shape, it);
-    b.attention(out, qt, kc, vc, shape);
-  }
+  else  // Backend's own: rope_kv_store, then attention
+    b.Backend::rope_kv_attention(out, qt, kt, vt, kc, vc, shape, it);
   b.end_step();
   return {read_f32(b, out), read_f32(b, kc.slice_rows(0, c.pos + 1)),
           read_f32(b, vc.slice_rows(0, c.pos + 1)), b.step_stats().dispatches - dispatches};
